@@ -1,0 +1,260 @@
+"""The event types of the ledger: one immutable msgspec Struct per kind of change.
+
+Every log call becomes exactly one event. Events form a tagged union on the ``type``
+field. The envelope (``id``, ``seq``, ``ts``, ``actor`` ...) is shared; ``seq`` and ``ts``
+are stamped by the ledger when the event is appended.
+
+Schema evolution: add fields with defaults only; never rename, retype or remove one.
+A top-level field name means the same thing, with the same type, in every event type,
+because each one becomes one Parquet column (see ``ledger.schema``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+
+class Tag(msgspec.Struct, frozen=True, omit_defaults=True):
+    key: str
+    value: str
+
+
+class Param(msgspec.Struct, frozen=True, omit_defaults=True):
+    key: str
+    value: str
+
+
+class Metric(msgspec.Struct, frozen=True, omit_defaults=True):
+    key: str
+    value: float
+    timestamp: int
+    step: int = 0
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+
+class Dataset(msgspec.Struct, frozen=True, omit_defaults=True):
+    name: str
+    digest: str
+    source_type: str = ""
+    source: str = ""
+    schema: str | None = None
+    profile: str | None = None
+    tags: list[Tag] = []
+
+
+class ModelOutput(msgspec.Struct, frozen=True, omit_defaults=True):
+    model_id: str
+    step: int = 0
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True):
+    """The envelope every event carries.
+
+    ``actor`` is the authenticated principal when ``actor_verified`` is true, otherwise
+    whatever the client claimed (for MLflow clients, the ``mlflow.user`` it sends).
+    """
+
+    id: str
+    seq: int = 0
+    ts: int = 0
+    actor: str = ""
+    actor_verified: bool = False
+    writer: str = ""
+    remote_addr: str | None = None
+    user_agent: str | None = None
+    experiment_id: str | None = None
+    run_id: str | None = None
+    model_id: str | None = None
+
+
+# Experiments ----------------------------------------------------------------------
+
+
+class ExperimentCreated(Event, frozen=True, tag="experiment_created"):
+    name: str
+    artifact_location: str
+    creation_time: int
+    tags: list[Tag] = []
+
+
+class ExperimentRenamed(Event, frozen=True, tag="experiment_renamed"):
+    name: str
+
+
+class ExperimentDeleted(Event, frozen=True, tag="experiment_deleted"):
+    pass
+
+
+class ExperimentRestored(Event, frozen=True, tag="experiment_restored"):
+    pass
+
+
+class ExperimentTagSet(Event, frozen=True, tag="experiment_tag_set"):
+    key: str
+    value: str
+
+
+class ExperimentTagDeleted(Event, frozen=True, tag="experiment_tag_deleted"):
+    key: str
+
+
+# Runs -----------------------------------------------------------------------------
+
+
+class RunCreated(Event, frozen=True, tag="run_created"):
+    name: str
+    user_id: str
+    start_time: int
+    artifact_uri: str
+    status: str = "RUNNING"
+    tags: list[Tag] = []
+
+
+class RunUpdated(Event, frozen=True, tag="run_updated"):
+    """A change of status, end time and/or name; absent fields are unchanged."""
+
+    status: str | None = None
+    end_time: int | None = None
+    name: str | None = None
+
+
+class RunDeleted(Event, frozen=True, tag="run_deleted"):
+    pass
+
+
+class RunRestored(Event, frozen=True, tag="run_restored"):
+    pass
+
+
+class BatchLogged(Event, frozen=True, tag="batch_logged"):
+    """One log call: log-metric, log-parameter, set-tag and log-batch all become this."""
+
+    params: list[Param] = []
+    metrics: list[Metric] = []
+    tags: list[Tag] = []
+
+
+class RunTagDeleted(Event, frozen=True, tag="run_tag_deleted"):
+    key: str
+
+
+class InputsLogged(Event, frozen=True, tag="inputs_logged"):
+    datasets: list[Dataset] = []
+    models: list[ModelOutput] = []
+
+
+class OutputsLogged(Event, frozen=True, tag="outputs_logged"):
+    models: list[ModelOutput] = []
+
+
+class ArtifactWritten(Event, frozen=True, tag="artifact_written"):
+    """A file stored through the artifact proxy. ``path`` is relative to the artifact root."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+# Logged models (MLflow 3) ---------------------------------------------------------
+
+
+class LoggedModelCreated(Event, frozen=True, tag="logged_model_created"):
+    name: str
+    artifact_location: str
+    creation_time: int
+    source_run_id: str | None = None
+    model_type: str = ""
+    status: str = "LOGGED_MODEL_PENDING"
+    params: list[Param] = []
+    tags: list[Tag] = []
+
+
+class LoggedModelUpdated(Event, frozen=True, tag="logged_model_updated"):
+    status: str | None = None
+
+
+class LoggedModelTagsSet(Event, frozen=True, tag="logged_model_tags_set"):
+    tags: list[Tag] = []
+
+
+class LoggedModelTagDeleted(Event, frozen=True, tag="logged_model_tag_deleted"):
+    key: str
+
+
+class LoggedModelDeleted(Event, frozen=True, tag="logged_model_deleted"):
+    pass
+
+
+# Model registry -------------------------------------------------------------------
+
+
+class RegisteredModelCreated(Event, frozen=True, tag="registered_model_created"):
+    name: str
+    description: str = ""
+    tags: list[Tag] = []
+
+
+class ModelVersionCreated(Event, frozen=True, tag="model_version_created"):
+    name: str
+    version: int
+    source: str
+    description: str = ""
+    tags: list[Tag] = []
+
+
+class RegisteredModelAliasSet(Event, frozen=True, tag="registered_model_alias_set"):
+    name: str
+    key: str
+    version: int
+
+
+class RegisteredModelAliasDeleted(Event, frozen=True, tag="registered_model_alias_deleted"):
+    name: str
+    key: str
+
+
+AnyEvent = (
+    ExperimentCreated
+    | ExperimentRenamed
+    | ExperimentDeleted
+    | ExperimentRestored
+    | ExperimentTagSet
+    | ExperimentTagDeleted
+    | RunCreated
+    | RunUpdated
+    | RunDeleted
+    | RunRestored
+    | BatchLogged
+    | RunTagDeleted
+    | InputsLogged
+    | OutputsLogged
+    | ArtifactWritten
+    | LoggedModelCreated
+    | LoggedModelUpdated
+    | LoggedModelTagsSet
+    | LoggedModelTagDeleted
+    | LoggedModelDeleted
+    | RegisteredModelCreated
+    | ModelVersionCreated
+    | RegisteredModelAliasSet
+    | RegisteredModelAliasDeleted
+)
+
+EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__
+TYPE_BY_TAG: dict[str, type[Event]] = {t.__struct_config__.tag: t for t in EVENT_TYPES}
+
+
+def new_event_id() -> str:
+    """A time-ordered unique id (UUIDv7 layout): 48 bits of ms time, then randomness."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
