@@ -1,0 +1,108 @@
+// trackledger web page: the little behaviour the server-rendered pages need. No framework, no build step.
+"use strict";
+
+// Metric charts: the page embeds [{key, series: [{name, x, y}]}] as JSON; plotly draws one chart per key.
+function drawCharts() {
+  const data = document.getElementById("chart-data");
+  if (!data || typeof Plotly === "undefined") return;
+  const charts = JSON.parse(data.textContent);
+  document.querySelectorAll("figure.chart").forEach((figure) => {
+    const chart = charts[Number(figure.dataset.chartIndex)];
+    const traces = chart.series.map((s) => ({
+      name: s.name, x: s.x, y: s.y, type: "scatter",
+      mode: s.x.length > 1 ? "lines+markers" : "markers", marker: { size: 6 }, line: { width: 2 },
+    }));
+    const layout = {
+      margin: { l: 56, r: 16, t: 8, b: 40 }, height: 300, showlegend: true,
+      legend: { orientation: "h", y: -0.22 }, hovermode: "closest",
+      xaxis: { title: { text: "step" }, zeroline: false, gridcolor: "#eef1f5" },
+      yaxis: { zeroline: false, gridcolor: "#eef1f5", exponentformat: "e" },
+      font: { family: "system-ui, sans-serif", size: 12, color: "#344054" },
+      paper_bgcolor: "#fff", plot_bgcolor: "#fff",
+      colorway: ["#2f6fde", "#e8590c", "#2b8a3e", "#ae3ec9", "#0c8599", "#c92a2a", "#5c7cfa", "#f08c00"],
+    };
+    Plotly.newPlot(figure.querySelector(".chart-canvas"), traces, layout,
+      { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"] });
+  });
+}
+
+// Runs table: "Compare selected" is enabled once two runs are ticked.
+function wireRunSelection() {
+  const button = document.getElementById("compare-button");
+  if (!button) return;
+  const boxes = Array.from(document.querySelectorAll('input[name="run"][form="compare-form"]'));
+  const update = () => {
+    const n = boxes.filter((b) => b.checked).length;
+    button.disabled = n < 2;
+    button.textContent = n ? `Compare ${n} selected` : "Compare selected";
+  };
+  boxes.forEach((b) => b.addEventListener("change", update));
+  const all = document.getElementById("select-all");
+  if (all) all.addEventListener("change", () => { boxes.forEach((b) => { b.checked = all.checked; }); update(); });
+  update();
+}
+
+// Compare page: hide rows whose values are the same in every run.
+function wireDifferenceToggle() {
+  const toggle = document.getElementById("only-differences");
+  if (!toggle) return;
+  toggle.addEventListener("change", () => {
+    document.querySelectorAll("table.compare").forEach((t) => t.classList.toggle("only-differences", toggle.checked));
+  });
+}
+
+// SQL page: post the query to the read-only SQL endpoint and show the rows as a table.
+function wireSqlForm() {
+  const form = document.getElementById("sql-form");
+  if (!form) return;
+  const textarea = form.querySelector("textarea");
+  const status = document.getElementById("sql-status");
+  const result = document.getElementById("sql-result");
+  const show = (message, isError) => { status.textContent = message; status.classList.toggle("error", isError); };
+  const cell = (tag, text) => { const el = document.createElement(tag); el.textContent = text; return el; };
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    show("Running…", false);
+    result.replaceChildren();
+    const started = performance.now();
+    let response, body;
+    try {
+      response = await fetch(form.action, {
+        method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ query: textarea.value }),
+      });
+      body = await response.json();
+    } catch (err) {
+      show(`The server did not answer: ${err}`, true);
+      return;
+    }
+    if (!response.ok) { show(body.message || `Error ${response.status}`, true); return; }
+    const ms = Math.round(performance.now() - started);
+    const rows = body.rows || [];
+    const table = document.createElement("table");
+    table.className = "data-table";
+    table.id = "sql-table";
+    const head = document.createElement("tr");
+    (body.columns || []).forEach((c) => head.appendChild(cell("th", typeof c === "string" ? c : c.name)));
+    table.createTHead().appendChild(head);
+    const tbody = table.createTBody();
+    rows.forEach((row) => {
+      const tr = tbody.insertRow();
+      row.forEach((v) => tr.appendChild(cell("td", v === null ? "NULL" : typeof v === "object" ? JSON.stringify(v) : String(v))));
+    });
+    result.appendChild(table);
+    const capped = body.truncated ? ` (stopped at the ${rows.length.toLocaleString()}-row cap)` : "";
+    show(`${rows.length.toLocaleString()} row${rows.length === 1 ? "" : "s"}${capped} in ${ms} ms`, false);
+  });
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  drawCharts();
+  wireRunSelection();
+  wireDifferenceToggle();
+  wireSqlForm();
+});
