@@ -1,0 +1,163 @@
+"""The Starlette application: MLflow REST (also under /ajax-api), artifact proxy, native API, web UI."""
+
+from __future__ import annotations
+
+import logging
+import re
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from api import artifacts, experiments, models, native, runs
+from api.context import ServerContext, Settings
+from api.errors import MlflowError
+from api.http import error_response, json_response
+
+log = logging.getLogger("trackledger.api")
+VERSION = "3.17.2"  # the MLflow REST version we speak; clients compare it for feature gates
+
+MLFLOW_ROUTES = {**experiments.ROUTES, **runs.ROUTES, **models.ROUTES}
+PATTERN_ROUTES = [
+    (method, re.compile(pattern + "$"), fn) for (method, pattern), fn in models.PATTERN_ROUTES.items()
+]
+KNOWN_PATHS = {path for _, path in MLFLOW_ROUTES}
+SERVER_INFO = {
+    "store_type": "TrackLedger",
+    "workspaces_enabled": False,
+    "trace_archival_enabled": False,
+    "multipart_uploads_enabled": False,
+    "multipart_downloads_enabled": False,
+    "presigned_upload_run_id_supported": False,
+    "presigned_upload_model_id_supported": False,
+    "features_enabled": {},
+}
+
+
+def _mlflow_dispatch(ctx: ServerContext):
+    """One route for all of /api/2.0/mlflow/*: a dict lookup is cheaper than matching ~60 regexes."""
+
+    async def endpoint(request: Request) -> Response:
+        rest = request.path_params["rest"].rstrip("/")
+        handler = MLFLOW_ROUTES.get((request.method, rest))
+        if handler is not None:
+            return await handler(ctx, request)
+        path_known = rest in KNOWN_PATHS
+        for method, pattern, fn in PATTERN_ROUTES:
+            if m := pattern.match(rest):
+                if method == request.method:
+                    return await fn(ctx, request, **m.groupdict())
+                path_known = True
+        if path_known:
+            raise MlflowError(
+                f"Method {request.method} is not allowed for {request.url.path}", "METHOD_NOT_ALLOWED"
+            )
+        raise MlflowError(f"No API endpoint {request.url.path}", "ENDPOINT_NOT_FOUND")
+
+    return endpoint
+
+
+def _bind(ctx: ServerContext, fn):
+    async def endpoint(request: Request) -> Response:
+        return await fn(ctx, request, **request.path_params)
+
+    return endpoint
+
+
+async def _health(request: Request) -> Response:
+    return PlainTextResponse("OK")
+
+
+async def _version(request: Request) -> Response:
+    return PlainTextResponse(VERSION)
+
+
+async def _server_info(request: Request) -> Response:
+    return json_response(SERVER_INFO)
+
+
+async def _mlflow_error(request: Request, exc: MlflowError) -> Response:
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    code = {404: "ENDPOINT_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+    return json_response({"error_code": code, "message": str(exc.detail)}, status=exc.status_code)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return json_response(
+        {"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}, status=500
+    )
+
+
+def _routes(ctx: ServerContext) -> list:
+    mlflow = _mlflow_dispatch(ctx)
+    all_methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+    routes: list = []
+    for prefix in ("/api", "/ajax-api"):
+        routes += [
+            Route(prefix + "/2.0/mlflow/{rest:path}", mlflow, methods=all_methods),
+            Route(
+                prefix + "/2.0/mlflow-artifacts/artifacts",
+                _bind(ctx, artifacts.list_artifacts),
+                methods=["GET"],
+            ),
+            Route(
+                prefix + "/2.0/mlflow-artifacts/artifacts/{path:path}",
+                _bind(ctx, artifacts.download),
+                methods=["GET"],
+            ),
+            Route(
+                prefix + "/2.0/mlflow-artifacts/artifacts/{path:path}",
+                _bind(ctx, artifacts.upload),
+                methods=["PUT"],
+            ),
+            Route(
+                prefix + "/2.0/mlflow-artifacts/artifacts/{path:path}",
+                _bind(ctx, artifacts.delete),
+                methods=["DELETE"],
+            ),
+            Route(prefix + "/3.0/mlflow/server-info", _server_info, methods=["GET"]),
+        ]
+    routes += [
+        Route("/health", _health, methods=["GET"]),
+        Route("/version", _version, methods=["GET"]),
+        Route("/api/ledger/events", _bind(ctx, native.events), methods=["GET"]),
+        Route("/api/sql", _bind(ctx, native.sql), methods=["POST"]),
+    ]
+    if (Path(__file__).parent / "web" / "__init__.py").exists():  # the web UI, mounted at / when present
+        from api import web
+
+        routes += web.routes(ctx)
+    return routes
+
+
+def create_app(settings: Settings) -> Starlette:
+    ctx = ServerContext(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        await run_in_threadpool(ctx.open)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(ctx.close)
+
+    app = Starlette(
+        routes=_routes(ctx),
+        lifespan=lifespan,
+        exception_handlers={
+            MlflowError: _mlflow_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+    )
+    app.state.ctx = ctx
+    return app

@@ -1,0 +1,217 @@
+"""The artifact proxy: files under ``/api/2.0/mlflow-artifacts/artifacts/<path>`` on fsspec.
+
+Uploads and downloads stream in chunks (bounded memory for any file size). A local upload goes
+to a hidden temporary name in the target folder and is renamed into place after fsync, so a
+half-written file never shows under its final name; on object stores one streaming upload is
+committed when it completes. Every stored file also becomes an ArtifactWritten event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import posixpath
+import re
+import urllib.parse
+import uuid
+
+import fsspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from api.errors import invalid, not_found
+from api.http import blocking, json_response, origin_of, query
+from ledger.events import ArtifactWritten
+
+CHUNK = 1 << 20
+TEMP_PREFIX = ".tl-upload-"
+_RUN_PATH = re.compile(r"^(?P<exp>\d+)/(?P<run>[0-9a-f]{32})/artifacts(/|$)")
+_MODEL_PATH = re.compile(r"^(?P<exp>\d+)/models/(?P<model>m-[0-9a-f]{32})/artifacts(/|$)")
+
+
+def safe_path(raw: str | None, allow_empty: bool = False) -> str:
+    """A relative artifact path with no way out of the artifact root, else a 400."""
+    path = raw or ""
+    for candidate in (path, urllib.parse.unquote(path)):
+        parts = candidate.split("/")
+        if (
+            "\\" in candidate
+            or "\x00" in candidate
+            or candidate.startswith("/")
+            or re.match(r"^[A-Za-z]:", candidate)
+            or any(part in ("..", ".") for part in parts)
+            or any(part.startswith(TEMP_PREFIX) for part in parts)
+        ):
+            raise invalid(f"Invalid artifact path: '{raw}'")
+    path = path.strip("/")
+    if not path and not allow_empty:
+        raise invalid("Invalid artifact path: ''")
+    return path
+
+
+class ArtifactStore:
+    def __init__(self, url: str, storage_options: dict | None = None) -> None:
+        self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        self.local = "file" in (
+            self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        )
+        self.root = root.rstrip("/")
+        if self.local:
+            os.makedirs(self.root, exist_ok=True)
+
+    def full(self, path: str) -> str:
+        return f"{self.root}/{path}" if path else self.root
+
+    # Upload ---------------------------------------------------------------------------
+
+    def open_upload(self, path: str):
+        target = self.full(path)
+        if self.local:
+            folder = os.path.dirname(target)
+            os.makedirs(folder, exist_ok=True)
+            temp = os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+            return open(temp, "wb"), temp
+        return self.fs.open(target, "wb", block_size=8 * CHUNK), None
+
+    def commit_upload(self, handle, temp: str | None, path: str) -> None:
+        if temp is None:
+            handle.close()  # completes the object-store upload
+            return
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+        target = self.full(path)
+        if os.path.isdir(target):
+            os.unlink(temp)
+            raise invalid(f"Artifact path '{path}' is a directory")
+        os.replace(temp, target)
+        fd = os.open(os.path.dirname(target), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def abort_upload(self, handle, temp: str | None) -> None:
+        if temp is None:
+            handle.discard() if hasattr(handle, "discard") else handle.close()
+            return
+        handle.close()
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+    # Read -----------------------------------------------------------------------------
+
+    def info(self, path: str) -> dict | None:
+        try:
+            return self.fs.info(self.full(path))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def listing(self, path: str) -> list[dict]:
+        """MLflow's rules: names relative to ``path`` (the client prefixes them itself), sorted;
+        a file or a missing path lists empty."""
+        base = self.full(path)
+        if self.local and not os.path.isdir(base):
+            return []
+        try:
+            entries = self.fs.ls(base, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        files = []
+        for entry in entries:
+            name = posixpath.basename(entry["name"].rstrip("/"))
+            if not name or name.startswith(TEMP_PREFIX) or entry["name"].rstrip("/") == base:
+                continue
+            if entry["type"] == "directory":
+                files.append({"path": name, "is_dir": True})
+            else:
+                files.append({"path": name, "is_dir": False, "file_size": int(entry.get("size") or 0)})
+        return sorted(files, key=lambda f: f["path"])
+
+    def delete(self, path: str) -> bool:
+        target = self.full(path)
+        if not self.fs.exists(target):
+            return False
+        self.fs.rm(target, recursive=True)
+        return True
+
+
+def entity_keys(path: str) -> dict:
+    """Experiment, run and model ids when the path follows MLflow's artifact layout."""
+    if m := _RUN_PATH.match(path):
+        return {"experiment_id": m["exp"], "run_id": m["run"]}
+    if m := _MODEL_PATH.match(path):
+        return {"experiment_id": m["exp"], "model_id": m["model"]}
+    return {}
+
+
+async def upload(ctx, request: Request, path: str):
+    path = safe_path(path)
+    store: ArtifactStore = ctx.artifacts
+    handle, temp = await blocking(store.open_upload, path)
+    digest = hashlib.sha256()
+    size = 0
+    buffer = bytearray()
+    try:
+        async for chunk in request.stream():
+            buffer += chunk
+            if len(buffer) >= CHUNK:
+                digest.update(buffer)
+                size += len(buffer)
+                await blocking(handle.write, bytes(buffer))
+                buffer.clear()
+        if buffer:
+            digest.update(buffer)
+            size += len(buffer)
+            await blocking(handle.write, bytes(buffer))
+        await blocking(store.commit_upload, handle, temp, path)
+    except BaseException:
+        await blocking(store.abort_upload, handle, temp)
+        raise
+    keys = entity_keys(path)
+    origin = origin_of(request)
+    writes = ctx.writes
+
+    def build(envelope):
+        return [ArtifactWritten(**envelope(0, **keys), path=path, size=size, sha256=digest.hexdigest())]
+
+    await blocking(writes.commit, origin, build)
+    return Response(b"", status_code=200)
+
+
+async def download(ctx, request: Request, path: str):
+    path = safe_path(path)
+    store: ArtifactStore = ctx.artifacts
+    info = await blocking(store.info, path)
+    if info is None or info.get("type") == "directory":
+        raise not_found(f"No such artifact: '{path}'")
+    handle = await blocking(store.fs.open, store.full(path), "rb")
+
+    async def chunks():
+        try:
+            while data := await blocking(handle.read, CHUNK):
+                yield data
+        finally:
+            await blocking(handle.close)
+
+    name = posixpath.basename(path)
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    headers = {
+        "content-length": str(info.get("size") or 0),
+        "content-disposition": f'attachment; filename="{name}"',
+    }
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
+
+
+async def list_artifacts(ctx, request: Request):
+    path = safe_path(query(request, "path"), allow_empty=True)
+    files = await blocking(ctx.artifacts.listing, path)
+    return json_response({"files": files} if files else {})
+
+
+async def delete(ctx, request: Request, path: str):
+    path = safe_path(path)
+    if not await blocking(ctx.artifacts.delete, path):
+        raise not_found(f"No such artifact: '{path}'")
+    return json_response()

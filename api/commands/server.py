@@ -1,0 +1,96 @@
+"""``trackledger server``: the tracking server, one uvicorn process (httptools + uvloop)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+
+from api.commands._common import add_store_option
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "server",
+        help="run the MLflow-compatible tracking server",
+        description="Serve the MLflow REST API, the artifact proxy, the native ledger/SQL API, the web UI.",
+    )
+    add_store_option(parser)
+    parser.add_argument(
+        "--artifacts",
+        default=os.environ.get("TRACKLEDGER_ARTIFACTS"),
+        help="where artifact files go: a path, file://, memory:// or s3:// URL (default: <store>/artifacts)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        default=os.environ.get("TRACKLEDGER_STATE_DIR"),
+        help="local directory for the WAL and the DuckDB projection (default: <store>/.state for a local "
+        "store, ./.trackledger-state/<bucket_prefix>-<hash> for a remote one)",
+    )
+    parser.add_argument("--host", default=os.environ.get("TRACKLEDGER_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("TRACKLEDGER_PORT", "5000")))
+    parser.add_argument(
+        "--durability",
+        choices=("fsync", "os"),
+        default="fsync",
+        help="fsync: answer a write only after the WAL is synced (default); os: after the OS has it",
+    )
+    parser.add_argument("--sql-max-rows", type=int, default=10_000, help="row cap of POST /api/sql")
+    parser.add_argument("--sql-timeout", type=float, default=5.0, help="time cap of POST /api/sql, seconds")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.set_defaults(run=run)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, with TCP_NODELAY set so accepted connections inherit it (no Nagle stalls)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.context import Settings
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = Settings(
+        store=args.store,
+        artifacts=args.artifacts,
+        state_dir=args.state_dir,
+        host=args.host,
+        port=args.port,
+        durability=args.durability,
+        sql_max_rows=args.sql_max_rows,
+        sql_timeout_s=args.sql_timeout,
+    )
+    config = uvicorn.Config(
+        create_app(settings),
+        http="httptools",
+        loop="uvloop",
+        lifespan="on",
+        access_log=False,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    sock = _listen(args.host, args.port)
+    logging.getLogger("trackledger").info(
+        "trackledger serving %s on http://%s:%d (artifacts: %s, state: %s)",
+        settings.store,
+        args.host,
+        sock.getsockname()[1],
+        settings.artifacts_url,
+        settings.state_path,
+    )
+    server.run(sockets=[sock])
+    return 0

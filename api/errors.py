@@ -1,0 +1,50 @@
+"""MLflow-style errors: a JSON body ``{"error_code", "message"}`` with a 4xx status.
+
+The mlflow client retries 408, 429 and 5xx for minutes, so every mistake a client can make
+must surface as one of these, never as a 5xx.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+STATUS_BY_CODE = {
+    "INVALID_PARAMETER_VALUE": 400,
+    "BAD_REQUEST": 400,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "INVALID_STATE": 400,
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "ENDPOINT_NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "INTERNAL_ERROR": 500,
+}
+
+
+class MlflowError(Exception):
+    def __init__(self, message: str, error_code: str = "INVALID_PARAMETER_VALUE"):
+        super().__init__(message)
+        self.message = message
+        self.error_code = error_code
+
+    @property
+    def status(self) -> int:
+        return STATUS_BY_CODE.get(self.error_code, 400)
+
+    def body(self) -> bytes:
+        return msgspec.json.encode({"error_code": self.error_code, "message": self.message})
+
+
+def invalid(message: str) -> MlflowError:
+    return MlflowError(message, "INVALID_PARAMETER_VALUE")
+
+
+def not_found(message: str) -> MlflowError:
+    return MlflowError(message, "RESOURCE_DOES_NOT_EXIST")
+
+
+def already_exists(message: str) -> MlflowError:
+    return MlflowError(message, "RESOURCE_ALREADY_EXISTS")
+
+
+def missing(name: str) -> MlflowError:
+    return invalid(f"Missing value for required parameter '{name}'.")

@@ -1,0 +1,89 @@
+"""Small HTTP helpers shared by the route modules: JSON in and out, request origin, threads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.errors import MlflowError
+from api.protocol import decode
+from api.tracking import Origin
+from api.validation import MAX_DOUBLE
+
+T = TypeVar("T")
+_encoder = msgspec.json.Encoder()
+EMPTY = b"{}"
+
+
+def json_response(obj: Any = None, status: int = 200) -> Response:
+    body = EMPTY if obj is None else _encoder.encode(obj)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def error_response(exc: MlflowError) -> Response:
+    return Response(exc.body(), status_code=exc.status, media_type="application/json")
+
+
+async def body_as(request: Request, kind: type[T]) -> T:
+    return decode(kind, await request.body())
+
+
+def origin_of(request: Request) -> Origin:
+    """The claimed identity and the transport facts recorded on every event."""
+    headers = request.headers
+    client = request.client
+    return Origin(
+        actor=_basic_auth_user(headers.get("authorization")),
+        remote_addr=client.host if client else None,
+        user_agent=headers.get("user-agent"),
+        idempotency_key=headers.get("idempotency-key"),
+    )
+
+
+def _basic_auth_user(value: str | None) -> str | None:
+    if not value or not value.lower().startswith("basic "):
+        return None
+    try:
+        user = base64.b64decode(value[6:].strip()).decode("utf-8").split(":", 1)[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user or None
+
+
+async def blocking(fn: Callable[..., T], *args, **kwargs) -> T:
+    """Run blocking work (ledger, DuckDB, fsspec) off the event loop."""
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def _json_float(value):
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return MAX_DOUBLE if value > 0 else -MAX_DOUBLE
+    return value
+
+
+def fix_metric_values(metrics: list[dict] | None) -> None:
+    """MLflow returns NaN as the string "NaN" and clamps infinities; JSON has neither."""
+    for metric in metrics or ():
+        metric["value"] = _json_float(metric.get("value"))
+
+
+def fix_run(run: dict | None) -> dict | None:
+    if run:
+        fix_metric_values(run.get("data", {}).get("metrics"))
+    return run
+
+
+def query(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    return value if value != "" else None

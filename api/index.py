@@ -1,0 +1,121 @@
+"""The write path's in-memory view of entity lifecycles, so validation needs no DuckDB query.
+
+Loaded from the projection at start-up, then kept current by the write service, which is the
+only writer (one server per state dir). Params are cached per run, loaded on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.events import (
+    BatchLogged,
+    Event,
+    ExperimentCreated,
+    ExperimentDeleted,
+    ExperimentRenamed,
+    ExperimentRestored,
+    LoggedModelCreated,
+    ModelVersionCreated,
+    RegisteredModelCreated,
+    RunCreated,
+    RunDeleted,
+    RunRestored,
+)
+
+PARAM_CACHE_RUNS = 20_000
+
+
+@dataclass(slots=True)
+class RunEntry:
+    experiment_id: str
+    lifecycle: str
+    user: str | None = None
+
+
+@dataclass(slots=True)
+class ExperimentEntry:
+    name: str
+    lifecycle: str
+    artifact_location: str
+
+
+class WriteIndex:
+    def __init__(self) -> None:
+        self.runs: dict[str, RunEntry] = {}
+        self.experiments: dict[str, ExperimentEntry] = {}
+        self.experiment_by_name: dict[str, str] = {}
+        self.params: dict[str, dict[str, str]] = {}
+        self.logged_models: dict[str, str] = {}  # model_id -> experiment_id
+        self.registered_versions: dict[str, int] = {}  # registered model name -> latest version
+
+    def load(self, projection) -> None:
+        token = None
+        while True:
+            page, token = projection.search_experiments(view_type="ALL", max_results=50_000, page_token=token)
+            for exp in page:
+                self._add_experiment(
+                    exp["experiment_id"],
+                    exp["name"],
+                    exp.get("lifecycle_stage", "active"),
+                    exp["artifact_location"],
+                )
+            if not token:
+                break
+        for run_id, (experiment_id, lifecycle) in projection.all_runs_index().items():
+            self.runs[run_id] = RunEntry(str(experiment_id), lifecycle)
+
+    def next_experiment_id(self) -> str:
+        return str(max((int(i) for i in self.experiments), default=-1) + 1)
+
+    def _add_experiment(self, experiment_id: str, name: str, lifecycle: str, location: str) -> None:
+        self.experiments[experiment_id] = ExperimentEntry(name, lifecycle, location)
+        self.experiment_by_name[name] = experiment_id
+
+    def run_lifecycle(self, run_id: str) -> str | None:
+        """``deleted`` also when the run's experiment is deleted: MLflow deletes its runs with it."""
+        run = self.runs.get(run_id)
+        if run is None:
+            return None
+        if run.lifecycle != "active":
+            return run.lifecycle
+        exp = self.experiments.get(run.experiment_id)
+        return exp.lifecycle if exp else "active"
+
+    def cache_params(self, run_id: str, params: dict[str, str]) -> dict[str, str]:
+        if len(self.params) >= PARAM_CACHE_RUNS:
+            self.params.pop(next(iter(self.params)))
+        self.params[run_id] = params
+        return params
+
+    def apply(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, BatchLogged):
+                cached = self.params.get(event.run_id)
+                if cached is not None:
+                    for p in event.params:
+                        cached[p.key] = p.value
+            elif isinstance(event, RunCreated):
+                user = next((t.value for t in event.tags if t.key == "mlflow.user"), event.user_id)
+                self.runs[event.run_id] = RunEntry(event.experiment_id, "active", user)
+            elif isinstance(event, RunDeleted):
+                self.runs[event.run_id].lifecycle = "deleted"
+            elif isinstance(event, RunRestored):
+                self.runs[event.run_id].lifecycle = "active"
+            elif isinstance(event, ExperimentCreated):
+                self._add_experiment(event.experiment_id, event.name, "active", event.artifact_location)
+            elif isinstance(event, ExperimentRenamed):
+                exp = self.experiments[event.experiment_id]
+                self.experiment_by_name.pop(exp.name, None)
+                exp.name = event.name
+                self.experiment_by_name[event.name] = event.experiment_id
+            elif isinstance(event, ExperimentDeleted):
+                self.experiments[event.experiment_id].lifecycle = "deleted"
+            elif isinstance(event, ExperimentRestored):
+                self.experiments[event.experiment_id].lifecycle = "active"
+            elif isinstance(event, LoggedModelCreated):
+                self.logged_models[event.model_id] = event.experiment_id
+            elif isinstance(event, RegisteredModelCreated):
+                self.registered_versions[event.name] = 0
+            elif isinstance(event, ModelVersionCreated):
+                self.registered_versions[event.name] = event.version

@@ -1,0 +1,87 @@
+"""Native endpoints: the raw event history (audit, replication) and read-only ad-hoc SQL."""
+
+from __future__ import annotations
+
+import io
+
+import msgspec
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import protocol as p
+from api.errors import invalid, missing
+from api.http import blocking, body_as, json_response, query
+
+MAX_EVENTS_PAGE = 10_000
+
+
+def _int(request: Request, name: str, default: int | None) -> int | None:
+    raw = query(request, name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise invalid(f"Parameter '{name}' must be an integer, got '{raw}'.") from None
+
+
+async def events(ctx, request: Request):
+    """``GET /api/ledger/events?after=SEQ&limit=N`` (+ run_id, experiment_id, actor, type filters)."""
+    after = _int(request, "after", 0)
+    limit = _int(request, "limit", 100)
+    if limit < 1 or limit > MAX_EVENTS_PAGE:
+        raise invalid(f"'limit' must be between 1 and {MAX_EVENTS_PAGE}")
+    filters = {k: query(request, k) for k in ("run_id", "experiment_id", "actor", "type")}
+
+    def read():
+        ctx.projection.flush()
+        return ctx.projection.events_page(after=after, limit=limit, **filters)
+
+    page = await blocking(read)
+    out: dict = {"events": page}
+    if len(page) == limit:
+        out["next_after"] = page[-1]["seq"]
+    return json_response(out)
+
+
+def _table_json(table: pa.Table) -> bytes:
+    rows = [list(r.values()) for r in table.to_pylist()]
+    body = {
+        "columns": table.column_names,
+        "types": [str(t) for t in table.schema.types],
+        "rows": rows,
+        "row_count": table.num_rows,
+    }
+    return msgspec.json.encode(body, enc_hook=str)
+
+
+async def sql(ctx, request: Request):
+    """``POST /api/sql {"query", "format": "json"|"csv"|"parquet"}``: read-only, capped in rows and time."""
+    req = await body_as(request, p.SqlQuery)
+    if not req.query or not req.query.strip():
+        raise missing("query")
+    if req.format not in ("json", "csv", "parquet"):
+        raise invalid(f"Unknown format '{req.format}': use json, csv or parquet")
+    settings = ctx.settings
+
+    def run() -> pa.Table:
+        ctx.projection.flush()
+        try:
+            return ctx.projection.sql(
+                req.query, max_rows=settings.sql_max_rows, timeout_s=settings.sql_timeout_s
+            )
+        except Exception as exc:  # InvalidQuery, DuckDB errors, caps reached: all the caller's query
+            raise invalid(f"Query refused: {exc}") from None
+
+    table = await blocking(run)
+    if req.format == "json":
+        return Response(await blocking(_table_json, table), media_type="application/json")
+    sink = io.BytesIO()
+    if req.format == "csv":
+        await blocking(pacsv.write_csv, table, sink)
+        return Response(sink.getvalue(), media_type="text/csv")
+    await blocking(pq.write_table, table, sink)
+    return Response(sink.getvalue(), media_type="application/vnd.apache.parquet")

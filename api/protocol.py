@@ -1,0 +1,245 @@
+"""Request bodies of the MLflow REST API as msgspec Structs, and their decoding.
+
+Fields are optional here so that a missing one gets MLflow's own message
+("Missing value for required parameter ...") rather than a decoder error. Decoding is lax
+(``strict=False``): MLflow clients send ``"NaN"``/``"Infinity"`` as strings and some send
+int64 fields as strings, as protobuf JSON allows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+from api.errors import MlflowError, invalid
+
+
+class KeyValue(msgspec.Struct, omit_defaults=True):
+    key: str | None = None
+    value: str | None = None
+
+
+class MetricIn(msgspec.Struct, omit_defaults=True):
+    key: str | None = None
+    value: float | None = None
+    timestamp: int | None = None
+    step: int | None = None
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+    run_id: str | None = None
+
+
+class RunRef(msgspec.Struct, omit_defaults=True):
+    run_id: str | None = None
+    run_uuid: str | None = None
+
+    @property
+    def id(self) -> str | None:
+        return self.run_id or self.run_uuid
+
+
+# Experiments ----------------------------------------------------------------------
+
+
+class CreateExperiment(msgspec.Struct):
+    name: str | None = None
+    artifact_location: str | None = None
+    tags: list[KeyValue] = []
+
+
+class ExperimentRef(msgspec.Struct):
+    experiment_id: str | None = None
+
+
+class UpdateExperiment(msgspec.Struct):
+    experiment_id: str | None = None
+    new_name: str | None = None
+
+
+class SetExperimentTag(msgspec.Struct):
+    experiment_id: str | None = None
+    key: str | None = None
+    value: str | None = None
+
+
+class DeleteExperimentTag(msgspec.Struct):
+    experiment_id: str | None = None
+    key: str | None = None
+
+
+class SearchExperiments(msgspec.Struct):
+    max_results: int = 1000
+    page_token: str | None = None
+    filter: str | None = None
+    order_by: list[str] = []
+    view_type: str = "ACTIVE_ONLY"
+
+
+# Runs -------------------------------------------------------------------------------
+
+
+class CreateRun(msgspec.Struct):
+    experiment_id: str | None = None
+    user_id: str | None = None
+    run_name: str | None = None
+    start_time: int | None = None
+    tags: list[KeyValue] = []
+
+
+class UpdateRun(RunRef):
+    status: str | None = None
+    end_time: int | None = None
+    run_name: str | None = None
+
+
+class LogMetric(RunRef):
+    key: str | None = None
+    value: float | None = None
+    timestamp: int | None = None
+    step: int | None = None
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+
+class LogParam(RunRef):
+    key: str | None = None
+    value: str | None = None
+
+
+class SetTag(RunRef):
+    key: str | None = None
+    value: str | None = None
+
+
+class DeleteTag(RunRef):
+    key: str | None = None
+
+
+class LogBatch(RunRef):
+    metrics: list[MetricIn] = []
+    params: list[KeyValue] = []
+    tags: list[KeyValue] = []
+
+
+class DatasetIn(msgspec.Struct):
+    name: str | None = None
+    digest: str | None = None
+    source_type: str = ""
+    source: str = ""
+    schema: str | None = None
+    profile: str | None = None
+
+
+class DatasetInputIn(msgspec.Struct):
+    dataset: DatasetIn | None = None
+    tags: list[KeyValue] = []
+
+
+class ModelIn(msgspec.Struct):
+    model_id: str | None = None
+    step: int = 0
+
+
+class LogInputs(RunRef):
+    datasets: list[DatasetInputIn] = []
+    models: list[ModelIn] = []
+
+
+class LogOutputs(RunRef):
+    models: list[ModelIn] = []
+
+
+class SearchRuns(msgspec.Struct):
+    experiment_ids: list[str] = []
+    filter: str | None = None
+    run_view_type: str = "ACTIVE_ONLY"
+    max_results: int = 1000
+    order_by: list[str] = []
+    page_token: str | None = None
+
+
+# Logged models and the registry ------------------------------------------------------
+
+
+class CreateLoggedModel(msgspec.Struct):
+    experiment_id: str | None = None
+    name: str | None = None
+    model_type: str | None = None
+    source_run_id: str | None = None
+    params: list[KeyValue] = []
+    tags: list[KeyValue] = []
+
+
+class FinalizeLoggedModel(msgspec.Struct):
+    model_id: str | None = None
+    status: str | None = None
+
+
+class SetLoggedModelTags(msgspec.Struct):
+    model_id: str | None = None
+    tags: list[KeyValue] = []
+
+
+class SearchLoggedModels(msgspec.Struct):
+    experiment_ids: list[str] = []
+    filter: str | None = None
+    order_by: list[Any] = []
+    max_results: int = 100
+    page_token: str | None = None
+
+
+class CreateRegisteredModel(msgspec.Struct):
+    name: str | None = None
+    description: str = ""
+    tags: list[KeyValue] = []
+
+
+class CreateModelVersion(msgspec.Struct):
+    name: str | None = None
+    source: str | None = None
+    run_id: str | None = None
+    model_id: str | None = None
+    description: str = ""
+    tags: list[KeyValue] = []
+
+
+class SetAlias(msgspec.Struct):
+    name: str | None = None
+    alias: str | None = None
+    version: str | None = None
+
+
+# Native -------------------------------------------------------------------------------
+
+
+class SqlQuery(msgspec.Struct):
+    query: str | None = None
+    format: str = "json"
+
+
+T = TypeVar("T")
+_decoders: dict[type, msgspec.json.Decoder] = {}
+
+
+def decode(kind: type[T], body: bytes) -> T:
+    """Decode a JSON request body; malformed input becomes a 400, never a 5xx."""
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.json.Decoder(kind, strict=False)
+    try:
+        return decoder.decode(body or b"{}")
+    except msgspec.ValidationError as exc:
+        raise invalid(f"Invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise MlflowError(f"Malformed JSON in request body: {exc}", "BAD_REQUEST") from None
+
+
+def convert(kind: type[T], params: dict[str, Any]) -> T:
+    """Build a request Struct from query-string values (GET variants of POST endpoints)."""
+    try:
+        return msgspec.convert(params, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise invalid(f"Invalid query parameters: {exc}") from None

@@ -1,0 +1,358 @@
+"""MLflow run endpoints: lifecycle, logging (the hot path), inputs/outputs, search, history."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.requests import Request
+
+from api import protocol as p
+from api import validation as v
+from api.errors import invalid, missing, not_found
+from api.http import blocking, body_as, fix_metric_values, fix_run, json_response, origin_of, query
+from api.names import run_name as generated_run_name
+from api.tracking import RUN_NAME_TAG, now_ms
+from ledger.events import (
+    BatchLogged,
+    Dataset,
+    InputsLogged,
+    Metric,
+    ModelOutput,
+    OutputsLogged,
+    Param,
+    RunCreated,
+    RunDeleted,
+    RunRestored,
+    RunTagDeleted,
+    RunUpdated,
+    Tag,
+)
+
+RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
+
+
+def _read(ctx, fn, *args, **kwargs):
+    ctx.projection.flush()  # read-your-writes
+    return fn(*args, **kwargs)
+
+
+def _tags(items, path="tags") -> list[Tag]:
+    return [Tag(v.check_key(t.key, f"{path}[{i}].key"), v.tag_value(t.value)) for i, t in enumerate(items)]
+
+
+# Lifecycle ---------------------------------------------------------------------------
+
+
+async def create(ctx, request: Request):
+    req = await body_as(request, p.CreateRun)
+    experiment_id = v.experiment_id(req.experiment_id or "0")
+    tags = _tags(req.tags)
+    tag_name = next((t.value for t in tags if t.key == RUN_NAME_TAG), None)
+    if req.run_name and tag_name and req.run_name != tag_name:
+        raise invalid(
+            "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different "
+            f"values (run_name='{req.run_name}', mlflow.runName='{tag_name}')."
+        )
+    name = req.run_name or tag_name or generated_run_name()
+    if tag_name is None:
+        tags.append(Tag(RUN_NAME_TAG, name))
+    origin = origin_of(request)
+    run_id = origin.derived_id("run") or uuid.uuid4().hex
+    start_time = req.start_time if req.start_time is not None else now_ms()
+    user_id = req.user_id or ""
+    artifact_uri = ""
+    writes = ctx.writes
+
+    def build(envelope):
+        nonlocal artifact_uri
+        exp = writes.experiment(experiment_id)
+        if exp.lifecycle != "active":
+            raise invalid(
+                f"The experiment {experiment_id} must be in the 'active' state. "
+                f"Current state is {exp.lifecycle}."
+            )
+        if run_id in writes.index.runs:  # a retried create with the same Idempotency-Key
+            return []
+        artifact_uri = f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts"
+        claimed = next((t.value for t in tags if t.key == "mlflow.user"), None) or user_id or "unknown"
+        event_keys = envelope(0, experiment_id=experiment_id, run_id=run_id)
+        event_keys["actor"] = origin.actor or claimed
+        return [
+            RunCreated(
+                **event_keys,
+                name=name,
+                user_id=user_id,
+                start_time=start_time,
+                artifact_uri=artifact_uri,
+                tags=tags,
+            )
+        ]
+
+    if not await blocking(writes.commit, origin, build):  # a replayed create: answer from the read model
+        return json_response({"run": fix_run(await blocking(_read, ctx, ctx.projection.run, run_id))})
+    # Built from the request rather than read back, so creating a run never waits for DuckDB.
+    info = {
+        "run_uuid": run_id,
+        "experiment_id": experiment_id,
+        "run_name": name,
+        "user_id": user_id,
+        "status": "RUNNING",
+        "start_time": start_time,
+        "artifact_uri": artifact_uri,
+        "lifecycle_stage": "active",
+        "run_id": run_id,
+    }
+    data = {"tags": [{"key": t.key, "value": t.value} for t in tags]}
+    return json_response({"run": {"info": info, "data": data, "inputs": {}}})
+
+
+def _run_id(req: p.RunRef) -> str:
+    return v.run_id(req.id)
+
+
+async def get(ctx, request: Request):
+    run_id = query(request, "run_id") or query(request, "run_uuid")
+    if not run_id:
+        raise missing("run_id")
+    run = await blocking(_read, ctx, ctx.projection.run, run_id)
+    if run is None:
+        raise not_found(f"Run with id={run_id} not found")
+    return json_response({"run": fix_run(run)})
+
+
+async def update(ctx, request: Request):
+    req = await body_as(request, p.UpdateRun)
+    run_id = _run_id(req)
+    if req.status is not None and req.status not in RUN_STATUSES:
+        raise invalid(f"Invalid value \"{req.status}\" for parameter 'status' supplied.")
+    writes = ctx.writes
+
+    def build(envelope):
+        experiment_id = writes.active_run(run_id)
+        keys = {"experiment_id": experiment_id, "run_id": run_id}
+        events = [
+            RunUpdated(**envelope(0, **keys), status=req.status, end_time=req.end_time, name=req.run_name)
+        ]
+        if req.run_name:  # keep the mlflow.runName tag in step with the name
+            events.append(
+                BatchLogged(**envelope(1, **keys), tags=[Tag(RUN_NAME_TAG, v.tag_value(req.run_name))])
+            )
+        return events
+
+    await blocking(writes.commit, origin_of(request), build)
+    run = await blocking(_read, ctx, ctx.projection.run, run_id)
+    return json_response({"run_info": run["info"]})
+
+
+def _lifecycle(event_type):
+    async def handler(ctx, request: Request):
+        req = await body_as(request, p.RunRef)
+        run_id = _run_id(req)
+        writes = ctx.writes
+
+        def build(envelope):
+            experiment_id = writes.known_run(run_id)
+            return [event_type(**envelope(0, experiment_id=experiment_id, run_id=run_id))]
+
+        await blocking(writes.commit, origin_of(request), build)
+        return json_response()
+
+    return handler
+
+
+delete = _lifecycle(RunDeleted)
+restore = _lifecycle(RunRestored)
+
+
+# Logging -----------------------------------------------------------------------------
+
+
+def _metric(m, path: str) -> Metric:
+    return Metric(
+        key=v.check_key(m.key, f"{path}key"),
+        value=v.metric_value(m.value, f"{path}value"),
+        timestamp=v.timestamp(m.timestamp, f"{path}timestamp"),
+        step=m.step or 0,
+        model_id=m.model_id,
+        dataset_name=m.dataset_name,
+        dataset_digest=m.dataset_digest,
+    )
+
+
+async def log_metric(ctx, request: Request):
+    req = await body_as(request, p.LogMetric)
+    run_id = _run_id(req)
+    metric = _metric(req, "")
+    await blocking(ctx.writes.log_batch, origin_of(request), run_id, metrics=[metric])
+    return json_response()
+
+
+async def log_param(ctx, request: Request):
+    req = await body_as(request, p.LogParam)
+    run_id = _run_id(req)
+    if req.value is None:
+        raise missing("value")
+    param = Param(v.check_key(req.key), v.param_value(req.value))
+    await blocking(ctx.writes.log_batch, origin_of(request), run_id, params=[param], single_param=True)
+    return json_response()
+
+
+async def set_tag(ctx, request: Request):
+    req = await body_as(request, p.SetTag)
+    run_id = _run_id(req)
+    if req.value is None:
+        raise missing("value")
+    tag = Tag(v.check_key(req.key), v.tag_value(req.value))
+    await blocking(ctx.writes.log_batch, origin_of(request), run_id, tags=[tag])
+    return json_response()
+
+
+async def log_batch(ctx, request: Request):
+    body = await request.body()
+    v.batch_size(body)
+    req = p.decode(p.LogBatch, body)
+    run_id = _run_id(req)
+    v.batch_limits(len(req.metrics), len(req.params), len(req.tags))
+    metrics = [_metric(m, f"metrics[{i}].") for i, m in enumerate(req.metrics)]
+    params = [
+        Param(v.check_key(x.key, f"params[{i}].key"), v.param_value(x.value))
+        for i, x in enumerate(req.params)
+    ]
+    tags = _tags(req.tags)
+    await blocking(ctx.writes.log_batch, origin_of(request), run_id, metrics, params, tags)
+    return json_response()
+
+
+async def delete_tag(ctx, request: Request):
+    req = await body_as(request, p.DeleteTag)
+    run_id = _run_id(req)
+    key = v.check_key(req.key)
+    writes = ctx.writes
+
+    def build(envelope):
+        experiment_id = writes.active_run(run_id)
+        return [RunTagDeleted(**envelope(0, experiment_id=experiment_id, run_id=run_id), key=key)]
+
+    await blocking(writes.commit, origin_of(request), build)
+    return json_response()
+
+
+async def log_inputs(ctx, request: Request):
+    req = await body_as(request, p.LogInputs)
+    run_id = _run_id(req)
+    datasets = []
+    for i, item in enumerate(req.datasets):
+        d = item.dataset
+        if d is None or not d.name or not d.digest:
+            raise missing(f"datasets[{i}].dataset")
+        tags = [Tag(t.key or "", t.value or "") for t in item.tags]
+        datasets.append(Dataset(d.name, d.digest, d.source_type, d.source, d.schema, d.profile, tags))
+    models = [ModelOutput(m.model_id, m.step) for m in req.models if m.model_id]
+    writes = ctx.writes
+
+    def build(envelope):
+        experiment_id = writes.active_run(run_id)
+        if not datasets and not models:
+            return []
+        keys = envelope(0, experiment_id=experiment_id, run_id=run_id)
+        return [InputsLogged(**keys, datasets=datasets, models=models)]
+
+    await blocking(writes.commit, origin_of(request), build)
+    return json_response()
+
+
+async def log_outputs(ctx, request: Request):
+    req = await body_as(request, p.LogOutputs)
+    run_id = _run_id(req)
+    models = [ModelOutput(m.model_id, m.step) for m in req.models if m.model_id]
+    writes = ctx.writes
+
+    def build(envelope):
+        experiment_id = writes.active_run(run_id)
+        if not models:
+            return []
+        return [OutputsLogged(**envelope(0, experiment_id=experiment_id, run_id=run_id), models=models)]
+
+    await blocking(writes.commit, origin_of(request), build)
+    return json_response()
+
+
+# Reads --------------------------------------------------------------------------------
+
+
+async def search(ctx, request: Request):
+    req = await body_as(request, p.SearchRuns)
+    if req.run_view_type not in VIEW_TYPES:
+        raise invalid(f"Invalid run_view_type '{req.run_view_type}'")
+    if not 1 <= req.max_results <= 50_000:
+        raise invalid(
+            f"Invalid value {req.max_results} for parameter 'max_results' supplied. "
+            "It must be at most 50000, but got value"
+        )
+    experiment_ids = [v.experiment_id(e) for e in req.experiment_ids]
+    runs, token = await blocking(
+        _read,
+        ctx,
+        ctx.projection.search_runs,
+        experiment_ids,
+        filter=req.filter or "",
+        run_view_type=req.run_view_type,
+        max_results=req.max_results,
+        order_by=tuple(req.order_by),
+        page_token=req.page_token,
+    )
+    out: dict = {}
+    if runs:
+        for run in runs:
+            fix_run(run)
+        out["runs"] = runs
+    if token:
+        out["next_page_token"] = token
+    return json_response(out)
+
+
+async def metric_history(ctx, request: Request):
+    run_id = query(request, "run_id") or query(request, "run_uuid")
+    key = query(request, "metric_key")
+    if not run_id:
+        raise missing("run_id")
+    if key is None:
+        raise missing("metric_key")
+    raw_max = query(request, "max_results")
+    max_results = int(raw_max) if raw_max and raw_max.isdigit() else None
+
+    def read():
+        ctx.projection.flush()
+        if run_id not in ctx.writes.index.runs:
+            raise not_found(f"Run with id={run_id} not found")
+        return ctx.projection.metric_history(
+            run_id, key, max_results=max_results, page_token=query(request, "page_token")
+        )
+
+    metrics, token = await blocking(read)
+    out: dict = {}
+    if metrics:
+        fix_metric_values(metrics)
+        out["metrics"] = metrics
+    if token:
+        out["next_page_token"] = token
+    return json_response(out)
+
+
+ROUTES = {
+    ("POST", "runs/create"): create,
+    ("GET", "runs/get"): get,
+    ("POST", "runs/update"): update,
+    ("POST", "runs/delete"): delete,
+    ("POST", "runs/restore"): restore,
+    ("POST", "runs/search"): search,
+    ("POST", "runs/log-metric"): log_metric,
+    ("POST", "runs/log-parameter"): log_param,
+    ("POST", "runs/set-tag"): set_tag,
+    ("POST", "runs/delete-tag"): delete_tag,
+    ("POST", "runs/log-batch"): log_batch,
+    ("POST", "runs/log-inputs"): log_inputs,
+    ("POST", "runs/outputs"): log_outputs,
+    ("GET", "metrics/get-history"): metric_history,
+}

@@ -1,0 +1,228 @@
+"""The write service: turns validated requests into events and makes them durable.
+
+One lock covers validation against the in-memory index, ``ledger.stage`` (WAL write, seq
+assignment), the index update and ``projection.submit``, so the projection sees events in seq
+order. The fsync wait (``ledger.wait_durable``) happens outside the lock: concurrent requests
+share one sync (group commit). Every method here blocks; callers run it off the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from api.errors import MlflowError, invalid, not_found
+from api.index import WriteIndex
+from ledger.events import (
+    BatchLogged,
+    Event,
+    ExperimentCreated,
+    Metric,
+    Param,
+    RunUpdated,
+    Tag,
+    new_event_id,
+)
+
+log = logging.getLogger("trackledger.writes")
+_IDEMPOTENCY_NS = uuid.UUID("6f1c1a52-5d0e-4a55-9d0c-7a6b8f2f4c11")
+RUN_NAME_TAG = "mlflow.runName"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request came from. ``actor`` is a claim (e.g. a Basic-auth user name), never verified."""
+
+    actor: str | None = None
+    remote_addr: str | None = None
+    user_agent: str | None = None
+    idempotency_key: str | None = None
+
+    def derived_id(self, purpose: str) -> str | None:
+        """A stable id for an entity created by this request, so a retried create is the same."""
+        if not self.idempotency_key:
+            return None
+        return uuid.uuid5(_IDEMPOTENCY_NS, f"{self.idempotency_key}/{purpose}").hex
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class WriteService:
+    def __init__(self, ledger, projection) -> None:
+        self.ledger = ledger
+        self.projection = projection
+        self.index = WriteIndex()
+        self._lock = threading.Lock()
+        projection.flush()
+        self.index.load(projection)
+        if "0" not in self.index.experiments:
+            self.commit(Origin(actor="trackledger"), self._default_experiment)
+
+    def _default_experiment(self, envelope) -> list[Event]:
+        return [
+            ExperimentCreated(
+                **envelope(0, experiment_id="0"),
+                name="Default",
+                artifact_location="mlflow-artifacts:/0",
+                creation_time=now_ms(),
+            )
+        ]
+
+    # The commit protocol -------------------------------------------------------------
+
+    def commit(self, origin: Origin, build: Callable[..., list[Event]]) -> list[Event]:
+        """Validate and build events under the lock, stage them, then wait for the sync.
+
+        ``build(envelope)`` raises MlflowError to refuse the request (nothing is written) or
+        returns the events; ``envelope(i, **keys)`` gives the common fields of the i-th event.
+        """
+        actor_cache: dict[str, str] = {}
+
+        def envelope(i: int, **keys) -> dict:
+            actor = origin.actor or self._claimed_actor(keys.get("run_id"), actor_cache)
+            key = origin.idempotency_key
+            return {
+                "id": str(uuid.uuid5(_IDEMPOTENCY_NS, f"{key}#{i}")) if key else new_event_id(),
+                "actor": actor,
+                "actor_verified": False,
+                "remote_addr": origin.remote_addr,
+                "user_agent": origin.user_agent,
+                **keys,
+            }
+
+        with self._lock:
+            events = build(envelope)
+            if not events:
+                return []
+            try:
+                stamped = self.ledger.stage(events)
+                self.index.apply(stamped)
+                if stamped:
+                    self.projection.submit(stamped)
+                wait_for = self.ledger.last_seq
+            except MlflowError:
+                raise
+            except Exception:
+                self._fatal("staging events failed")
+                raise
+        try:
+            self.ledger.wait_durable(wait_for)
+        except Exception:
+            self._fatal("the write-ahead log could not be synced")
+            raise
+        return stamped
+
+    def _fatal(self, what: str) -> None:
+        # Durability can no longer be promised: stop rather than acknowledge anything else.
+        log.critical("%s; stopping the server so no unsynced write is acknowledged", what, exc_info=True)
+        logging.shutdown()
+        os._exit(70)
+
+    def _claimed_actor(self, run_id: str | None, cache: dict[str, str]) -> str:
+        if not run_id:
+            return "unknown"
+        if run_id not in cache:
+            run = self.index.runs.get(run_id)
+            if run is not None and run.user is None:
+                found = self.projection.run(run_id)
+                run.user = (found or {}).get("info", {}).get("user_id") or "unknown"
+            cache[run_id] = run.user if run is not None else "unknown"
+        return cache[run_id]
+
+    # Checks used by the build functions (called under the lock) ------------------------
+
+    def active_run(self, run_id: str) -> str:
+        """The run's experiment id; 404 if unknown, 400 if deleted (MLflow's messages)."""
+        lifecycle = self.index.run_lifecycle(run_id)
+        if lifecycle is None:
+            raise not_found(f"Run with id={run_id} not found")
+        if lifecycle != "active":
+            raise invalid(f"The run {run_id} must be in the 'active' state. Current state is {lifecycle}.")
+        return self.index.runs[run_id].experiment_id
+
+    def known_run(self, run_id: str) -> str:
+        run = self.index.runs.get(run_id)
+        if run is None:
+            raise not_found(f"Run with id={run_id} not found")
+        return run.experiment_id
+
+    def experiment(self, experiment_id: str):
+        exp = self.index.experiments.get(experiment_id)
+        if exp is None:
+            raise not_found(f"No Experiment with id={experiment_id} exists")
+        return exp
+
+    def run_params(self, run_id: str) -> dict[str, str]:
+        cached = self.index.params.get(run_id)
+        if cached is None:
+            self.projection.flush()
+            cached = self.index.cache_params(run_id, dict(self.projection.params(run_id)))
+        return cached
+
+    # The hot path: log-metric, log-parameter, set-tag and log-batch ----------------------
+
+    def log_batch(
+        self,
+        origin: Origin,
+        run_id: str,
+        metrics: list[Metric] = (),
+        params: list[Param] = (),
+        tags: list[Tag] = (),
+        single_param: bool = False,
+    ) -> None:
+        def build(envelope):
+            experiment_id = self.active_run(run_id)
+            new_params = self._new_params(run_id, params, single_param) if params else params
+            events: list[Event] = []
+            if metrics or new_params or tags:
+                events.append(
+                    BatchLogged(
+                        **envelope(0, experiment_id=experiment_id, run_id=run_id),
+                        metrics=list(metrics),
+                        params=list(new_params),
+                        tags=list(tags),
+                    )
+                )
+            names = [t.value for t in tags if t.key == RUN_NAME_TAG]
+            if names:  # the mlflow.runName tag and the run name stay in step
+                events.append(
+                    RunUpdated(**envelope(1, experiment_id=experiment_id, run_id=run_id), name=names[-1])
+                )
+            return events
+
+        self.commit(origin, build)
+
+    def _new_params(self, run_id: str, params, single: bool) -> list[Param]:
+        """Params are immutable: the same value again is a no-op, another value is refused."""
+        seen: dict[str, str] = {}
+        for p in params:
+            if p.key in seen:
+                raise invalid(
+                    f"Duplicate parameter keys have been submitted: {[p.key]}. Please ensure "
+                    "the request contains only one param value per param key."
+                )
+            seen[p.key] = p.value
+        logged = self.run_params(run_id)
+        changed = [
+            (p.key, logged[p.key], p.value) for p in params if p.key in logged and logged[p.key] != p.value
+        ]
+        if changed and single:
+            key, old, new = changed[0]
+            raise invalid(
+                f"Changing param values is not allowed. Param with key='{key}' was already logged "
+                f"with value='{old}' for run ID='{run_id}'. Attempted logging new value '{new}'."
+            )
+        if changed:
+            shown = [{"key": k, "old_value": o, "new_value": n} for k, o, n in changed]
+            raise invalid(
+                f"Changing param values is not allowed. Params were already logged='{shown}' "
+                f"for run ID='{run_id}'."
+            )
+        return [p for p in params if p.key not in logged]

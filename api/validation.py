@@ -1,0 +1,130 @@
+"""MLflow's input rules: key names, length limits (truncating where MLflow truncates), batch limits."""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+import re
+
+from api.errors import invalid, missing
+
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_ENTITIES_PER_BATCH = 1000
+MAX_BATCH_LOG_REQUEST_SIZE = 1_000_000
+MAX_PARAM_VAL_LENGTH = 6000
+MAX_TAG_VAL_LENGTH = 8000
+MAX_ENTITY_KEY_LENGTH = 250
+MAX_EXPERIMENT_NAME_LENGTH = 500
+MAX_EXPERIMENT_TAG_VAL_LENGTH = 20000
+# The SQL store clamps infinities to the largest double; we do the same on the way in.
+MAX_DOUBLE = 1.7976931348623157e308
+
+_NAME_RE = re.compile(r"^[/\w.\- :]*$")
+_RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
+_EXPERIMENT_ID_RE = re.compile(r"^[0-9]+$")
+
+
+def _invalid_value(path: str, value, message: str) -> str:
+    shown = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return f"Invalid value {shown} for parameter '{path}' supplied: {message}"
+
+
+def check_key(name: str | None, path: str = "key") -> str:
+    """A metric, param or tag key: MLflow's character set, no path tricks, at most 250 chars."""
+    if name is None:
+        raise missing(path)
+    if not _NAME_RE.match(name):
+        raise invalid(
+            _invalid_value(
+                path,
+                name,
+                "Names may only contain alphanumerics, underscores (_), dashes (-), periods (.),"
+                " spaces ( ), colon(:) and slashes (/).",
+            )
+        )
+    norm = posixpath.normpath(name)
+    if norm != name or norm == "." or norm.startswith("..") or norm.startswith("/"):
+        raise invalid(
+            _invalid_value(
+                path,
+                name,
+                "Names may be treated as files in certain cases, and must not resolve to other names"
+                f" when treated as such. This name would resolve to {norm!r}",
+            )
+        )
+    if len(name) > MAX_ENTITY_KEY_LENGTH:
+        raise invalid(f"'{path}' exceeds the maximum length of {MAX_ENTITY_KEY_LENGTH} characters")
+    return name
+
+
+def param_value(value: str | None) -> str:
+    return (value or "")[:MAX_PARAM_VAL_LENGTH]
+
+
+def tag_value(value: str | None) -> str:
+    return (value or "")[:MAX_TAG_VAL_LENGTH]
+
+
+def metric_value(value: float | None, path: str = "value") -> float:
+    if value is None:
+        raise missing(path)
+    if math.isinf(value):
+        return MAX_DOUBLE if value > 0 else -MAX_DOUBLE
+    return value
+
+
+def timestamp(value: int | None, path: str = "timestamp") -> int:
+    if value is None:
+        raise missing(path)
+    if value < 0:
+        raise invalid(_invalid_value(path, value, "Timestamp must be a nonnegative long (64-bit integer) "))
+    return value
+
+
+def run_id(value: str | None) -> str:
+    if not value:
+        raise missing("run_id")
+    if not _RUN_ID_RE.match(value):
+        raise invalid(f"Invalid value {json.dumps(value)} for parameter 'run_id' supplied.")
+    return value
+
+
+def experiment_id(value: str | None, path: str = "experiment_id") -> str:
+    if value is None or value == "":
+        raise missing(path)
+    if not _EXPERIMENT_ID_RE.match(str(value)):
+        raise invalid(f"Invalid experiment ID '{value}'. Experiment ID must be a valid integer.")
+    return str(int(value))
+
+
+def experiment_name(name: str | None) -> str:
+    if not name:
+        raise invalid(f"Invalid experiment name: '{name or ''}'")
+    if len(name) > MAX_EXPERIMENT_NAME_LENGTH:
+        raise invalid(f"'name' exceeds the maximum length of {MAX_EXPERIMENT_NAME_LENGTH} characters")
+    return name
+
+
+def batch_limit(entity: str, limit: int, length: int) -> None:
+    if length > limit:
+        raise invalid(
+            f"A batch logging request can contain at most {limit} {entity}. "
+            f"Got {length} {entity}. Please split up {entity} across multiple requests and try again."
+        )
+
+
+def batch_limits(n_metrics: int, n_params: int, n_tags: int) -> None:
+    batch_limit("metrics", MAX_METRICS_PER_BATCH, n_metrics)
+    batch_limit("params", MAX_PARAMS_TAGS_PER_BATCH, n_params)
+    batch_limit("tags", MAX_PARAMS_TAGS_PER_BATCH, n_tags)
+    batch_limit("metrics, params, and tags", MAX_ENTITIES_PER_BATCH, n_metrics + n_params + n_tags)
+
+
+def batch_size(body: bytes) -> None:
+    if len(body) > MAX_BATCH_LOG_REQUEST_SIZE:
+        raise invalid(
+            f"Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, "
+            f"got a request of size {len(body)}."
+        )
