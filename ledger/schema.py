@@ -43,37 +43,70 @@ def _arrow_type(t: mi.Type) -> pa.DataType:
     return _SCALARS[type(t)]
 
 
-def _nested_classes(t: mi.Type, found: dict[pa.DataType, type]) -> None:
-    """Record which Struct class builds each Arrow struct type (for the way back)."""
+def _nested_classes(path: str, t: mi.Type, found: dict[str, type]) -> None:
+    """Record which Struct class builds the structs at each column path (for the way back).
+
+    Keyed by path, not Arrow type: Tag and Param have the same shape, and Parquet renames list items.
+    """
     if isinstance(t, mi.UnionType):
         for member in t.types:
-            _nested_classes(member, found)
+            _nested_classes(path, member, found)
     elif isinstance(t, mi.ListType):
-        _nested_classes(t.item_type, found)
+        _nested_classes(path, t.item_type, found)
     elif isinstance(t, mi.StructType):
-        found[_arrow_type(t)] = t.cls
+        if found.setdefault(path, t.cls) is not t.cls:
+            raise TypeError(f"column {path!r} holds both {found[path].__name__} and {t.cls.__name__}")
         for f in t.fields:
-            _nested_classes(f.type, found)
+            _nested_classes(f"{path}.{f.name}", f.type, found)
 
 
-def _build_schema() -> tuple[pa.Schema, dict[pa.DataType, type]]:
+def _build_schema() -> tuple[pa.Schema, dict[str, type]]:
     envelope = [f for f in mi.type_info(Event).fields]
     columns: dict[str, pa.DataType] = {f.name: _arrow_type(f.type) for f in envelope}
     columns["type"] = pa.string()
-    classes: dict[pa.DataType, type] = {}
+    classes: dict[str, type] = {}
     for cls in EVENT_TYPES:
         for f in mi.type_info(cls).fields:
             arrow = _arrow_type(f.type)
             if columns.setdefault(f.name, arrow) != arrow:
                 raise TypeError(f"field {f.name!r} has two types: {columns[f.name]} and {arrow}")
-            _nested_classes(f.type, classes)
+            _nested_classes(f.name, f.type, classes)
     return pa.schema([pa.field(name, t) for name, t in columns.items()]), classes
+
+
+def _identity_defaults(cls: type) -> tuple[tuple[str, Any], ...]:
+    """Fields whose default could be encoded anyway: msgspec's ``omit_defaults`` compares by
+    identity, so a field equal to but not the very default object (``"RUNNING"`` read back from
+    Parquet) would be written out and change the canonical bytes. Singletons are safe."""
+    risky = []
+    for f in mi.type_info(cls).fields:
+        default = f.default
+        if default is msgspec.NODEFAULT or default is None or isinstance(default, bool) or default == "":
+            continue
+        if type(default) is int and -5 <= default <= 256:  # CPython's cached small ints
+            continue
+        risky.append((f.name, default))
+    return tuple(risky)
 
 
 SEGMENT_SCHEMA, _STRUCT_CLASSES = _build_schema()
 _TAG_TO_FIELDS: dict[str, frozenset[str]] = {
     tag: frozenset(cls.__struct_fields__) for tag, cls in TYPE_BY_TAG.items()
 }
+_RISKY_DEFAULTS = {tag: _identity_defaults(cls) for tag, cls in TYPE_BY_TAG.items()}
+for _cls in _STRUCT_CLASSES.values():
+    if _identity_defaults(_cls):  # canonical() only fixes top-level fields
+        raise TypeError(f"{_cls.__name__}: nested Structs may only have None, '', small int or bool defaults")
+
+
+def default_overrides(event: Event) -> dict[str, Any]:
+    """Replacements that make ``event`` canonical: fields equal to their default become it."""
+    overrides = {}
+    for name, default in _RISKY_DEFAULTS[event.__struct_config__.tag]:
+        value = getattr(event, name)
+        if value is not default and value == default:
+            overrides[name] = default
+    return overrides
 
 
 # Events -> Arrow ---------------------------------------------------------------------
@@ -115,19 +148,19 @@ def events_to_table(events: Sequence[Event]) -> pa.Table:
 # Arrow -> events ---------------------------------------------------------------------
 
 
-def _to_python(array: pa.Array, arrow_type: pa.DataType) -> list[Any]:
+def _to_python(array: pa.Array, arrow_type: pa.DataType, path: str) -> list[Any]:
     """The inverse of ``_to_arrow``: nested structs become their msgspec Struct class."""
     if pa.types.is_list(arrow_type):
         offsets = array.offsets.to_pylist()
-        flat = _to_python(array.values, arrow_type.value_type)
+        flat = _to_python(array.values, arrow_type.value_type, path)
         valid = array.is_valid().to_pylist() if array.null_count else None
         return [
             flat[offsets[i] : offsets[i + 1]] if valid is None or valid[i] else None
             for i in range(len(array))
         ]
     if pa.types.is_struct(arrow_type):
-        cls = _STRUCT_CLASSES[arrow_type]
-        children = [_to_python(array.field(i), f.type) for i, f in enumerate(arrow_type)]
+        cls = _STRUCT_CLASSES[path]
+        children = [_to_python(array.field(i), f.type, f"{path}.{f.name}") for i, f in enumerate(arrow_type)]
         return list(map(cls, *children))
     return array.to_pylist()
 
@@ -142,23 +175,28 @@ def table_to_events(table: pa.Table) -> list[Event]:
     for name in table.column_names:
         column = table.column(name)
         chunk = column.chunk(0) if column.num_chunks else pa.array([], column.type)
-        columns[name] = _to_python(chunk, column.type)
+        columns[name] = _to_python(chunk, column.type, name)
     tags = columns.pop("type")
     events = []
     for row, tag in enumerate(tags):
-        cls = TYPE_BY_TAG[tag]
         fields = _TAG_TO_FIELDS[tag]
         kwargs = {
             name: values[row]
             for name, values in columns.items()
             if values[row] is not None and name in fields
         }
-        events.append(cls(**kwargs))
+        for name, default in _RISKY_DEFAULTS[tag]:
+            if kwargs.get(name) == default:
+                del kwargs[name]
+        events.append(TYPE_BY_TAG[tag](**kwargs))
     return events
 
 
 def canonical_bytes(events: Sequence[Event], encoder: msgspec.msgpack.Encoder | None = None) -> bytes:
-    """The bytes a segment digest is computed over: each event's msgpack, concatenated."""
+    """The bytes a segment digest is computed over: each event's msgpack, concatenated.
+
+    Events must be canonical (see ``default_overrides``); the ledger makes them so on append.
+    """
     encode = (encoder or _ENCODER).encode
     return b"".join(map(encode, events))
 

@@ -1,0 +1,156 @@
+"""Immutable Parquet segments: ``<store>/segments/<writer>/<first_seq:020d>-<last_seq:020d>.parquet``.
+
+Each segment holds one writer's events ``first_seq..last_seq`` (contiguous) in SEGMENT_SCHEMA,
+zstd-compressed, and carries Parquet key-value metadata: writer, first_seq, last_seq,
+schema_version, digest, prev_digest.
+
+``digest = sha256(prev_digest as ASCII hex || msgpack(event_1) || ... || msgpack(event_n))``, the hex
+of it; ``prev_digest`` is the digest of the same writer's previous segment ("" for the first). So the
+segments of a writer form a hash chain: changing, removing, reordering or inserting a segment breaks
+it from that point on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import msgspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ledger.events import SCHEMA_VERSION, Event
+from ledger.schema import SEGMENT_SCHEMA, canonical_bytes, events_to_table, table_to_events
+from ledger.store import Store
+
+__all__ = ["SEGMENTS_DIR", "SegmentInfo", "chain_digest", "list_segments", "segment_relpath"]
+
+SEGMENTS_DIR = "segments"
+_NAME = re.compile(r"^(?P<first>\d{20})-(?P<last>\d{20})\.parquet$")
+METADATA_KEYS = ("writer", "first_seq", "last_seq", "schema_version", "digest", "prev_digest")
+
+
+class SegmentInfo(msgspec.Struct, frozen=True):
+    path: str  # relative to the store root
+    url: str  # what DuckDB / pyarrow can open
+    writer: str
+    first_seq: int
+    last_seq: int
+    count: int
+    digest: str
+    prev_digest: str
+
+
+def segment_relpath(writer: str, first_seq: int, last_seq: int) -> str:
+    return f"{SEGMENTS_DIR}/{writer}/{first_seq:020d}-{last_seq:020d}.parquet"
+
+
+def parse_relpath(relpath: str) -> tuple[str, int, int] | None:
+    """(writer, first_seq, last_seq) from a segment's relative path, None if not one."""
+    parts = relpath.split("/")
+    match = _NAME.match(parts[-1]) if len(parts) == 3 and parts[0] == SEGMENTS_DIR else None
+    if not match:
+        return None
+    return parts[1], int(match["first"]), int(match["last"])
+
+
+def chain_digest(prev_digest: str, events: Sequence[Event]) -> str:
+    h = hashlib.sha256(prev_digest.encode("ascii"))
+    h.update(canonical_bytes(events))
+    return h.hexdigest()
+
+
+def _writer_options(schema: pa.Schema) -> dict:
+    """Encodings that make metric points small (measured ~7.5 bytes/point with random values):
+    dictionary for strings (keys, run ids repeat), BYTE_STREAM_SPLIT for doubles, DELTA for ints."""
+    dictionary, encodings = [], {}
+    unique_strings = {"id", "sha256"}
+
+    def walk(path: str, t: pa.DataType) -> None:
+        if pa.types.is_list(t):
+            walk(f"{path}.list.element", t.value_type)
+        elif pa.types.is_struct(t):
+            for f in t:
+                walk(f"{path}.{f.name}", f.type)
+        elif pa.types.is_floating(t):
+            encodings[path] = "BYTE_STREAM_SPLIT"
+        elif pa.types.is_integer(t):
+            encodings[path] = "DELTA_BINARY_PACKED"
+        elif pa.types.is_string(t) and path not in unique_strings:
+            dictionary.append(path)
+
+    for f in schema:
+        walk(f.name, f.type)
+    return {
+        "compression": "zstd",
+        "use_dictionary": dictionary,
+        "column_encoding": encodings,
+        "write_page_checksum": True,
+    }
+
+
+_WRITE_OPTIONS = _writer_options(SEGMENT_SCHEMA)
+
+
+def encode_segment(
+    store: Store, writer: str, events: Sequence[Event], prev_digest: str
+) -> tuple[bytes, SegmentInfo]:
+    """The Parquet bytes of a segment for ``events`` (stamped, contiguous seqs) and its info."""
+    first_seq, last_seq = events[0].seq, events[-1].seq
+    digest = chain_digest(prev_digest, events)
+    metadata = {
+        "writer": writer,
+        "first_seq": str(first_seq),
+        "last_seq": str(last_seq),
+        "schema_version": str(SCHEMA_VERSION),
+        "digest": digest,
+        "prev_digest": prev_digest,
+    }
+    table = events_to_table(events)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **_WRITE_OPTIONS)
+    relpath = segment_relpath(writer, first_seq, last_seq)
+    info = SegmentInfo(
+        relpath, store.url(relpath), writer, first_seq, last_seq, len(events), digest, prev_digest
+    )
+    return sink.getvalue().to_pybytes(), info
+
+
+def read_metadata(store: Store, relpath: str) -> tuple[dict[str, str], int]:
+    """A segment's key-value metadata and row count, from its footer only."""
+    with store.open(relpath) as f:
+        meta = pq.ParquetFile(f).metadata
+    kv = {k.decode(): v.decode() for k, v in (meta.metadata or {}).items()}
+    return kv, meta.num_rows
+
+
+def segment_info(store: Store, relpath: str) -> SegmentInfo:
+    kv, rows = read_metadata(store, relpath)
+    return SegmentInfo(
+        relpath,
+        store.url(relpath),
+        kv["writer"],
+        int(kv["first_seq"]),
+        int(kv["last_seq"]),
+        rows,
+        kv["digest"],
+        kv["prev_digest"],
+    )
+
+
+def read_table(store: Store, relpath: str, columns: list[str] | None = None) -> pa.Table:
+    """A segment's rows; page checksums are verified, so a changed byte fails loudly."""
+    with store.open(relpath) as f:
+        return pq.read_table(f, columns=columns, page_checksum_verification=True)
+
+
+def read_events(store: Store, relpath: str) -> list[Event]:
+    return table_to_events(read_table(store, relpath))
+
+
+def list_segments(store: Store, writer: str | None = None) -> list[str]:
+    """Relative paths of segments (one writer's, or every writer's), in (writer, seq) order."""
+    base = f"{SEGMENTS_DIR}/{writer}" if writer else SEGMENTS_DIR
+    return [p for p in store.find(base, ".parquet") if parse_relpath(p)]

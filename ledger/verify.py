@@ -1,0 +1,124 @@
+"""Integrity check of a store: recompute every segment's digest and walk each writer's chain.
+
+Per writer, in seq order, a segment must: be readable with intact page checksums; carry metadata
+naming the writer and seq range its file name says; start right after the previous segment (seq 1
+for the first); point at the previous segment's digest; hold exactly the events first_seq..last_seq
+of that writer; and hash (with prev_digest) to its recorded digest. The first segment failing any of
+these is reported and the writer's later segments are not trusted.
+
+What a chain cannot show: the newest segments of a writer being deleted (the chain stays valid up to
+the new end). Compare the head digests printed by ``trackledger verify`` with an earlier run for that.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgspec
+
+from ledger import segments as seg
+from ledger.schema import table_to_events
+from ledger.store import Store, open_store
+
+__all__ = ["Problem", "VerifyReport", "WriterSummary", "verify"]
+
+
+class Problem(msgspec.Struct, frozen=True):
+    path: str  # the first bad segment of its writer, relative to the store
+    writer: str
+    reason: str
+
+
+class WriterSummary(msgspec.Struct):
+    writer: str
+    segments: int = 0
+    events: int = 0
+    first_seq: int = 0
+    last_seq: int = 0
+    head_digest: str = ""  # digest of the last good segment
+
+
+class VerifyReport(msgspec.Struct):
+    store: str
+    writers: list[WriterSummary]
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    def summary(self) -> str:
+        lines = [f"store {self.store}: {'OK' if self.ok else 'BROKEN'}"]
+        for w in self.writers:
+            lines.append(
+                f"  writer {w.writer}: {w.segments} segments, {w.events} events, "
+                f"seq {w.first_seq}..{w.last_seq}, head {w.head_digest[:16] or '-'}"
+            )
+        for p in self.problems:
+            lines.append(f"  FIRST BAD SEGMENT {p.path}: {p.reason}")
+        return "\n".join(lines)
+
+
+def verify(store: str | os.PathLike | Store, storage_options: dict[str, Any] | None = None) -> VerifyReport:
+    store = store if isinstance(store, Store) else open_store(store, storage_options)
+    by_writer: dict[str, list[str]] = {}
+    problems = []
+    for relpath in store.find(seg.SEGMENTS_DIR, ".parquet"):
+        parsed = seg.parse_relpath(relpath)
+        if parsed is None:
+            problems.append(Problem(relpath, "", "not a segment name (<writer>/<first>-<last>.parquet)"))
+            continue
+        by_writer.setdefault(parsed[0], []).append(relpath)
+    summaries = []
+    for writer, relpaths in sorted(by_writer.items()):
+        summary = WriterSummary(writer)
+        summaries.append(summary)
+        for relpath in relpaths:
+            reason = _check_segment(store, relpath, writer, summary)
+            if reason:
+                problems.append(Problem(relpath, writer, reason))
+                break
+    return VerifyReport(store.url(""), summaries, problems)
+
+
+def _check_segment(store: Store, relpath: str, writer: str, summary: WriterSummary) -> str | None:
+    """Why ``relpath`` breaks ``writer``'s chain so far, or None (and ``summary`` advances)."""
+    _, name_first, name_last = seg.parse_relpath(relpath)
+    try:
+        table = seg.read_table(store, relpath)
+        events = table_to_events(table)
+    except Exception as exc:
+        return f"unreadable: {type(exc).__name__}: {exc}"
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    missing = [k for k in seg.METADATA_KEYS if k not in meta]
+    if missing:
+        return f"metadata lacks {', '.join(missing)}"
+    if meta["writer"] != writer or (int(meta["first_seq"]), int(meta["last_seq"])) != (name_first, name_last):
+        return (
+            f"file name does not match its metadata (writer {meta['writer']}, "
+            f"seq {meta['first_seq']}..{meta['last_seq']}): moved or swapped"
+        )
+    expected_first = summary.last_seq + 1
+    if name_first != expected_first:
+        what = "missing" if name_first > expected_first else "overlapping"
+        return f"seq gap: expected first_seq {expected_first}, found {name_first} ({what} segment before it)"
+    if meta["prev_digest"] != summary.head_digest:
+        return "chain broken: prev_digest is not the digest of the previous segment"
+    seqs = [e.seq for e in events]
+    if seqs != list(range(name_first, name_last + 1)) or any(e.writer != writer for e in events):
+        return "events do not match the seq range or writer the segment claims"
+    digest = seg.chain_digest(meta["prev_digest"], events)
+    if digest != meta["digest"]:
+        return "digest mismatch: the events were changed"
+    if summary.segments == 0:
+        summary.first_seq = name_first
+    summary.segments += 1
+    summary.events += len(events)
+    summary.last_seq = name_last
+    summary.head_digest = digest
+    return None

@@ -1,0 +1,144 @@
+"""The write-ahead log: numbered files of checksummed msgpack frames in ``<state_dir>/wal/``.
+
+File layout::
+
+    header  b"TLWAL" | u8 format version | u16 event schema version        (8 bytes)
+    frame*  u32 payload length | u32 CRC-32 of payload | payload           (little-endian)
+
+One frame holds one append (a msgpack array of the request's events), so a request is all or
+nothing: a frame cut short or failing its checksum was never acknowledged and is dropped on open.
+A file is named after the first seq it may hold: ``<seq:020d>.wal``. Only the newest file is
+appended to; older ones are sealed (fsynced) and wait to become a segment.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import msgspec
+
+from ledger.events import SCHEMA_VERSION, AnyEvent, Event
+from ledger.store import fsync_dir
+
+__all__ = ["WalCorrupt", "WalFile", "WalScan", "encode_frame", "read_wal_dir", "scan_file", "wal_files"]
+
+MAGIC = b"TLWAL"
+FORMAT_VERSION = 1
+HEADER = struct.Struct("<5sBH")
+FRAME = struct.Struct("<II")
+SUFFIX = ".wal"
+
+_DECODER = msgspec.msgpack.Decoder(list[AnyEvent])
+
+
+class WalCorrupt(Exception):
+    """A frame whose checksum matches but whose content does not decode: not a torn write."""
+
+
+def encode_frame(payload: bytes) -> bytes:
+    return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_payload(payload: bytes) -> list[Event]:
+    return _DECODER.decode(payload)
+
+
+@dataclass
+class WalScan:
+    """What a WAL file holds: its intact frames' events and where the intact part ends."""
+
+    path: str
+    events: list[Event] = field(default_factory=list)
+    valid_bytes: int = 0  # header + intact frames; a torn tail starts here
+    size: int = 0
+    header_ok: bool = False
+
+    @property
+    def torn(self) -> bool:
+        return self.valid_bytes < self.size
+
+
+def scan_file(path: str) -> WalScan:
+    """Read every intact frame of one WAL file, stopping at the first short or bad frame."""
+    with open(path, "rb") as f:
+        data = f.read()
+    scan = WalScan(path, size=len(data))
+    if len(data) < HEADER.size:
+        return scan
+    magic, version, _schema_version = HEADER.unpack_from(data)
+    if magic != MAGIC or version != FORMAT_VERSION:
+        return scan
+    scan.header_ok = True
+    offset = HEADER.size
+    view = memoryview(data)
+    while offset + FRAME.size <= len(data):
+        length, crc = FRAME.unpack_from(data, offset)
+        start, end = offset + FRAME.size, offset + FRAME.size + length
+        if end > len(data) or zlib.crc32(view[start:end]) != crc:
+            break
+        try:
+            scan.events.extend(_DECODER.decode(view[start:end]))
+        except msgspec.DecodeError as exc:
+            raise WalCorrupt(f"{path} at byte {offset}: checksum matches but {exc}") from exc
+        offset = end
+    scan.valid_bytes = offset
+    return scan
+
+
+def wal_files(wal_dir: str) -> list[str]:
+    """The WAL files of a directory, oldest first."""
+    if not os.path.isdir(wal_dir):
+        return []
+    names = sorted(n for n in os.listdir(wal_dir) if n.endswith(SUFFIX))
+    return [os.path.join(wal_dir, n) for n in names]
+
+
+def read_wal_dir(wal_dir: str) -> Iterator[Event]:
+    """Every intact event in a WAL directory, without changing it (for offline tools)."""
+    for path in wal_files(wal_dir):
+        yield from scan_file(path).events
+
+
+class WalFile:
+    """One WAL file open for appending. Not thread-safe: the ledger serialises writes."""
+
+    def __init__(self, path: str, fd: int, size: int):
+        self.path = path
+        self.fd = fd
+        self.size = size
+
+    @classmethod
+    def create(cls, wal_dir: str, first_seq: int) -> WalFile:
+        """A new, empty, durable WAL file (header written and synced, directory entry synced)."""
+        path = os.path.join(wal_dir, f"{first_seq:020d}{SUFFIX}")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        os.write(fd, HEADER.pack(MAGIC, FORMAT_VERSION, SCHEMA_VERSION))
+        os.fsync(fd)
+        fsync_dir(wal_dir)
+        return cls(path, fd, HEADER.size)
+
+    @classmethod
+    def reopen(cls, scan: WalScan) -> WalFile:
+        """Continue appending to a scanned file, first cutting off its torn tail (if any)."""
+        fd = os.open(scan.path, os.O_WRONLY | os.O_APPEND)
+        if scan.torn:
+            os.ftruncate(fd, scan.valid_bytes)
+            os.fsync(fd)
+        return cls(scan.path, fd, scan.valid_bytes)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError:
+            os.ftruncate(self.fd, self.size)  # no half frame in front of the next append
+            raise
+        self.size += len(data)
+
+    def close(self) -> None:
+        os.close(self.fd)
