@@ -1,1 +1,12 @@
-"""projections"""
+"""DuckDB read models of the ledger: apply, rebuild, queries, time travel and ad-hoc SQL.
+
+``Projection`` is the live, server-side projection; ``connect`` builds one in memory from a
+store for notebooks and offline tools; ``as_of`` does the same up to a point in the ledger.
+"""
+
+from projections.filters import InvalidQuery
+from projections.projection import Projection
+from projections.sandbox import QueryTimeout
+from projections.timetravel import as_of, connect
+
+__all__ = ["InvalidQuery", "Projection", "QueryTimeout", "as_of", "connect"]

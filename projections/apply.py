@@ -1,0 +1,277 @@
+"""Applying a batch of events to the read models: one list of SQL statements.
+
+The same statements serve incremental apply (the batch is a registered Arrow table) and
+rebuild (the batch is ``read_parquet`` over the segments plus the WAL tail), so the two
+cannot drift apart. Inside a batch, events are ordered by ``(seq, writer)`` and list items
+by position: the last write wins for tags, names, status and lifecycle; the first value
+wins for params (a re-log of the same value is a no-op). Across batches, later batches win.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+# The order of an event in its batch, and of an item inside an event's list.
+EVENT_ORDER = "{'seq': seq, 'writer': writer}"
+ITEM_ORDER = "{'seq': seq, 'writer': writer, 'pos': pos}"
+
+
+def _items(column: str, types: str, *keys: str) -> str:
+    """One row per element of ``column`` for events of ``types``, with its position."""
+    cols = ", ".join(keys)
+    return (
+        f"(SELECT {cols}, seq, writer, ts, actor, unnest({column}) AS item, "
+        f"unnest(range(len({column}))) AS pos FROM ev WHERE type IN ({types}) AND len({column}) > 0)"
+    )
+
+
+def _last_write_wins(table: str, ids: tuple[str, ...], ops: str, value: str = "value", key: str = "key") -> list[str]:
+    """Upserts and deletes for a keyed table from ``ops`` rows: ids, key, value, deleted, o."""
+    cols = ", ".join((*ids, key))
+    match = " AND ".join(f"t.{c} = d.{c}" for c in (*ids, key))
+    return [
+        f"""CREATE OR REPLACE TEMP TABLE lww AS
+            SELECT {cols}, arg_max_null({value}, o) AS {value}, arg_max(deleted, o) AS deleted
+            FROM ({ops}) GROUP BY ALL""",
+        f"DELETE FROM {table} t USING (SELECT * FROM lww WHERE deleted) d WHERE {match}",
+        f"""INSERT INTO {table} ({cols}, {value}) SELECT {cols}, {value} FROM lww WHERE NOT deleted
+            ON CONFLICT DO UPDATE SET {value} = excluded.{value}""",
+    ]
+
+
+def _tag_ops(id_col: str, list_types: str, set_type: str | None, delete_type: str | None) -> str:
+    parts = [
+        f"SELECT {id_col}, item.key AS key, item.value AS value, false AS deleted, {ITEM_ORDER} AS o "
+        f"FROM {_items('tags', list_types, id_col)}"
+    ]
+    if set_type:
+        parts.append(
+            f"SELECT {id_col}, key, value, false, {{'seq': seq, 'writer': writer, 'pos': 0}} "
+            f"FROM ev WHERE type = '{set_type}'"
+        )
+    if delete_type:
+        parts.append(
+            f"SELECT {id_col}, key, NULL, true, {{'seq': seq, 'writer': writer, 'pos': 0}} "
+            f"FROM ev WHERE type = '{delete_type}'"
+        )
+    return " UNION ALL ".join(parts)
+
+
+EXPERIMENTS = [
+    """INSERT INTO experiments
+       SELECT experiment_id, name, artifact_location, 'active', creation_time, creation_time, actor
+       FROM ev WHERE type = 'experiment_created' ON CONFLICT DO NOTHING""",
+    f"""UPDATE experiments e SET
+          name = coalesce(u.name, e.name),
+          lifecycle_stage = coalesce(u.stage, e.lifecycle_stage),
+          last_update_time = greatest(e.last_update_time, u.ts)
+       FROM (SELECT experiment_id,
+               arg_max(name, {EVENT_ORDER}) FILTER (WHERE type = 'experiment_renamed') AS name,
+               arg_max(CASE type WHEN 'experiment_deleted' THEN 'deleted' ELSE 'active' END, {EVENT_ORDER})
+                 FILTER (WHERE type <> 'experiment_renamed') AS stage,
+               max(ts) AS ts
+             FROM ev WHERE type IN ('experiment_renamed', 'experiment_deleted', 'experiment_restored')
+             GROUP BY experiment_id) u
+       WHERE e.experiment_id = u.experiment_id""",
+    *_last_write_wins(
+        "experiment_tags",
+        ("experiment_id",),
+        _tag_ops("experiment_id", "'experiment_created'", "experiment_tag_set", "experiment_tag_deleted"),
+    ),
+]
+
+# A run's name and its mlflow.runName tag are one thing in MLflow: setting either sets both.
+_RUN_NAME_OPS = """
+    SELECT run_id, 'mlflow.runName' AS key, name AS value, false AS deleted,
+           {'seq': seq, 'writer': writer, 'pos': -1} AS o
+    FROM ev WHERE type IN ('run_created', 'run_updated') AND name IS NOT NULL AND name <> ''"""
+
+RUNS = [
+    """INSERT INTO runs
+       SELECT run_id, experiment_id, name, user_id, status, start_time, NULL, artifact_uri, 'active', actor
+       FROM ev WHERE type = 'run_created' ON CONFLICT DO NOTHING""",
+    f"""UPDATE runs r SET
+          status = coalesce(u.status, r.status),
+          end_time = coalesce(u.end_time, r.end_time),
+          lifecycle_stage = coalesce(u.stage, r.lifecycle_stage)
+       FROM (SELECT run_id,
+               arg_max(status, {EVENT_ORDER}) FILTER (WHERE type = 'run_updated' AND status IS NOT NULL)
+                 AS status,
+               arg_max(end_time, {EVENT_ORDER}) FILTER (WHERE type = 'run_updated' AND end_time IS NOT NULL)
+                 AS end_time,
+               arg_max(CASE type WHEN 'run_deleted' THEN 'deleted' ELSE 'active' END, {EVENT_ORDER})
+                 FILTER (WHERE type IN ('run_deleted', 'run_restored')) AS stage
+             FROM ev WHERE type IN ('run_updated', 'run_deleted', 'run_restored') GROUP BY run_id) u
+       WHERE r.run_id = u.run_id""",
+    *_last_write_wins(
+        "run_tags",
+        ("run_id",),
+        _tag_ops("run_id", "'run_created', 'batch_logged'", None, "run_tag_deleted") + " UNION ALL " + _RUN_NAME_OPS,
+    ),
+    # lww still holds the run tags just applied: carry a new mlflow.runName into runs.run_name.
+    """UPDATE runs r SET run_name = l.value FROM lww l
+       WHERE l.run_id = r.run_id AND l.key = 'mlflow.runName' AND NOT l.deleted""",
+    f"""INSERT INTO params
+        SELECT run_id, item.key, arg_min(item.value, {ITEM_ORDER})
+        FROM {_items('params', "'batch_logged'", 'run_id')} GROUP BY ALL ON CONFLICT DO NOTHING""",
+]
+
+METRICS = [
+    f"""CREATE OR REPLACE TEMP TABLE batch_metrics AS
+        SELECT run_id, item.key AS key, item.value AS value, item.timestamp AS timestamp, item.step AS step,
+               item.model_id AS model_id, item.dataset_name AS dataset_name,
+               item.dataset_digest AS dataset_digest, seq
+        FROM {_items('metrics', "'batch_logged'", 'run_id')}""",
+    "INSERT INTO metrics SELECT * FROM batch_metrics",
+    # MLflow's "latest": highest step, then latest timestamp, then largest value; NaN loses ties.
+    """INSERT INTO latest_metrics
+       SELECT run_id, key, best.value, best.timestamp, best.step FROM (
+         SELECT run_id, key, max({'step': step, 'timestamp': timestamp, 'real': NOT isnan(value),
+                                  'value': value}) AS best
+         FROM batch_metrics GROUP BY ALL)
+       ON CONFLICT DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, step = excluded.step
+       WHERE {'step': excluded.step, 'timestamp': excluded.timestamp, 'real': NOT isnan(excluded.value),
+              'value': excluded.value}
+           > {'step': latest_metrics.step, 'timestamp': latest_metrics.timestamp,
+              'real': NOT isnan(latest_metrics.value), 'value': latest_metrics.value}""",
+    """INSERT INTO logged_model_metrics
+       SELECT model_id, run_id, key, value, timestamp, step, dataset_name, dataset_digest, seq
+       FROM batch_metrics WHERE model_id IS NOT NULL""",
+]
+
+INPUTS = [
+    # The same dataset (name, digest) in the same context is recorded once per run: the first.
+    f"""INSERT INTO dataset_inputs
+        SELECT * EXCLUDE (o) FROM (
+          SELECT run_id, item.name, item.digest,
+                 list_filter(item.tags, lambda t: t.key = 'mlflow.data.context')[1].value AS context,
+                 item.source_type, item.source, item.schema, item.profile, item.tags, seq, {ITEM_ORDER} AS o
+          FROM {_items('datasets', "'inputs_logged'", 'run_id')}
+          QUALIFY row_number() OVER (PARTITION BY run_id, item.name, item.digest, context ORDER BY o) = 1) b
+        WHERE NOT EXISTS (SELECT 1 FROM dataset_inputs d WHERE d.run_id = b.run_id AND d.name = b.name
+                          AND d.digest = b.digest AND d.context IS NOT DISTINCT FROM b.context)""",
+    *[
+        f"""INSERT INTO {table}
+            SELECT run_id, item.model_id, item.step, min(seq)
+            FROM {_items('models', f"'{event_type}'", 'run_id')} b
+            WHERE NOT EXISTS (SELECT 1 FROM {table} d WHERE d.run_id = b.run_id
+                              AND d.model_id = b.item.model_id AND d.step = b.item.step)
+            GROUP BY ALL"""
+        for table, event_type in (("model_inputs", "inputs_logged"), ("model_outputs", "outputs_logged"))
+    ],
+]
+
+LOGGED_MODELS = [
+    """INSERT INTO logged_models
+       SELECT model_id, experiment_id, name, artifact_location, creation_time, creation_time, status,
+              model_type, source_run_id, 'active', actor
+       FROM ev WHERE type = 'logged_model_created' ON CONFLICT DO NOTHING""",
+    f"""UPDATE logged_models m SET
+          status = coalesce(u.status, m.status),
+          lifecycle_stage = coalesce(u.stage, m.lifecycle_stage),
+          last_updated_timestamp_ms = greatest(m.last_updated_timestamp_ms, u.ts)
+       FROM (SELECT model_id,
+               arg_max(status, {EVENT_ORDER}) FILTER (WHERE type = 'logged_model_updated' AND status IS NOT NULL)
+                 AS status,
+               max(CASE WHEN type = 'logged_model_deleted' THEN 'deleted' END) AS stage,
+               max(ts) AS ts
+             FROM ev WHERE type IN ('logged_model_updated', 'logged_model_tags_set',
+                                    'logged_model_tag_deleted', 'logged_model_deleted')
+             GROUP BY model_id) u
+       WHERE m.model_id = u.model_id""",
+    *_last_write_wins(
+        "logged_model_tags",
+        ("model_id",),
+        _tag_ops("model_id", "'logged_model_created', 'logged_model_tags_set'", None, "logged_model_tag_deleted"),
+    ),
+    f"""INSERT INTO logged_model_params
+        SELECT model_id, item.key, arg_min(item.value, {ITEM_ORDER})
+        FROM {_items('params', "'logged_model_created'", 'model_id')} GROUP BY ALL ON CONFLICT DO NOTHING""",
+]
+
+REGISTRY = [
+    """INSERT INTO registered_models
+       SELECT name, description, ts, ts, actor FROM ev WHERE type = 'registered_model_created'
+       ON CONFLICT DO NOTHING""",
+    """INSERT INTO model_versions
+       SELECT name, version, source, run_id, model_id, description, ts, ts, actor
+       FROM ev WHERE type = 'model_version_created' ON CONFLICT DO NOTHING""",
+    """UPDATE registered_models r SET last_updated_timestamp = greatest(r.last_updated_timestamp, u.ts)
+       FROM (SELECT name, max(ts) AS ts FROM ev WHERE type = 'model_version_created' GROUP BY name) u
+       WHERE r.name = u.name""",
+    *_last_write_wins(
+        "registered_model_tags", ("name",), _tag_ops("name", "'registered_model_created'", None, None)
+    ),
+    *_last_write_wins(
+        "model_version_tags", ("name", "version"), _tag_ops("name, version", "'model_version_created'", None, None)
+    ),
+    *_last_write_wins(
+        "registered_model_aliases",
+        ("name",),
+        """SELECT name, key AS alias, version, type = 'registered_model_alias_deleted' AS deleted,
+                  {'seq': seq, 'writer': writer} AS o
+           FROM ev WHERE type IN ('registered_model_alias_set', 'registered_model_alias_deleted')""",
+        value="version",
+        key="alias",
+    ),
+]
+
+AUDIT = [
+    f"""INSERT INTO artifacts
+        SELECT path, arg_max(experiment_id, {EVENT_ORDER}), arg_max(run_id, {EVENT_ORDER}),
+               arg_max(model_id, {EVENT_ORDER}), arg_max(size, {EVENT_ORDER}), arg_max(sha256, {EVENT_ORDER}),
+               arg_max(actor, {EVENT_ORDER}), arg_max(ts, {EVENT_ORDER}), max(seq)
+        FROM ev WHERE type = 'artifact_written' GROUP BY path
+        ON CONFLICT DO UPDATE SET experiment_id = excluded.experiment_id, run_id = excluded.run_id,
+          model_id = excluded.model_id, size = excluded.size, sha256 = excluded.sha256,
+          actor = excluded.actor, ts = excluded.ts, seq = excluded.seq""",
+    # The audit log keeps the envelope and a one-line summary, not the payload (metrics stay in metrics).
+    """INSERT INTO events
+       SELECT writer, seq, id, ts, type, actor, actor_verified, remote_addr, user_agent, experiment_id,
+              run_id, model_id,
+              CASE type
+                WHEN 'batch_logged' THEN concat_ws(', ',
+                  CASE WHEN len(metrics) > 0 THEN len(metrics) || ' metrics' END,
+                  CASE WHEN len(params) > 0 THEN len(params) || ' params' END,
+                  CASE WHEN len(tags) > 0 THEN len(tags) || ' tags' END)
+                WHEN 'artifact_written' THEN path || ' (' || size || ' bytes)'
+                WHEN 'run_updated' THEN concat_ws(' ', 'status=' || status, 'end_time=' || end_time,
+                                                  'name=' || name)
+                WHEN 'logged_model_updated' THEN 'status=' || status
+                WHEN 'inputs_logged' THEN concat_ws(', ',
+                  CASE WHEN len(datasets) > 0 THEN len(datasets) || ' datasets' END,
+                  CASE WHEN len(models) > 0 THEN len(models) || ' models' END)
+                WHEN 'outputs_logged' THEN len(models) || ' models'
+                WHEN 'model_version_created' THEN name || ' v' || version
+                WHEN 'registered_model_alias_set' THEN name || '@' || key || ' -> v' || version
+                WHEN 'registered_model_alias_deleted' THEN name || '@' || key
+                WHEN 'logged_model_tags_set' THEN list_transform(tags, lambda t: t.key)::VARCHAR
+                ELSE coalesce(name, key, '')
+              END
+       FROM ev""",
+    # Last: the checkpoint commits in the same transaction as the state it describes.
+    """INSERT INTO checkpoints SELECT writer, max(seq) FROM ev GROUP BY writer
+       ON CONFLICT DO UPDATE SET last_seq = greatest(checkpoints.last_seq, excluded.last_seq)""",
+]
+
+STATEMENTS = [*EXPERIMENTS, *RUNS, *METRICS, *INPUTS, *LOGGED_MODELS, *REGISTRY, *AUDIT]
+
+
+def apply_source(con: duckdb.DuckDBPyConnection, source: str, params: list | None = None) -> int:
+    """Apply the events of ``source`` (a relation, SELECT or table name) not yet checkpointed.
+
+    Runs inside the caller's transaction; returns how many events were applied.
+    """
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE ev AS
+            SELECT s.* FROM ({source}) s LEFT JOIN checkpoints c ON c.writer = s.writer
+            WHERE s.seq > coalesce(c.last_seq, 0)""",
+        params,
+    )
+    count = con.execute("SELECT count(*) FROM ev").fetchone()[0]
+    if count:
+        for statement in STATEMENTS:
+            con.execute(statement)
+    for temp in ("ev", "lww", "batch_metrics"):
+        con.execute(f"DROP TABLE IF EXISTS temp.{temp}")
+    return count

@@ -1,0 +1,272 @@
+"""Reads of experiments, logged models, the model registry, artifacts and the audit log."""
+
+from __future__ import annotations
+
+import duckdb
+
+from projections.filters import (
+    InvalidQuery,
+    comparison,
+    decode_page_token,
+    encode_page_token,
+    parse_filter,
+    parse_order_by,
+)
+
+EXPERIMENT_ATTRIBUTES = {
+    "experiment_id": ("e.experiment_id", False),
+    "name": ("e.name", False),
+    "artifact_location": ("e.artifact_location", False),
+    "lifecycle_stage": ("e.lifecycle_stage", False),
+    "creation_time": ("e.creation_time", True),
+    "last_update_time": ("e.last_update_time", True),
+}
+EXPERIMENT_VIEWS = {"ACTIVE_ONLY": "e.lifecycle_stage = 'active'", "DELETED_ONLY": "e.lifecycle_stage = 'deleted'",
+                    "ALL": "true"}
+EXPERIMENT_SELECT = """
+SELECT e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, e.last_update_time, e.creation_time,
+  (SELECT list({'key': key, 'value': value} ORDER BY key) FROM experiment_tags t
+   WHERE t.experiment_id = e.experiment_id) AS tags
+FROM experiments e"""
+
+MODEL_ATTRIBUTES = {
+    "model_id": ("m.model_id", False),
+    "name": ("m.name", False),
+    "status": ("m.status", False),
+    "model_type": ("m.model_type", False),
+    "source_run_id": ("m.source_run_id", False),
+    "experiment_id": ("m.experiment_id", False),
+    "creation_timestamp": ("m.creation_timestamp_ms", True),
+    "creation_time": ("m.creation_timestamp_ms", True),
+    "creation_timestamp_ms": ("m.creation_timestamp_ms", True),
+    "last_updated_timestamp": ("m.last_updated_timestamp_ms", True),
+    "last_updated_timestamp_ms": ("m.last_updated_timestamp_ms", True),
+}
+MODEL_CHILDREN = {"param": ("logged_model_params", False), "tag": ("logged_model_tags", False)}
+MODEL_SELECT = """
+SELECT m.model_id, m.experiment_id, m.name, m.creation_timestamp_ms, m.last_updated_timestamp_ms,
+       m.artifact_location, m.status, m.model_type, m.source_run_id,
+  (SELECT list({'key': key, 'value': value} ORDER BY key) FROM logged_model_tags t WHERE t.model_id = m.model_id),
+  (SELECT list({'key': key, 'value': value} ORDER BY key) FROM logged_model_params p WHERE p.model_id = m.model_id),
+  (SELECT list({'key': key, 'value': value, 'timestamp': timestamp, 'step': step, 'model_id': model_id,
+                'run_id': run_id, 'dataset_name': dataset_name, 'dataset_digest': dataset_digest}
+               ORDER BY key, step, timestamp, value)
+     FROM (SELECT DISTINCT model_id, run_id, key, value, timestamp, step, dataset_name, dataset_digest
+           FROM logged_model_metrics x WHERE x.model_id = m.model_id))
+FROM logged_models m"""
+
+VERSION_SELECT = """
+SELECT v.name, v.version, v.creation_timestamp, v.last_updated_timestamp, v.description, v.source,
+       coalesce(v.run_id, m.source_run_id),
+       (SELECT list(alias ORDER BY alias) FROM registered_model_aliases a
+        WHERE a.name = v.name AND a.version = v.version),
+       (SELECT list({'key': key, 'value': value} ORDER BY key) FROM model_version_tags t
+        WHERE t.name = v.name AND t.version = v.version)
+FROM model_versions v LEFT JOIN logged_models m ON m.model_id = v.model_id"""
+
+
+def _experiment_dict(row) -> dict:
+    keys = ("experiment_id", "name", "artifact_location", "lifecycle_stage", "last_update_time", "creation_time")
+    experiment = dict(zip(keys, row[:6], strict=True))
+    if row[6]:
+        experiment["tags"] = row[6]
+    return experiment
+
+
+def experiment(con: duckdb.DuckDBPyConnection, *, experiment_id=None, name=None) -> dict | None:
+    column, value = ("e.experiment_id", str(experiment_id)) if name is None else ("e.name", name)
+    row = con.execute(f"{EXPERIMENT_SELECT} WHERE {column} = ?", [value]).fetchone()
+    return _experiment_dict(row) if row else None
+
+
+def _where(clauses, attributes: dict, children: dict, id_column: str, params: list) -> list[str]:
+    where = []
+    for clause in clauses:
+        if clause.entity == "attribute":
+            if clause.key not in attributes:
+                raise InvalidQuery(f"Invalid attribute key {clause.key!r}; expected one of {sorted(attributes)}")
+            column, numeric = attributes[clause.key]
+            sql, values = comparison(column, clause, numeric)
+            where.append(sql)
+            params.extend(values)
+            continue
+        if clause.entity not in children:
+            raise InvalidQuery(f"Invalid filter entity {clause.entity!r} here")
+        table, numeric = children[clause.entity]
+        parent = id_column.split(".")[1]
+        if clause.comparator in ("IS NULL", "IS NOT NULL"):
+            negate = "NOT " if clause.comparator == "IS NULL" else ""
+            where.append(f"{negate}EXISTS (SELECT 1 FROM {table} x WHERE x.{parent} = {id_column} AND x.key = ?)")
+            params.append(clause.key)
+            continue
+        sql, values = comparison("x.value", clause, numeric)
+        where.append(f"EXISTS (SELECT 1 FROM {table} x WHERE x.{parent} = {id_column} AND x.key = ? AND {sql})")
+        params.extend([clause.key, *values])
+    return where
+
+
+def _order(order_by, attributes: dict, children: dict, id_column: str, default: str, params: list) -> str:
+    terms = []
+    parent = id_column.split(".")[1]
+    for key in parse_order_by(order_by, default_entity="attribute"):
+        if key.entity == "attribute":
+            if key.key not in attributes:
+                raise InvalidQuery(f"Invalid order_by attribute {key.key!r}; expected one of {sorted(attributes)}")
+            expr = attributes[key.key][0]
+        elif key.entity in children:
+            expr = f"(SELECT x.value FROM {children[key.entity][0]} x WHERE x.{parent} = {id_column} AND x.key = ?)"
+            params.append(key.key)
+        else:
+            raise InvalidQuery(f"Invalid order_by entity {key.entity!r} here")
+        terms.append(f"{expr} IS NULL, {expr} {'DESC' if key.descending else 'ASC'}")
+        if "?" in expr:  # the expression appears twice: its parameter must too
+            params.append(key.key)
+    return ", ".join([*terms, default])
+
+
+def _page(con, select: str, where: list[str], order: str, params: list, max_results: int, page_token):
+    if max_results is None or max_results < 1:
+        raise InvalidQuery(f"Invalid max_results {max_results!r}: must be a positive integer")
+    offset = decode_page_token(page_token)
+    # ORDER BY parameters come after WHERE parameters in the SQL text.
+    sql = f"{select} WHERE {' AND '.join(where) or 'true'} ORDER BY {order} LIMIT ? OFFSET ?"
+    rows = con.execute(sql, [*params, max_results + 1, offset]).fetchall()
+    token = encode_page_token(offset + max_results) if len(rows) > max_results else None
+    return rows[:max_results], token
+
+
+def search_experiments(con, view_type="ACTIVE_ONLY", filter=None, order_by=(), max_results=1000, page_token=None):
+    if view_type not in EXPERIMENT_VIEWS:
+        raise InvalidQuery(f"Invalid view_type {view_type!r}; expected one of {list(EXPERIMENT_VIEWS)}")
+    params: list = []
+    children = {"tag": ("experiment_tags", False)}
+    where = [EXPERIMENT_VIEWS[view_type]]
+    where += _where(parse_filter(filter, "attribute"), EXPERIMENT_ATTRIBUTES, children, "e.experiment_id", params)
+    order = _order(order_by, EXPERIMENT_ATTRIBUTES, children, "e.experiment_id",
+                   "e.creation_time DESC, TRY_CAST(e.experiment_id AS BIGINT) DESC, e.experiment_id", params)
+    rows, token = _page(con, EXPERIMENT_SELECT, where, order, params, max_results, page_token)
+    return [_experiment_dict(row) for row in rows], token
+
+
+def _model_dict(row) -> dict:
+    model_id, experiment_id, name, created, updated, location, status, model_type, source_run_id = row[:9]
+    tags, params, metrics = row[9:]
+    info = {
+        "model_id": model_id, "experiment_id": experiment_id, "name": name, "creation_timestamp_ms": created,
+        "last_updated_timestamp_ms": updated, "artifact_uri": location, "status": status,
+        "model_type": model_type or "",
+    }
+    if source_run_id:
+        info["source_run_id"] = source_run_id
+    if tags:
+        info["tags"] = tags
+    data = {}
+    if params:
+        data["params"] = params
+    if metrics:
+        data["metrics"] = [{k: v for k, v in m.items() if v is not None} for m in metrics]
+    return {"info": info, "data": data}
+
+
+def logged_model(con, model_id: str) -> dict | None:
+    row = con.execute(f"{MODEL_SELECT} WHERE m.model_id = ? AND m.lifecycle_stage = 'active'", [model_id]).fetchone()
+    return _model_dict(row) if row else None
+
+
+def search_logged_models(con, experiment_ids, filter="", order_by=(), max_results=100, page_token=None):
+    params: list = [[str(e) for e in experiment_ids or ()]]
+    where = ["m.experiment_id = ANY(?::VARCHAR[])", "m.lifecycle_stage = 'active'"]
+    where += _where(parse_filter(filter, "attribute"), MODEL_ATTRIBUTES, MODEL_CHILDREN, "m.model_id", params)
+    order = _order(order_by, MODEL_ATTRIBUTES, MODEL_CHILDREN, "m.model_id",
+                   "m.creation_timestamp_ms DESC, m.model_id", params)
+    rows, token = _page(con, MODEL_SELECT, where, order, params, max_results, page_token)
+    return [_model_dict(row) for row in rows], token
+
+
+def _version_dict(row) -> dict:
+    name, version, created, updated, description, source, run_id, aliases, tags = row
+    version_dict = {
+        "name": name, "version": str(version), "creation_timestamp": created, "last_updated_timestamp": updated,
+        "current_stage": "None", "description": description or "", "source": source,
+        "run_id": run_id or "", "status": "READY", "run_link": "",
+    }
+    if tags:
+        version_dict["tags"] = tags
+    if aliases:
+        version_dict["aliases"] = aliases
+    return version_dict
+
+
+def model_version(con, name: str, version) -> dict | None:
+    try:
+        number = int(version)
+    except (TypeError, ValueError):
+        return None
+    row = con.execute(f"{VERSION_SELECT} WHERE v.name = ? AND v.version = ?", [name, number]).fetchone()
+    return _version_dict(row) if row else None
+
+
+def model_version_by_alias(con, name: str, alias: str) -> dict | None:
+    row = con.execute(
+        "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", [name, alias]
+    ).fetchone()
+    return model_version(con, name, row[0]) if row else None
+
+
+def registered_model(con, name: str) -> dict | None:
+    row = con.execute(
+        """SELECT name, creation_timestamp, last_updated_timestamp, description,
+             (SELECT list({'key': key, 'value': value} ORDER BY key) FROM registered_model_tags t WHERE t.name = r.name),
+             (SELECT list({'alias': alias, 'version': version::VARCHAR} ORDER BY alias)
+              FROM registered_model_aliases a WHERE a.name = r.name),
+             (SELECT max(version) FROM model_versions v WHERE v.name = r.name)
+           FROM registered_models r WHERE name = ?""",
+        [name],
+    ).fetchone()
+    if not row:
+        return None
+    name, created, updated, description, tags, aliases, latest = row
+    model = {"name": name, "creation_timestamp": created, "last_updated_timestamp": updated}
+    if description:
+        model["description"] = description
+    if latest is not None:
+        model["latest_versions"] = [model_version(con, name, latest)]
+    if tags:
+        model["tags"] = tags
+    if aliases:
+        model["aliases"] = aliases
+    return model
+
+
+def artifacts(con, run_id: str) -> list[dict]:
+    cursor = con.execute(
+        "SELECT path, size, sha256, actor, ts, seq FROM artifacts WHERE run_id = ? ORDER BY path", [run_id]
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+EVENT_FILTERS = {
+    "run_id": "run_id = ?", "experiment_id": "experiment_id = ?", "actor": "actor = ?", "type": "type = ?",
+    "since_ts": "ts >= ?", "until_ts": "ts <= ?",
+}
+
+
+def events_page(con, after=0, limit=100, newest_first=False, **filters) -> list[dict]:
+    """The audit log: envelopes and summaries, by seq (``after`` is exclusive, or inclusive upper
+    bound when ``newest_first``: pass the smallest seq seen to continue backwards)."""
+    where, params = [], []
+    if after:
+        where.append("seq < ?" if newest_first else "seq > ?")
+        params.append(after)
+    for name, value in filters.items():
+        if value is not None:
+            where.append(EVENT_FILTERS[name])
+            params.append(value)
+    order = "DESC" if newest_first else "ASC"
+    cursor = con.execute(
+        f"SELECT * FROM events WHERE {' AND '.join(where) or 'true'} ORDER BY seq {order}, writer LIMIT ?",
+        [*params, limit],
+    )
+    names = [d[0] for d in cursor.description]
+    return [{k: v for k, v in zip(names, row, strict=True) if v is not None} for row in cursor.fetchall()]

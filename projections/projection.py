@@ -1,0 +1,178 @@
+"""The live projection: one DuckDB database, one writer thread, reads from any thread."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterable
+
+import duckdb
+import pyarrow as pa
+
+from ledger import Ledger
+from ledger.events import Event
+from ledger.schema import events_to_table
+from projections import entities, runs, sandbox
+from projections.schema import create_tables, drop_tables
+from projections.sources import Progress, apply_table, catch_up
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_EVENTS = 5_000  # events the writer applies in one transaction, at most
+_STOP = object()
+
+
+class Projection:
+    """DuckDB read models of a ledger, kept current by ``submit`` and rebuildable at any time.
+
+    Writes go through one thread and one connection; reads use per-thread cursors of the same
+    database, so they see every committed batch (``flush`` waits for what was submitted).
+    """
+
+    def __init__(self, ledger: Ledger, path: str | os.PathLike = ":memory:"):
+        self.ledger = ledger
+        self._db = duckdb.connect(str(path))
+        create_tables(self._db)
+        self._local = threading.local()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._progress = threading.Condition()
+        self._submitted = self._applied = 0
+        self._error: BaseException | None = None
+        catch_up(self._db, ledger.store, ledger.tail_table)
+        self._writer = threading.Thread(target=self._write_loop, name="projection-writer", daemon=True)
+        self._writer.start()
+
+    # Writing ---------------------------------------------------------------------------
+
+    def submit(self, events: list[Event]) -> None:
+        """Queue stamped events (in seq order); the writer applies them once they are durable."""
+        if not events:
+            return
+        with self._progress:
+            self._submitted += 1
+        self._queue.put(events)
+
+    def flush(self) -> None:
+        """Block until everything submitted so far is applied (read-your-writes)."""
+        with self._progress:
+            target = self._submitted
+            self._progress.wait_for(lambda: self._applied >= target or self._error is not None)
+            if self._error is not None:
+                raise RuntimeError(f"the projection writer failed: {self._error}") from self._error
+
+    def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            items = [self._queue.get()]
+            count = len(items[0]) if items[0] is not _STOP else 0
+            while count < MAX_BATCH_EVENTS:  # batch whatever else is waiting
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                items.append(item)
+                count += 0 if item is _STOP else len(item)
+            stopping = any(item is _STOP for item in items)
+            batches = [item for item in items if item is not _STOP]
+            if batches and self._error is None:
+                try:
+                    self._apply([event for batch in batches for event in batch])
+                except Exception as exc:  # keep serving reads; flush() reports it
+                    log.exception("applying events to the projection failed")
+                    self._error = exc
+            with self._progress:
+                self._applied += len(batches)
+                self._progress.notify_all()
+
+    def _apply(self, events: list[Event]) -> None:
+        own = [e.seq for e in events if e.writer == self.ledger.writer]
+        if own:
+            self.ledger.wait_durable(max(own))
+        apply_table(self._db, events_to_table(events))
+
+    def rebuild(self, progress: Progress | None = None) -> None:
+        """Drop every table and derive it again from the segments and the WAL tail."""
+        self.flush()
+        drop_tables(self._db)
+        create_tables(self._db)
+        catch_up(self._db, self.ledger.store, self.ledger.tail_table, progress=progress)
+
+    def close(self) -> None:
+        if self._writer.is_alive():
+            self._queue.put(_STOP)
+            self._writer.join()
+        self._db.close()
+
+    # Reading ---------------------------------------------------------------------------
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._db.cursor()
+        return cursor
+
+    def experiment(self, experiment_id: str) -> dict | None:
+        return entities.experiment(self._cursor(), experiment_id=experiment_id)
+
+    def experiment_by_name(self, name: str) -> dict | None:
+        return entities.experiment(self._cursor(), name=name)
+
+    def search_experiments(self, view_type="ACTIVE_ONLY", filter=None, order_by=(), max_results=1000,
+                           page_token=None) -> tuple[list[dict], str | None]:
+        return entities.search_experiments(self._cursor(), view_type, filter, order_by, max_results, page_token)
+
+    def run(self, run_id: str) -> dict | None:
+        found = runs.runs_by_id(self._cursor(), [run_id])
+        return found[0] if found else None
+
+    def search_runs(self, experiment_ids, filter="", run_view_type="ACTIVE_ONLY", max_results=1000,
+                    order_by=(), page_token=None) -> tuple[list[dict], str | None]:
+        return runs.search_runs(self._cursor(), experiment_ids, filter, run_view_type, max_results, order_by,
+                                page_token)
+
+    def metric_history(self, run_id, key, max_results=None, page_token=None) -> tuple[list[dict], str | None]:
+        return runs.metric_history(self._cursor(), run_id, key, max_results, page_token)
+
+    def metric_history_arrow(self, run_ids, keys=None) -> pa.Table:
+        return runs.metric_history_arrow(self._cursor(), run_ids, keys)
+
+    def params(self, run_id: str, keys: Iterable[str] | None = None) -> dict[str, str]:
+        rows = self._cursor().execute("SELECT key, value FROM params WHERE run_id = ?", [run_id]).fetchall()
+        wanted = None if keys is None else set(keys)
+        return {k: v for k, v in rows if wanted is None or k in wanted}
+
+    def logged_model(self, model_id: str) -> dict | None:
+        return entities.logged_model(self._cursor(), model_id)
+
+    def search_logged_models(self, experiment_ids, filter="", order_by=(), max_results=100, page_token=None):
+        return entities.search_logged_models(self._cursor(), experiment_ids, filter, order_by, max_results,
+                                             page_token)
+
+    def registered_model(self, name: str) -> dict | None:
+        return entities.registered_model(self._cursor(), name)
+
+    def model_version(self, name: str, version) -> dict | None:
+        return entities.model_version(self._cursor(), name, version)
+
+    def model_version_by_alias(self, name: str, alias: str) -> dict | None:
+        return entities.model_version_by_alias(self._cursor(), name, alias)
+
+    def events_page(self, after=0, limit=100, run_id=None, experiment_id=None, actor=None, type=None,
+                    since_ts=None, until_ts=None, newest_first=False) -> list[dict]:
+        return entities.events_page(self._cursor(), after, limit, newest_first, run_id=run_id,
+                                    experiment_id=experiment_id, actor=actor, type=type, since_ts=since_ts,
+                                    until_ts=until_ts)
+
+    def artifacts(self, run_id: str) -> list[dict]:
+        return entities.artifacts(self._cursor(), run_id)
+
+    def all_runs_index(self) -> dict[str, tuple[str, str]]:
+        """run_id -> (experiment_id, lifecycle_stage), for validating writes."""
+        rows = self._cursor().execute("SELECT run_id, experiment_id, lifecycle_stage FROM runs").fetchall()
+        return {run_id: (experiment_id, stage) for run_id, experiment_id, stage in rows}
+
+    def sql(self, query: str, *, max_rows: int = 10_000, timeout_s: float = 5.0) -> pa.Table:
+        """Run read-only ad-hoc SQL in the sandbox (see ``projections.sandbox``)."""
+        return sandbox.run_sandboxed(self._db, query, max_rows=max_rows, timeout_s=timeout_s)

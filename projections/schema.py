@@ -1,0 +1,73 @@
+"""The DuckDB tables of the read models: their DDL, in dependency-free order.
+
+Every table here is documented column by column in docs/projections.md (a test checks it).
+Primary keys exist only on tables that are updated in place; the metric history is
+append-only and unindexed so that bulk loads stay fast.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+TABLES: dict[str, str] = {
+    "experiments": """
+        experiment_id VARCHAR PRIMARY KEY, name VARCHAR, artifact_location VARCHAR,
+        lifecycle_stage VARCHAR, creation_time BIGINT, last_update_time BIGINT, created_by VARCHAR""",
+    "experiment_tags": "experiment_id VARCHAR, key VARCHAR, value VARCHAR, PRIMARY KEY (experiment_id, key)",
+    "runs": """
+        run_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, run_name VARCHAR, user_id VARCHAR,
+        status VARCHAR, start_time BIGINT, end_time BIGINT, artifact_uri VARCHAR,
+        lifecycle_stage VARCHAR, created_by VARCHAR""",
+    "params": "run_id VARCHAR, key VARCHAR, value VARCHAR, PRIMARY KEY (run_id, key)",
+    "run_tags": "run_id VARCHAR, key VARCHAR, value VARCHAR, PRIMARY KEY (run_id, key)",
+    "metrics": """
+        run_id VARCHAR, key VARCHAR, value DOUBLE, timestamp BIGINT, step BIGINT,
+        model_id VARCHAR, dataset_name VARCHAR, dataset_digest VARCHAR, seq BIGINT""",
+    "latest_metrics": """
+        run_id VARCHAR, key VARCHAR, value DOUBLE, timestamp BIGINT, step BIGINT,
+        PRIMARY KEY (run_id, key)""",
+    "dataset_inputs": """
+        run_id VARCHAR, name VARCHAR, digest VARCHAR, context VARCHAR, source_type VARCHAR,
+        source VARCHAR, schema VARCHAR, profile VARCHAR,
+        tags STRUCT(key VARCHAR, value VARCHAR)[], seq BIGINT""",
+    "model_inputs": "run_id VARCHAR, model_id VARCHAR, step BIGINT, seq BIGINT",
+    "model_outputs": "run_id VARCHAR, model_id VARCHAR, step BIGINT, seq BIGINT",
+    "logged_models": """
+        model_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, name VARCHAR, artifact_location VARCHAR,
+        creation_timestamp_ms BIGINT, last_updated_timestamp_ms BIGINT, status VARCHAR,
+        model_type VARCHAR, source_run_id VARCHAR, lifecycle_stage VARCHAR, created_by VARCHAR""",
+    "logged_model_tags": "model_id VARCHAR, key VARCHAR, value VARCHAR, PRIMARY KEY (model_id, key)",
+    "logged_model_params": "model_id VARCHAR, key VARCHAR, value VARCHAR, PRIMARY KEY (model_id, key)",
+    "logged_model_metrics": """
+        model_id VARCHAR, run_id VARCHAR, key VARCHAR, value DOUBLE, timestamp BIGINT, step BIGINT,
+        dataset_name VARCHAR, dataset_digest VARCHAR, seq BIGINT""",
+    "registered_models": """
+        name VARCHAR PRIMARY KEY, description VARCHAR, creation_timestamp BIGINT,
+        last_updated_timestamp BIGINT, created_by VARCHAR""",
+    "registered_model_tags": "name VARCHAR, key VARCHAR, value VARCHAR, PRIMARY KEY (name, key)",
+    "model_versions": """
+        name VARCHAR, version BIGINT, source VARCHAR, run_id VARCHAR, model_id VARCHAR,
+        description VARCHAR, creation_timestamp BIGINT, last_updated_timestamp BIGINT,
+        created_by VARCHAR, PRIMARY KEY (name, version)""",
+    "model_version_tags": """
+        name VARCHAR, version BIGINT, key VARCHAR, value VARCHAR, PRIMARY KEY (name, version, key)""",
+    "registered_model_aliases": "name VARCHAR, alias VARCHAR, version BIGINT, PRIMARY KEY (name, alias)",
+    "artifacts": """
+        path VARCHAR PRIMARY KEY, experiment_id VARCHAR, run_id VARCHAR, model_id VARCHAR,
+        size BIGINT, sha256 VARCHAR, actor VARCHAR, ts BIGINT, seq BIGINT""",
+    "events": """
+        writer VARCHAR, seq BIGINT, id VARCHAR, ts BIGINT, type VARCHAR, actor VARCHAR,
+        actor_verified BOOLEAN, remote_addr VARCHAR, user_agent VARCHAR, experiment_id VARCHAR,
+        run_id VARCHAR, model_id VARCHAR, summary VARCHAR""",
+    "checkpoints": "writer VARCHAR PRIMARY KEY, last_seq BIGINT",
+}
+
+
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for name, columns in TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+
+
+def drop_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for name in TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
