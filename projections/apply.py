@@ -25,7 +25,9 @@ def _items(column: str, types: str, *keys: str) -> str:
     )
 
 
-def _last_write_wins(table: str, ids: tuple[str, ...], ops: str, value: str = "value", key: str = "key") -> list[str]:
+def _last_write_wins(
+    table: str, ids: tuple[str, ...], ops: str, value: str = "value", key: str = "key"
+) -> list[str]:
     """Upserts and deletes for a keyed table from ``ops`` rows: ids, key, value, deleted, o."""
     cols = ", ".join((*ids, key))
     match = " AND ".join(f"t.{c} = d.{c}" for c in (*ids, key))
@@ -106,14 +108,16 @@ RUNS = [
     *_last_write_wins(
         "run_tags",
         ("run_id",),
-        _tag_ops("run_id", "'run_created', 'batch_logged'", None, "run_tag_deleted") + " UNION ALL " + _RUN_NAME_OPS,
+        _tag_ops("run_id", "'run_created', 'batch_logged'", None, "run_tag_deleted")
+        + " UNION ALL "
+        + _RUN_NAME_OPS,
     ),
     # lww still holds the run tags just applied: carry a new mlflow.runName into runs.run_name.
     """UPDATE runs r SET run_name = l.value FROM lww l
        WHERE l.run_id = r.run_id AND l.key = 'mlflow.runName' AND NOT l.deleted""",
     f"""INSERT INTO params
         SELECT run_id, item.key, arg_min(item.value, {ITEM_ORDER})
-        FROM {_items('params', "'batch_logged'", 'run_id')} GROUP BY ALL ON CONFLICT DO NOTHING""",
+        FROM {_items("params", "'batch_logged'", "run_id")} GROUP BY ALL ON CONFLICT DO NOTHING""",
 ]
 
 METRICS = [
@@ -121,7 +125,7 @@ METRICS = [
         SELECT run_id, item.key AS key, item.value AS value, item.timestamp AS timestamp, item.step AS step,
                item.model_id AS model_id, item.dataset_name AS dataset_name,
                item.dataset_digest AS dataset_digest, seq
-        FROM {_items('metrics', "'batch_logged'", 'run_id')}""",
+        FROM {_items("metrics", "'batch_logged'", "run_id")}""",
     "INSERT INTO metrics SELECT * FROM batch_metrics",
     # MLflow's "latest": highest step, then latest timestamp, then largest value; NaN loses ties.
     """INSERT INTO latest_metrics
@@ -146,14 +150,14 @@ INPUTS = [
           SELECT run_id, item.name, item.digest,
                  list_filter(item.tags, lambda t: t.key = 'mlflow.data.context')[1].value AS context,
                  item.source_type, item.source, item.schema, item.profile, item.tags, seq, {ITEM_ORDER} AS o
-          FROM {_items('datasets', "'inputs_logged'", 'run_id')}
+          FROM {_items("datasets", "'inputs_logged'", "run_id")}
           QUALIFY row_number() OVER (PARTITION BY run_id, item.name, item.digest, context ORDER BY o) = 1) b
         WHERE NOT EXISTS (SELECT 1 FROM dataset_inputs d WHERE d.run_id = b.run_id AND d.name = b.name
                           AND d.digest = b.digest AND d.context IS NOT DISTINCT FROM b.context)""",
     *[
         f"""INSERT INTO {table}
             SELECT run_id, item.model_id, item.step, min(seq)
-            FROM {_items('models', f"'{event_type}'", 'run_id')} b
+            FROM {_items("models", f"'{event_type}'", "run_id")} b
             WHERE NOT EXISTS (SELECT 1 FROM {table} d WHERE d.run_id = b.run_id
                               AND d.model_id = b.item.model_id AND d.step = b.item.step)
             GROUP BY ALL"""
@@ -171,7 +175,8 @@ LOGGED_MODELS = [
           lifecycle_stage = coalesce(u.stage, m.lifecycle_stage),
           last_updated_timestamp_ms = greatest(m.last_updated_timestamp_ms, u.ts)
        FROM (SELECT model_id,
-               arg_max(status, {EVENT_ORDER}) FILTER (WHERE type = 'logged_model_updated' AND status IS NOT NULL)
+               arg_max(status, {EVENT_ORDER})
+                 FILTER (WHERE type = 'logged_model_updated' AND status IS NOT NULL)
                  AS status,
                max(CASE WHEN type = 'logged_model_deleted' THEN 'deleted' END) AS stage,
                max(ts) AS ts
@@ -182,11 +187,13 @@ LOGGED_MODELS = [
     *_last_write_wins(
         "logged_model_tags",
         ("model_id",),
-        _tag_ops("model_id", "'logged_model_created', 'logged_model_tags_set'", None, "logged_model_tag_deleted"),
+        _tag_ops(
+            "model_id", "'logged_model_created', 'logged_model_tags_set'", None, "logged_model_tag_deleted"
+        ),
     ),
     f"""INSERT INTO logged_model_params
         SELECT model_id, item.key, arg_min(item.value, {ITEM_ORDER})
-        FROM {_items('params', "'logged_model_created'", 'model_id')} GROUP BY ALL ON CONFLICT DO NOTHING""",
+        FROM {_items("params", "'logged_model_created'", "model_id")} GROUP BY ALL ON CONFLICT DO NOTHING""",
 ]
 
 REGISTRY = [
@@ -203,7 +210,9 @@ REGISTRY = [
         "registered_model_tags", ("name",), _tag_ops("name", "'registered_model_created'", None, None)
     ),
     *_last_write_wins(
-        "model_version_tags", ("name", "version"), _tag_ops("name, version", "'model_version_created'", None, None)
+        "model_version_tags",
+        ("name", "version"),
+        _tag_ops("name, version", "'model_version_created'", None, None),
     ),
     *_last_write_wins(
         "registered_model_aliases",

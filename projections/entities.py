@@ -21,8 +21,11 @@ EXPERIMENT_ATTRIBUTES = {
     "creation_time": ("e.creation_time", True),
     "last_update_time": ("e.last_update_time", True),
 }
-EXPERIMENT_VIEWS = {"ACTIVE_ONLY": "e.lifecycle_stage = 'active'", "DELETED_ONLY": "e.lifecycle_stage = 'deleted'",
-                    "ALL": "true"}
+EXPERIMENT_VIEWS = {
+    "ACTIVE_ONLY": "e.lifecycle_stage = 'active'",
+    "DELETED_ONLY": "e.lifecycle_stage = 'deleted'",
+    "ALL": "true",
+}
 EXPERIMENT_SELECT = """
 SELECT e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, e.last_update_time, e.creation_time,
   (SELECT list({'key': key, 'value': value} ORDER BY key) FROM experiment_tags t
@@ -46,8 +49,10 @@ MODEL_CHILDREN = {"param": ("logged_model_params", False), "tag": ("logged_model
 MODEL_SELECT = """
 SELECT m.model_id, m.experiment_id, m.name, m.creation_timestamp_ms, m.last_updated_timestamp_ms,
        m.artifact_location, m.status, m.model_type, m.source_run_id,
-  (SELECT list({'key': key, 'value': value} ORDER BY key) FROM logged_model_tags t WHERE t.model_id = m.model_id),
-  (SELECT list({'key': key, 'value': value} ORDER BY key) FROM logged_model_params p WHERE p.model_id = m.model_id),
+  (SELECT list({'key': key, 'value': value} ORDER BY key) FROM logged_model_tags t
+   WHERE t.model_id = m.model_id),
+  (SELECT list({'key': key, 'value': value} ORDER BY key) FROM logged_model_params p
+   WHERE p.model_id = m.model_id),
   (SELECT list({'key': key, 'value': value, 'timestamp': timestamp, 'step': step, 'model_id': model_id,
                 'run_id': run_id, 'dataset_name': dataset_name, 'dataset_digest': dataset_digest}
                ORDER BY key, step, timestamp, value)
@@ -66,7 +71,14 @@ FROM model_versions v LEFT JOIN logged_models m ON m.model_id = v.model_id"""
 
 
 def _experiment_dict(row) -> dict:
-    keys = ("experiment_id", "name", "artifact_location", "lifecycle_stage", "last_update_time", "creation_time")
+    keys = (
+        "experiment_id",
+        "name",
+        "artifact_location",
+        "lifecycle_stage",
+        "last_update_time",
+        "creation_time",
+    )
     experiment = dict(zip(keys, row[:6], strict=True))
     if row[6]:
         experiment["tags"] = row[6]
@@ -84,7 +96,9 @@ def _where(clauses, attributes: dict, children: dict, id_column: str, params: li
     for clause in clauses:
         if clause.entity == "attribute":
             if clause.key not in attributes:
-                raise InvalidQuery(f"Invalid attribute key {clause.key!r}; expected one of {sorted(attributes)}")
+                raise InvalidQuery(
+                    f"Invalid attribute key {clause.key!r}; expected one of {sorted(attributes)}"
+                )
             column, numeric = attributes[clause.key]
             sql, values = comparison(column, clause, numeric)
             where.append(sql)
@@ -96,11 +110,15 @@ def _where(clauses, attributes: dict, children: dict, id_column: str, params: li
         parent = id_column.split(".")[1]
         if clause.comparator in ("IS NULL", "IS NOT NULL"):
             negate = "NOT " if clause.comparator == "IS NULL" else ""
-            where.append(f"{negate}EXISTS (SELECT 1 FROM {table} x WHERE x.{parent} = {id_column} AND x.key = ?)")
+            where.append(
+                f"{negate}EXISTS (SELECT 1 FROM {table} x WHERE x.{parent} = {id_column} AND x.key = ?)"
+            )
             params.append(clause.key)
             continue
         sql, values = comparison("x.value", clause, numeric)
-        where.append(f"EXISTS (SELECT 1 FROM {table} x WHERE x.{parent} = {id_column} AND x.key = ? AND {sql})")
+        where.append(
+            f"EXISTS (SELECT 1 FROM {table} x WHERE x.{parent} = {id_column} AND x.key = ? AND {sql})"
+        )
         params.extend([clause.key, *values])
     return where
 
@@ -111,10 +129,13 @@ def _order(order_by, attributes: dict, children: dict, id_column: str, default: 
     for key in parse_order_by(order_by, default_entity="attribute"):
         if key.entity == "attribute":
             if key.key not in attributes:
-                raise InvalidQuery(f"Invalid order_by attribute {key.key!r}; expected one of {sorted(attributes)}")
+                raise InvalidQuery(
+                    f"Invalid order_by attribute {key.key!r}; expected one of {sorted(attributes)}"
+                )
             expr = attributes[key.key][0]
         elif key.entity in children:
-            expr = f"(SELECT x.value FROM {children[key.entity][0]} x WHERE x.{parent} = {id_column} AND x.key = ?)"
+            table = children[key.entity][0]
+            expr = f"(SELECT x.value FROM {table} x WHERE x.{parent} = {id_column} AND x.key = ?)"
             params.append(key.key)
         else:
             raise InvalidQuery(f"Invalid order_by entity {key.entity!r} here")
@@ -135,15 +156,25 @@ def _page(con, select: str, where: list[str], order: str, params: list, max_resu
     return rows[:max_results], token
 
 
-def search_experiments(con, view_type="ACTIVE_ONLY", filter=None, order_by=(), max_results=1000, page_token=None):
+def search_experiments(
+    con, view_type="ACTIVE_ONLY", filter=None, order_by=(), max_results=1000, page_token=None
+):
     if view_type not in EXPERIMENT_VIEWS:
         raise InvalidQuery(f"Invalid view_type {view_type!r}; expected one of {list(EXPERIMENT_VIEWS)}")
     params: list = []
     children = {"tag": ("experiment_tags", False)}
     where = [EXPERIMENT_VIEWS[view_type]]
-    where += _where(parse_filter(filter, "attribute"), EXPERIMENT_ATTRIBUTES, children, "e.experiment_id", params)
-    order = _order(order_by, EXPERIMENT_ATTRIBUTES, children, "e.experiment_id",
-                   "e.creation_time DESC, TRY_CAST(e.experiment_id AS BIGINT) DESC, e.experiment_id", params)
+    where += _where(
+        parse_filter(filter, "attribute"), EXPERIMENT_ATTRIBUTES, children, "e.experiment_id", params
+    )
+    order = _order(
+        order_by,
+        EXPERIMENT_ATTRIBUTES,
+        children,
+        "e.experiment_id",
+        "e.creation_time DESC, TRY_CAST(e.experiment_id AS BIGINT) DESC, e.experiment_id",
+        params,
+    )
     rows, token = _page(con, EXPERIMENT_SELECT, where, order, params, max_results, page_token)
     return [_experiment_dict(row) for row in rows], token
 
@@ -152,8 +183,13 @@ def _model_dict(row) -> dict:
     model_id, experiment_id, name, created, updated, location, status, model_type, source_run_id = row[:9]
     tags, params, metrics = row[9:]
     info = {
-        "model_id": model_id, "experiment_id": experiment_id, "name": name, "creation_timestamp_ms": created,
-        "last_updated_timestamp_ms": updated, "artifact_uri": location, "status": status,
+        "model_id": model_id,
+        "experiment_id": experiment_id,
+        "name": name,
+        "creation_timestamp_ms": created,
+        "last_updated_timestamp_ms": updated,
+        "artifact_uri": location,
+        "status": status,
         "model_type": model_type or "",
     }
     if source_run_id:
@@ -169,7 +205,9 @@ def _model_dict(row) -> dict:
 
 
 def logged_model(con, model_id: str) -> dict | None:
-    row = con.execute(f"{MODEL_SELECT} WHERE m.model_id = ? AND m.lifecycle_stage = 'active'", [model_id]).fetchone()
+    row = con.execute(
+        f"{MODEL_SELECT} WHERE m.model_id = ? AND m.lifecycle_stage = 'active'", [model_id]
+    ).fetchone()
     return _model_dict(row) if row else None
 
 
@@ -177,8 +215,14 @@ def search_logged_models(con, experiment_ids, filter="", order_by=(), max_result
     params: list = [[str(e) for e in experiment_ids or ()]]
     where = ["m.experiment_id = ANY(?::VARCHAR[])", "m.lifecycle_stage = 'active'"]
     where += _where(parse_filter(filter, "attribute"), MODEL_ATTRIBUTES, MODEL_CHILDREN, "m.model_id", params)
-    order = _order(order_by, MODEL_ATTRIBUTES, MODEL_CHILDREN, "m.model_id",
-                   "m.creation_timestamp_ms DESC, m.model_id", params)
+    order = _order(
+        order_by,
+        MODEL_ATTRIBUTES,
+        MODEL_CHILDREN,
+        "m.model_id",
+        "m.creation_timestamp_ms DESC, m.model_id",
+        params,
+    )
     rows, token = _page(con, MODEL_SELECT, where, order, params, max_results, page_token)
     return [_model_dict(row) for row in rows], token
 
@@ -186,9 +230,16 @@ def search_logged_models(con, experiment_ids, filter="", order_by=(), max_result
 def _version_dict(row) -> dict:
     name, version, created, updated, description, source, run_id, aliases, tags = row
     version_dict = {
-        "name": name, "version": str(version), "creation_timestamp": created, "last_updated_timestamp": updated,
-        "current_stage": "None", "description": description or "", "source": source,
-        "run_id": run_id or "", "status": "READY", "run_link": "",
+        "name": name,
+        "version": str(version),
+        "creation_timestamp": created,
+        "last_updated_timestamp": updated,
+        "current_stage": "None",
+        "description": description or "",
+        "source": source,
+        "run_id": run_id or "",
+        "status": "READY",
+        "run_link": "",
     }
     if tags:
         version_dict["tags"] = tags
@@ -216,7 +267,8 @@ def model_version_by_alias(con, name: str, alias: str) -> dict | None:
 def registered_model(con, name: str) -> dict | None:
     row = con.execute(
         """SELECT name, creation_timestamp, last_updated_timestamp, description,
-             (SELECT list({'key': key, 'value': value} ORDER BY key) FROM registered_model_tags t WHERE t.name = r.name),
+             (SELECT list({'key': key, 'value': value} ORDER BY key) FROM registered_model_tags t
+              WHERE t.name = r.name),
              (SELECT list({'alias': alias, 'version': version::VARCHAR} ORDER BY alias)
               FROM registered_model_aliases a WHERE a.name = r.name),
              (SELECT max(version) FROM model_versions v WHERE v.name = r.name)
@@ -247,8 +299,12 @@ def artifacts(con, run_id: str) -> list[dict]:
 
 
 EVENT_FILTERS = {
-    "run_id": "run_id = ?", "experiment_id": "experiment_id = ?", "actor": "actor = ?", "type": "type = ?",
-    "since_ts": "ts >= ?", "until_ts": "ts <= ?",
+    "run_id": "run_id = ?",
+    "experiment_id": "experiment_id = ?",
+    "actor": "actor = ?",
+    "type": "type = ?",
+    "since_ts": "ts >= ?",
+    "until_ts": "ts <= ?",
 }
 
 

@@ -38,11 +38,20 @@ STRING_COMPARATORS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 NUMERIC_COMPARATORS = ("=", "!=", "<", "<=", ">", ">=")
 
 ENTITY_ALIASES = {
-    "metric": "metric", "metrics": "metric",
-    "param": "param", "params": "param", "parameter": "param", "parameters": "param",
-    "tag": "tag", "tags": "tag",
-    "attribute": "attribute", "attributes": "attribute", "attr": "attribute", "run": "attribute",
-    "dataset": "dataset", "datasets": "dataset",
+    "metric": "metric",
+    "metrics": "metric",
+    "param": "param",
+    "params": "param",
+    "parameter": "param",
+    "parameters": "param",
+    "tag": "tag",
+    "tags": "tag",
+    "attribute": "attribute",
+    "attributes": "attribute",
+    "attr": "attribute",
+    "run": "attribute",
+    "dataset": "dataset",
+    "datasets": "dataset",
 }
 
 
@@ -67,7 +76,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
 
 
 def _unquote(part: str) -> str:
-    if len(part) >= 2 and part[0] == part[-1] and part[0] in "`\"":
+    if len(part) >= 2 and part[0] == part[-1] and part[0] in '`"':
         return part[1:-1]
     return part
 
@@ -79,7 +88,8 @@ def split_identifier(word: str, default_entity: str | None) -> tuple[str, str]:
     if entity is None:
         if default_entity is None:
             raise InvalidQuery(
-                f"Invalid identifier {word!r}: expected a prefix metrics., params., tags., attributes. or datasets."
+                f"Invalid identifier {word!r}: expected a prefix metrics., params., tags., "
+                "attributes. or datasets."
             )
         return default_entity, _unquote(word)
     if not rest:
@@ -107,8 +117,11 @@ def parse_filter(text: str | None, default_entity: str | None = None) -> list[Cl
         entity, key = split_identifier(tokens[i][1], default_entity)
         i += 1
         words = []
-        while i < len(tokens) and tokens[i][0] in ("word", "op") and tokens[i][1].upper() in (
-            "NOT", "IN", "LIKE", "ILIKE", "IS", "=", "!=", "<>", "<", "<=", ">", ">="
+        while (
+            i < len(tokens)
+            and tokens[i][0] in ("word", "op")
+            and tokens[i][1].upper()
+            in ("NOT", "IN", "LIKE", "ILIKE", "IS", "=", "!=", "<>", "<", "<=", ">", ">=")
         ):
             words.append(tokens[i][1].upper())
             i += 1
@@ -149,7 +162,9 @@ def parse_filter(text: str | None, default_entity: str | None = None) -> list[Cl
         if i == len(tokens):
             return clauses
         if tokens[i][0] != "word" or tokens[i][1].upper() != "AND":
-            raise InvalidQuery(f"Invalid filter {text!r}: expected AND, got {tokens[i][1]!r} (OR is not supported)")
+            raise InvalidQuery(
+                f"Invalid filter {text!r}: expected AND, got {tokens[i][1]!r} (OR is not supported)"
+            )
         i += 1
 
 
@@ -162,7 +177,8 @@ def comparison(column: str, clause: Clause, numeric: bool) -> tuple[str, list]:
     if op not in allowed:
         kind = "numeric" if numeric else "string"
         raise InvalidQuery(
-            f"Invalid comparator {op!r} for {kind} {clause.entity} {clause.key!r}; expected one of {list(allowed)}"
+            f"Invalid comparator {op!r} for {kind} {clause.entity} {clause.key!r}; "
+            f"expected one of {list(allowed)}"
         )
     values = value if isinstance(value, tuple) else (value,)
     for v in values:

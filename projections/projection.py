@@ -119,18 +119,29 @@ class Projection:
     def experiment_by_name(self, name: str) -> dict | None:
         return entities.experiment(self._cursor(), name=name)
 
-    def search_experiments(self, view_type="ACTIVE_ONLY", filter=None, order_by=(), max_results=1000,
-                           page_token=None) -> tuple[list[dict], str | None]:
-        return entities.search_experiments(self._cursor(), view_type, filter, order_by, max_results, page_token)
+    def search_experiments(
+        self, view_type="ACTIVE_ONLY", filter=None, order_by=(), max_results=1000, page_token=None
+    ) -> tuple[list[dict], str | None]:
+        return entities.search_experiments(
+            self._cursor(), view_type, filter, order_by, max_results, page_token
+        )
 
     def run(self, run_id: str) -> dict | None:
         found = runs.runs_by_id(self._cursor(), [run_id])
         return found[0] if found else None
 
-    def search_runs(self, experiment_ids, filter="", run_view_type="ACTIVE_ONLY", max_results=1000,
-                    order_by=(), page_token=None) -> tuple[list[dict], str | None]:
-        return runs.search_runs(self._cursor(), experiment_ids, filter, run_view_type, max_results, order_by,
-                                page_token)
+    def search_runs(
+        self,
+        experiment_ids,
+        filter="",
+        run_view_type="ACTIVE_ONLY",
+        max_results=1000,
+        order_by=(),
+        page_token=None,
+    ) -> tuple[list[dict], str | None]:
+        return runs.search_runs(
+            self._cursor(), experiment_ids, filter, run_view_type, max_results, order_by, page_token
+        )
 
     def metric_history(self, run_id, key, max_results=None, page_token=None) -> tuple[list[dict], str | None]:
         return runs.metric_history(self._cursor(), run_id, key, max_results, page_token)
@@ -147,8 +158,9 @@ class Projection:
         return entities.logged_model(self._cursor(), model_id)
 
     def search_logged_models(self, experiment_ids, filter="", order_by=(), max_results=100, page_token=None):
-        return entities.search_logged_models(self._cursor(), experiment_ids, filter, order_by, max_results,
-                                             page_token)
+        return entities.search_logged_models(
+            self._cursor(), experiment_ids, filter, order_by, max_results, page_token
+        )
 
     def registered_model(self, name: str) -> dict | None:
         return entities.registered_model(self._cursor(), name)
@@ -159,11 +171,30 @@ class Projection:
     def model_version_by_alias(self, name: str, alias: str) -> dict | None:
         return entities.model_version_by_alias(self._cursor(), name, alias)
 
-    def events_page(self, after=0, limit=100, run_id=None, experiment_id=None, actor=None, type=None,
-                    since_ts=None, until_ts=None, newest_first=False) -> list[dict]:
-        return entities.events_page(self._cursor(), after, limit, newest_first, run_id=run_id,
-                                    experiment_id=experiment_id, actor=actor, type=type, since_ts=since_ts,
-                                    until_ts=until_ts)
+    def events_page(
+        self,
+        after=0,
+        limit=100,
+        run_id=None,
+        experiment_id=None,
+        actor=None,
+        type=None,
+        since_ts=None,
+        until_ts=None,
+        newest_first=False,
+    ) -> list[dict]:
+        return entities.events_page(
+            self._cursor(),
+            after,
+            limit,
+            newest_first,
+            run_id=run_id,
+            experiment_id=experiment_id,
+            actor=actor,
+            type=type,
+            since_ts=since_ts,
+            until_ts=until_ts,
+        )
 
     def artifacts(self, run_id: str) -> list[dict]:
         return entities.artifacts(self._cursor(), run_id)
@@ -176,3 +207,17 @@ class Projection:
     def sql(self, query: str, *, max_rows: int = 10_000, timeout_s: float = 5.0) -> pa.Table:
         """Run read-only ad-hoc SQL in the sandbox (see ``projections.sandbox``)."""
         return sandbox.run_sandboxed(self._db, query, max_rows=max_rows, timeout_s=timeout_s)
+
+
+def rebuild_file(ledger: Ledger, path: str | os.PathLike, progress: Progress | None = None) -> dict[str, int]:
+    """Offline rebuild of a projection file (its server stopped): drop, create, re-derive."""
+    con = duckdb.connect(str(path))
+    try:
+        drop_tables(con)
+        create_tables(con)
+        events = catch_up(con, ledger.store, ledger.tail_table, progress=progress)
+        points = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return {"events": events, "metrics": points}

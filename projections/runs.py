@@ -67,9 +67,16 @@ def _without_nulls(d: dict) -> dict:
 def run_info(row) -> dict:
     run_id, experiment_id, name, user_id, status, start, end, artifact_uri, stage = row[:9]
     info = {
-        "run_uuid": run_id, "experiment_id": experiment_id, "run_name": name, "user_id": user_id,
-        "status": status, "start_time": start, "end_time": end, "artifact_uri": artifact_uri,
-        "lifecycle_stage": stage, "run_id": run_id,
+        "run_uuid": run_id,
+        "experiment_id": experiment_id,
+        "run_name": name,
+        "user_id": user_id,
+        "status": status,
+        "start_time": start,
+        "end_time": end,
+        "artifact_uri": artifact_uri,
+        "lifecycle_stage": stage,
+        "run_id": run_id,
     }
     return _without_nulls(info)
 
@@ -127,7 +134,9 @@ def _order_sql(n: int, order_key, params: list) -> tuple[str, str]:
     """(join clause, sort expression) for one order_by key; children join on their key."""
     if order_key.entity == "attribute":
         if order_key.key not in RUN_ATTRIBUTES:
-            raise InvalidQuery(f"Invalid order_by attribute {order_key.key!r}; expected one of {sorted(RUN_ATTRIBUTES)}")
+            raise InvalidQuery(
+                f"Invalid order_by attribute {order_key.key!r}; expected one of {sorted(RUN_ATTRIBUTES)}"
+            )
         return "", RUN_ATTRIBUTES[order_key.key][0]
     if order_key.entity == "dataset":
         raise InvalidQuery("order_by on datasets is not supported")
@@ -161,9 +170,9 @@ def search_runs(
     where_params: list = [experiment_ids]
     where = ["r.experiment_id = ANY(?::VARCHAR[])", VIEW_TYPES[run_view_type]]
     where += [_clause_sql(c, where_params) for c in parse_filter(filter)]
-    sql = f"""SELECT r.run_id FROM runs r JOIN experiments e USING (experiment_id){''.join(joins)}
-              WHERE {' AND '.join(where)}
-              ORDER BY {''.join(order)}r.start_time DESC, r.run_id LIMIT ? OFFSET ?"""
+    sql = f"""SELECT r.run_id FROM runs r JOIN experiments e USING (experiment_id){"".join(joins)}
+              WHERE {" AND ".join(where)}
+              ORDER BY {"".join(order)}r.start_time DESC, r.run_id LIMIT ? OFFSET ?"""
     rows = con.execute(sql, [*join_params, *where_params, max_results + 1, offset]).fetchall()
     token = encode_page_token(offset + max_results) if len(rows) > max_results else None
     return runs_by_id(con, [row[0] for row in rows[:max_results]]), token

@@ -54,8 +54,9 @@ def _snapshot(db: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, pa.T
         cursor.close()
 
 
-def run_sandboxed(db: duckdb.DuckDBPyConnection, query: str, *, max_rows: int = 10_000,
-                  timeout_s: float = 5.0) -> pa.Table:
+def run_sandboxed(
+    db: duckdb.DuckDBPyConnection, query: str, *, max_rows: int = 10_000, timeout_s: float = 5.0
+) -> pa.Table:
     """The result of one SELECT, at most ``max_rows`` rows (schema metadata ``truncated``)."""
     sandbox = duckdb.connect(":memory:", config=SANDBOX_CONFIG)
     timer = threading.Timer(timeout_s, sandbox.interrupt)

@@ -40,7 +40,9 @@ def checkpoints(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return dict(con.execute("SELECT writer, last_seq FROM checkpoints").fetchall())
 
 
-def pending_segments(store: Store, done: dict[str, int], as_of_seq: int | None = None) -> list[tuple[str, int, str]]:
+def pending_segments(
+    store: Store, done: dict[str, int], as_of_seq: int | None = None
+) -> list[tuple[str, int, str]]:
     """(writer, last_seq, url) of segments holding events past the checkpoints, in (writer, seq) order."""
     found = []
     for relpath in list_segments(store):
@@ -67,8 +69,9 @@ def apply_in_transaction(con: duckdb.DuckDBPyConnection, source: str, params: li
     return count
 
 
-def apply_segments(con, segments, where: str = "true", params: list | None = None,
-                   progress: Progress | None = None) -> int:
+def apply_segments(
+    con, segments, where: str = "true", params: list | None = None, progress: Progress | None = None
+) -> int:
     applied = 0
     for start in range(0, len(segments), SEGMENTS_PER_BATCH):
         urls = ", ".join(_quote(url) for _w, _l, url in segments[start : start + SEGMENTS_PER_BATCH])
@@ -89,8 +92,15 @@ def apply_table(con, table: pa.Table, where: str = "true", params: list | None =
         con.unregister("incoming_events")
 
 
-def catch_up(con, store: Store, tail: Callable[[], pa.Table] | None = None, *, as_of_seq=None, as_of_ts=None,
-             progress: Progress | None = None) -> int:
+def catch_up(
+    con,
+    store: Store,
+    tail: Callable[[], pa.Table] | None = None,
+    *,
+    as_of_seq=None,
+    as_of_ts=None,
+    progress: Progress | None = None,
+) -> int:
     """Apply every event past the checkpoints: segments, then the tail from ``tail()``.
 
     A segment roll between listing segments and reading the tail would hide events, so

@@ -17,9 +17,15 @@ from projections.schema import create_tables
 from projections.sources import Progress, catch_up
 
 
-def connect(store_url: str | os.PathLike, storage_options: dict | None = None, as_of_seq: int | None = None,
-            as_of_ts: int | None = None, *, state_dir: str | os.PathLike | None = None,
-            progress: Progress | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    store_url: str | os.PathLike,
+    storage_options: dict | None = None,
+    as_of_seq: int | None = None,
+    as_of_ts: int | None = None,
+    *,
+    state_dir: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with every projection table built from the store.
 
     ``as_of_seq`` / ``as_of_ts`` (epoch ms) stop at that point of the ledger. ``state_dir``
@@ -40,8 +46,13 @@ def connect(store_url: str | os.PathLike, storage_options: dict | None = None, a
     return con
 
 
-def as_of(store_url: str | os.PathLike, *, seq: int | None = None, ts: int | None = None,
-          storage_options: dict | None = None) -> duckdb.DuckDBPyConnection:
+def as_of(
+    store_url: str | os.PathLike,
+    *,
+    seq: int | None = None,
+    ts: int | None = None,
+    storage_options: dict | None = None,
+) -> duckdb.DuckDBPyConnection:
     """The projection as it was at ``seq`` or at time ``ts`` (epoch ms), in memory."""
     if seq is None and ts is None:
         raise ValueError("as_of needs seq or ts")

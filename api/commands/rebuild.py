@@ -1,0 +1,50 @@
+"""``trackledger rebuild``: drop the DuckDB projection and derive it again from the ledger."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from api.commands._common import add_store_option
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "rebuild",
+        help="drop and re-derive every projection table from the segments and the WAL tail",
+        description="Drop every table of the server's DuckDB projection and derive it again with SQL over "
+        "the Parquet segments plus the WAL tail. Stop the server first: it holds the file open.",
+    )
+    add_store_option(parser)
+    parser.add_argument("--state-dir", help="the server's state directory (default: as for `server`)")
+    parser.set_defaults(run=run)
+
+
+def progress_bar(done: int, total: int, started: float, width: int = 30) -> None:
+    filled = int(width * done / total) if total else width
+    elapsed = time.monotonic() - started
+    bar = "#" * filled + "-" * (width - filled)
+    sys.stderr.write(f"\rrebuild [{bar}] {done}/{total} segments  {elapsed:5.1f}s")
+    sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    from api.context import default_state_dir, storage_options_for
+    from ledger import Ledger
+    from projections.projection import rebuild_file
+
+    state_dir = args.state_dir or default_state_dir(args.store)
+    started = time.monotonic()
+    with Ledger(args.store, state_dir, storage_options=storage_options_for(args.store)) as ledger:
+        counts = rebuild_file(
+            ledger,
+            f"{state_dir}/projections.duckdb",
+            progress=lambda done, total: progress_bar(done, total, started),
+        )
+    sys.stderr.write("\n")
+    print(
+        f"rebuilt {counts['events']} events ({counts['metrics']} metric points) "
+        f"in {time.monotonic() - started:.1f}s"
+    )
+    return 0

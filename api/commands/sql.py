@@ -1,0 +1,110 @@
+"""``trackledger sql``: SQL over the projection tables, offline from a store or via a server."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import urllib.error
+import urllib.request
+from datetime import datetime
+
+from api.commands._common import add_store_option
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sql",
+        help="run SQL over the projection tables (offline from the store, or on a server)",
+        description="Project the store into an in-memory DuckDB (no server needed) and run one query. "
+        "With --server, post the query to that server's read-only /api/sql endpoint instead.",
+    )
+    add_store_option(parser)
+    parser.add_argument("query", help='e.g. "SELECT key, max(value) FROM latest_metrics GROUP BY key"')
+    parser.add_argument("--as-of", help="state at a seq (integer) or a time (ISO 8601 or epoch ms)")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument("--output", "-o", help="write to this file instead of stdout (needed for parquet)")
+    parser.add_argument("--state-dir", help="also read the unrolled WAL tail of this state directory")
+    parser.add_argument("--server", help="a trackledger server URL: run the query there via /api/sql")
+    parser.set_defaults(run=run)
+
+
+def parse_as_of(text: str | None) -> tuple[int | None, int | None]:
+    """'1234' is a seq; '2026-11-22T10:00' or '1795344160393ms' a time (returned as epoch ms)."""
+    if not text:
+        return None, None
+    if text.isdigit():
+        return int(text), None
+    if text.endswith("ms") and text[:-2].isdigit():
+        return None, int(text[:-2])
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return None, int(moment.timestamp() * 1000)
+
+
+def _via_server(args) -> int:
+    body = json.dumps({"query": args.query, "format": args.format}).encode()
+    request = urllib.request.Request(
+        args.server.rstrip("/") + "/api/sql", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            payload = response.read()
+    except urllib.error.HTTPError as exc:
+        sys.stderr.write(f"error: {exc.code} {exc.read().decode(errors='replace')}\n")
+        return 1
+    _write(args, payload if isinstance(payload, bytes) else payload.encode())
+    return 0
+
+
+def _write(args, data: bytes) -> None:
+    if args.output:
+        with open(args.output, "wb") as f:
+            f.write(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.server:
+        return _via_server(args)
+    import duckdb
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    from api.context import storage_options_for
+    from projections import connect
+
+    seq, ts = parse_as_of(args.as_of)
+    con = connect(
+        args.store, storage_options_for(args.store), as_of_seq=seq, as_of_ts=ts, state_dir=args.state_dir
+    )
+    try:
+        relation = con.sql(args.query)
+    except duckdb.Error as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    if relation is None:  # a statement without a result
+        return 0
+    if args.format == "table":
+        _write(args, str(relation).encode())
+        return 0
+    table = relation.to_arrow_table()
+    buffer = io.BytesIO()
+    if args.format == "csv":
+        pyarrow.csv.write_csv(table, buffer)
+    elif args.format == "json":
+        rows = table.to_pylist()
+        buffer.write((json.dumps(rows, default=str) + "\n").encode())
+    else:
+        if not args.output:
+            sys.stderr.write("error: --format parquet needs --output FILE\n")
+            return 2
+        pyarrow.parquet.write_table(table, buffer)
+    _write(args, buffer.getvalue())
+    return 0
