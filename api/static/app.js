@@ -100,7 +100,14 @@ function wireSqlForm() {
   });
 }
 
+// The mlflow client prints MLflow-UI links ("View run at http://host/#/experiments/1/runs/<id>"): follow them.
+function followMlflowLink() {
+  const match = window.location.hash.match(/^#\/experiments\/([^/]+)(?:\/runs\/([0-9a-f]+))?/);
+  if (match) window.location.replace(match[2] ? `/runs/${match[2]}` : `/experiments/${match[1]}`);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  followMlflowLink();
   drawCharts();
   wireRunSelection();
   wireDifferenceToggle();

@@ -1,0 +1,46 @@
+"""The web page served at ``/``: experiments, runs, comparison, audit history and SQL.
+
+Server-rendered with Jinja2, a little plain JavaScript, plotly.js from the installed package:
+no build step and no network access needed in the browser.
+"""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from api.context import ServerContext
+from api.web.assets import asset_routes
+from api.web.audit_pages import audit_page, sql_page
+from api.web.experiment_pages import experiment_page, experiments_page
+from api.web.pages import page
+from api.web.run_pages import compare_page, run_page
+from api.web.templating import error_page
+
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+async def page_not_found(request: Request) -> Response:
+    """A person gets a page; API clients keep the MLflow-style JSON 404 of the app's error handler."""
+    wants_html = "text/html" in request.headers.get("accept", "")
+    if request.method != "GET" or not wants_html or request.url.path.startswith(("/api/", "/ajax-api/")):
+        raise HTTPException(404, f"No API endpoint {request.url.path}")
+    return error_page(
+        request, 404, "Page not found", f"Nothing lives at {request.url.path}.",
+        "The links at the top lead to the experiments, the audit history and the SQL page.",
+    )
+
+
+def routes(ctx: ServerContext) -> list[BaseRoute]:
+    return [
+        Route("/", page(ctx, experiments_page), name="web_experiments"),
+        Route("/experiments/{experiment_id}", page(ctx, experiment_page), name="web_experiment"),
+        Route("/runs/{run_id}", page(ctx, run_page), name="web_run"),
+        Route("/compare", page(ctx, compare_page), name="web_compare"),
+        Route("/audit", page(ctx, audit_page), name="web_audit"),
+        Route("/sql", page(ctx, sql_page), name="web_sql"),
+        *asset_routes(),
+        Route("/{path:path}", page_not_found, methods=ALL_METHODS),  # last: only what nothing else took
+    ]

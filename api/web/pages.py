@@ -1,0 +1,49 @@
+"""Turning a page function into a Starlette endpoint: off the event loop, fresh reads, friendly failures."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.context import ServerContext
+from api.web.templating import error_page
+
+log = logging.getLogger("trackledger.web")
+
+PageFunction = Callable[[ServerContext, Request], Response]
+
+
+class NotFound(Exception):
+    def __init__(self, title: str, message: str, hint: str = ""):
+        super().__init__(message)
+        self.title, self.message, self.hint = title, message, hint
+
+
+def page(ctx: ServerContext, build: PageFunction):
+    """An endpoint that builds the page in a worker thread (DuckDB reads block) after the projection
+    has caught up with every acknowledged write, so a page opened after a log call shows it."""
+
+    def fresh_build(request: Request) -> Response:
+        ctx.projection.flush()
+        return build(ctx, request)
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await run_in_threadpool(fresh_build, request)
+        except NotFound as exc:
+            return error_page(request, 404, exc.title, exc.message, exc.hint)
+        except Exception:
+            log.exception("building the web page %s failed", request.url.path)
+            return error_page(
+                request, 500, "This page could not be built",
+                "Something went wrong on the server while reading the data for this page. "
+                "The details are in the server log.",
+                "Reloading may help if the server was busy; otherwise please report it.",
+            )
+
+    endpoint.__name__ = build.__name__
+    return endpoint

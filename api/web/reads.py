@@ -1,0 +1,241 @@
+"""Reads the web page needs beyond the MLflow-shaped Projection queries: one SQL statement each,
+against the projection's tables (see docs/projections.md for their columns)."""
+
+from __future__ import annotations
+
+import posixpath
+
+from api.context import ServerContext
+from api.web.runs_table import RunsTable
+from api.web.views import finite
+from projections.filters import parse_filter
+from projections.runs import _clause_sql
+
+ARTIFACT_URI_PREFIX = "mlflow-artifacts:/"
+ARTIFACT_DOWNLOAD = "/api/2.0/mlflow-artifacts/artifacts/"
+MAX_ARTIFACT_FILES = 5_000
+
+
+def _rows(ctx: ServerContext, sql: str, params: list | tuple = ()) -> list[dict]:
+    # Trusted, parameterised SQL on the projection's per-thread read cursor. Projection has no public
+    # parameterised read yet (its ``sql`` is the sandbox for people's queries): asked for in the report.
+    cursor = ctx.projection._cursor().execute(sql, list(params))
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _run_filter_sql(text: str) -> tuple[str, list]:
+    """MLflow's filter grammar compiled by projections (runs aliased ``r``), as one WHERE condition.
+    Raises ``projections.InvalidQuery`` naming the problem."""
+    params: list = []
+    clauses = [_clause_sql(clause, params) for clause in parse_filter(text)]
+    return " AND ".join(clauses) or "true", params
+
+
+# Experiments --------------------------------------------------------------------------
+
+EXPERIMENTS_OVERVIEW = """
+    WITH run_counts AS (
+        SELECT experiment_id, count(*) AS run_count FROM runs
+        WHERE lifecycle_stage = 'active' GROUP BY experiment_id
+    ), activity AS (
+        SELECT experiment_id, max(ts) AS last_ts FROM events GROUP BY experiment_id
+    )
+    SELECT e.experiment_id, e.name, e.lifecycle_stage, e.creation_time,
+           coalesce(c.run_count, 0) AS run_count,
+           greatest(coalesce(a.last_ts, 0), coalesce(e.last_update_time, 0)) AS last_activity
+    FROM experiments e
+    LEFT JOIN run_counts c ON c.experiment_id = e.experiment_id
+    LEFT JOIN activity a ON a.experiment_id = e.experiment_id
+    WHERE e.lifecycle_stage = 'active' OR ?
+    ORDER BY last_activity DESC, e.name
+"""
+
+
+def experiments_overview(ctx: ServerContext, include_deleted: bool) -> list[dict]:
+    return _rows(ctx, EXPERIMENTS_OVERVIEW, [include_deleted])
+
+
+def experiment_choices(ctx: ServerContext) -> list[dict]:
+    return _rows(ctx, "SELECT experiment_id, name FROM experiments ORDER BY name")
+
+
+# Runs table ---------------------------------------------------------------------------
+
+
+def run_keys(ctx: ServerContext, experiment_id: str) -> tuple[list[str], list[str]]:
+    """Every param key and metric key logged in the experiment: the columns one can choose."""
+    rows = _rows(
+        ctx,
+        """SELECT 'p' AS kind, key FROM (SELECT DISTINCT p.key FROM params p JOIN runs r USING (run_id)
+                                          WHERE r.experiment_id = ?)
+           UNION ALL
+           SELECT 'm', key FROM (SELECT DISTINCT m.key FROM latest_metrics m JOIN runs r USING (run_id)
+                                 WHERE r.experiment_id = ?)
+           ORDER BY 1, 2""",
+        [experiment_id, experiment_id],
+    )
+    return [r["key"] for r in rows if r["kind"] == "p"], [r["key"] for r in rows if r["kind"] == "m"]
+
+
+FIXED_SORT = {
+    "status": "r.status",
+    "name": "r.run_name",
+    "user": "r.user_id",
+    "start": "r.start_time",
+    "duration": "r.end_time - r.start_time",
+}
+LIFECYCLE = {"ACTIVE_ONLY": "= 'active'", "DELETED_ONLY": "= 'deleted'", "ALL": "IS NOT NULL"}
+
+
+def runs_page(ctx: ServerContext, experiment_id: str, table: RunsTable) -> None:
+    """Fills ``table.rows`` and ``table.total`` with one statement: filter, sort, page, and a join per
+    chosen column. Raises ``projections.InvalidQuery`` for a filter that does not parse."""
+    q = table.query
+    where, where_params = _run_filter_sql(q.filter)
+    joins, columns, params = [], [], []
+    for i, key in enumerate(table.params):
+        joins.append(f"LEFT JOIN params p{i} ON p{i}.run_id = r.run_id AND p{i}.key = ?")
+        columns.append(f"p{i}.value AS p{i}")
+        params.append(key)
+    for i, key in enumerate(table.metrics):
+        joins.append(f"LEFT JOIN latest_metrics m{i} ON m{i}.run_id = r.run_id AND m{i}.key = ?")
+        columns.append(f"m{i}.value AS m{i}")
+        params.append(key)
+
+    kind, _, key = q.sort.partition(":")
+    if kind == "p":
+        order = f"p{table.params.index(key)}.value" if key in table.params else None
+    elif kind == "m":
+        order = f"m{table.metrics.index(key)}.value" if key in table.metrics else None
+    else:
+        order = FIXED_SORT[q.sort]
+    order_by = f"{order} {q.direction.upper()} NULLS LAST, " if order else ""
+
+    sql = f"""
+        SELECT r.run_id, r.run_name, r.status, r.user_id, r.start_time, r.end_time,
+               {"".join(c + ", " for c in columns)} count(*) OVER () AS total
+        FROM runs r {" ".join(joins)}
+        WHERE r.experiment_id = ? AND r.lifecycle_stage {LIFECYCLE[q.lifecycle_view]} AND ({where})
+        ORDER BY {order_by} r.start_time DESC, r.run_id
+        LIMIT ? OFFSET ?"""
+    rows = _rows(ctx, sql, [*params, experiment_id, *where_params, q.per_page, q.offset])
+    table.total = rows[0]["total"] if rows else _count_before(ctx, experiment_id, q, where, where_params)
+    table.rows = [
+        {
+            "run_id": r["run_id"], "name": r["run_name"], "status": r["status"], "user": r["user_id"],
+            "start_time": r["start_time"],
+            "duration": r["end_time"] - r["start_time"] if r["end_time"] and r["start_time"] else None,
+            "params": [r[f"p{i}"] for i in range(len(table.params))],
+            "metrics": [finite(r[f"m{i}"]) for i in range(len(table.metrics))],
+        }
+        for r in rows
+    ]
+
+
+def _count_before(ctx, experiment_id, q, where, where_params) -> int:
+    """The total when the requested page is past the end (a stale link): the pager still needs it."""
+    if q.page == 1:
+        return 0
+    rows = _rows(
+        ctx,
+        f"""SELECT count(*) AS n FROM runs r WHERE r.experiment_id = ?
+            AND r.lifecycle_stage {LIFECYCLE[q.lifecycle_view]} AND ({where})""",
+        [experiment_id, *where_params],
+    )
+    return rows[0]["n"]
+
+
+# Run page -----------------------------------------------------------------------------
+
+
+def artifact_roots(ctx: ServerContext, run: dict, models: list[dict]) -> list[dict]:
+    """The run's own artifact folder, then each logged model's (MLflow 3 stores model files there)."""
+    roots = [("Run artifacts", run["artifact_uri"])]
+    roots += [(f"Logged model {m.get('name', '')}", m.get("artifact_uri", "")) for m in models]
+    out = []
+    for title, uri in roots:
+        if not uri.startswith(ARTIFACT_URI_PREFIX):
+            continue  # stored elsewhere (not through this server's proxy): nothing to list or download
+        prefix = uri.removeprefix(ARTIFACT_URI_PREFIX).strip("/") + "/"
+        files = _rows(
+            ctx,
+            "SELECT path, size FROM artifacts WHERE starts_with(path, ?) ORDER BY path LIMIT ?",
+            [prefix, MAX_ARTIFACT_FILES],
+        )
+        out.append({"title": title, "uri": uri, "nodes": _tree(prefix, files)})
+    return out
+
+
+def _tree(prefix: str, files: list[dict]) -> list[dict]:
+    """Nested folder nodes (``children`` is a list) and file nodes (``children`` is None)."""
+    root: dict = {}
+    for f in files:
+        relative = f["path"][len(prefix):]
+        folder = root
+        *dirs, name = relative.split("/")
+        for d in dirs:
+            folder = folder.setdefault(d + "/", {})
+        folder[name] = {"path": relative, "size": f["size"], "url": ARTIFACT_DOWNLOAD + f["path"]}
+
+    def nodes(folder: dict, at: str) -> list[dict]:
+        out = []
+        for name, value in sorted(folder.items(), key=lambda kv: (not kv[0].endswith("/"), kv[0])):
+            if name.endswith("/"):
+                path = posixpath.join(at, name[:-1])
+                out.append({"name": name[:-1], "path": path, "children": nodes(value, path)})
+            else:
+                out.append({"name": name, "children": None, **value})
+        return out
+
+    return nodes(root, "")
+
+
+def run_events(ctx: ServerContext, run_id: str, model_ids: list[str], limit: int) -> list[dict]:
+    """Every event about the run, and about the models it logged, newest first."""
+    placeholders = ", ".join("?" for _ in model_ids) or "NULL"
+    return _event_views(_rows(
+        ctx,
+        f"""SELECT * FROM events WHERE run_id = ? OR model_id IN ({placeholders})
+            ORDER BY ts DESC, seq DESC LIMIT ?""",
+        [run_id, *model_ids, limit],
+    ))
+
+
+def _event_views(rows: list[dict]) -> list[dict]:
+    return [{**r, "verified": r.get("actor_verified", False)} for r in rows]
+
+
+# Audit and SQL pages ------------------------------------------------------------------
+
+
+def audit_events(
+    ctx: ServerContext, *, actor: str, type: str, experiment_id: str,
+    since_ts: int | None, until_ts: int | None, limit: int, offset: int,
+) -> list[dict]:
+    """The ledger newest first; an empty filter value matches everything."""
+    return _event_views(_rows(
+        ctx,
+        """SELECT * FROM events
+           WHERE (? = '' OR actor = ?) AND (? = '' OR type = ?) AND (? = '' OR experiment_id = ?)
+             AND ts >= coalesce(?, ts) AND ts <= coalesce(?, ts)
+           ORDER BY ts DESC, seq DESC LIMIT ? OFFSET ?""",
+        [actor, actor, type, type, experiment_id, experiment_id, since_ts, until_ts, limit, offset],
+    ))
+
+
+def actors(ctx: ServerContext) -> list[str]:
+    return [r["actor"] for r in _rows(ctx, "SELECT DISTINCT actor FROM events WHERE actor <> '' ORDER BY 1")]
+
+
+def table_columns(ctx: ServerContext) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The tables SQL can read, with their columns, for the SQL page's side panel."""
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for r in _rows(
+        ctx,
+        """SELECT table_name, column_name, data_type FROM information_schema.columns
+           WHERE table_schema = 'main' AND table_name <> 'checkpoints'
+           ORDER BY table_name, ordinal_position""",
+    ):
+        tables.setdefault(r["table_name"], []).append((r["column_name"], r["data_type"]))
+    return list(tables.items())

@@ -1,0 +1,93 @@
+"""The run page and the side-by-side comparison of runs."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.context import ServerContext
+from api.web import reads
+from api.web.pages import NotFound
+from api.web.templating import error_page, render
+from api.web.views import chart_data, comparison_rows, key_values, run_summary
+
+MAX_COMPARED = 20  # more lines than this make unreadable charts
+RUN_HISTORY_LIMIT = 1_000
+
+
+def _load_run(ctx: ServerContext, run_id: str) -> dict:
+    run = ctx.projection.run(run_id)
+    if run is None:
+        raise NotFound(
+            "Run not found", f"There is no run with the id {run_id!r}.",
+            "Check the link; run ids are 32 hexadecimal characters. Deleted runs stay reachable by their id.",
+        )
+    return run
+
+
+def _experiment_for(ctx: ServerContext, experiment_id: str) -> dict:
+    return ctx.projection.experiment(experiment_id) or {"experiment_id": experiment_id, "name": experiment_id}
+
+
+def run_page(ctx: ServerContext, request: Request) -> Response:
+    run = _load_run(ctx, request.path_params["run_id"])
+    summary = run_summary(run)
+    data = run.get("data", {})
+    models = [
+        model["info"]
+        for output in run.get("outputs", {}).get("model_outputs", [])
+        if (model := ctx.projection.logged_model(output["model_id"])) is not None
+    ]
+    history = ctx.projection.metric_history_arrow([summary["run_id"]])
+    return render(
+        request, "run.html",
+        run=summary,
+        experiment=_experiment_for(ctx, summary["experiment_id"]),
+        params=key_values(data.get("params")),
+        metrics=sorted(data.get("metrics", []), key=lambda m: m["key"]),
+        tags=key_values(data.get("tags")),
+        datasets=[_dataset_row(d) for d in run.get("inputs", {}).get("dataset_inputs", [])],
+        models=models,
+        chart_data=chart_data(history, {summary["run_id"]: summary["name"]}),
+        artifact_roots=reads.artifact_roots(ctx, summary, models),
+        events=reads.run_events(ctx, summary["run_id"], [m["model_id"] for m in models], RUN_HISTORY_LIMIT),
+        events_empty="No events recorded for this run.",
+    )
+
+
+def _dataset_row(dataset_input: dict) -> dict:
+    dataset = dataset_input.get("dataset", {})
+    tags = {t["key"]: t["value"] for t in dataset_input.get("tags", [])}
+    return {
+        "name": dataset.get("name", ""), "digest": dataset.get("digest", ""),
+        "context": tags.get("mlflow.data.context", ""),
+        "source_type": dataset.get("source_type", ""), "source": dataset.get("source", ""),
+    }
+
+
+def compare_page(ctx: ServerContext, request: Request) -> Response:
+    run_ids = list(dict.fromkeys(request.query_params.getlist("run")))  # unique, in the order ticked
+    if not run_ids:
+        return error_page(
+            request, 400, "No runs to compare",
+            "Tick two or more runs in an experiment's runs table, then press “Compare selected”.",
+        )
+    if len(run_ids) > MAX_COMPARED:
+        return error_page(
+            request, 400, "Too many runs to compare",
+            f"{len(run_ids)} runs were chosen; compare at most {MAX_COMPARED} at a time.",
+        )
+    runs = [_load_run(ctx, run_id) for run_id in run_ids]
+    summaries = [run_summary(run) for run in runs]
+    data = [run.get("data", {}) for run in runs]
+    experiment_ids = {s["experiment_id"] for s in summaries}
+    history = ctx.projection.metric_history_arrow(run_ids)
+    return render(
+        request, "compare.html",
+        runs=summaries,
+        experiment=_experiment_for(ctx, experiment_ids.pop()) if len(experiment_ids) == 1 else None,
+        params=comparison_rows([dict(key_values(d.get("params"))) for d in data]),
+        metrics=comparison_rows([{m["key"]: m["value"] for m in d.get("metrics", [])} for d in data]),
+        tags=comparison_rows([dict(key_values(d.get("tags"))) for d in data]),
+        chart_data=chart_data(history, {s["run_id"]: s["name"] or s["run_id"][:8] for s in summaries}),
+    )

@@ -1,0 +1,136 @@
+"""The experiment page's runs table: what the query string asks for, and the columns it shows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+PAGE_SIZES = (25, 50, 100, 200)
+DEFAULT_PAGE_SIZE = 50
+DEFAULT_KEYS_SHOWN = 8  # per kind, when the user has not chosen columns yet
+VIEWS = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}
+
+# Fixed columns: id -> (label, css class). Param and metric columns are "p:<key>" and "m:<key>".
+FIXED_COLUMNS = {
+    "status": ("Status", ""),
+    "name": ("Run", ""),
+    "user": ("User", ""),
+    "start": ("Started (UTC)", ""),
+    "duration": ("Duration", "num"),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    id: str
+    label: str
+    css: str = ""
+    group: str = ""  # "param" or "metric", shown under the key
+    next_direction: str = "asc"
+
+
+@dataclass
+class RunsQuery:
+    filter: str = ""
+    sort: str = "start"
+    direction: str = "desc"
+    page: int = 1
+    per_page: int = DEFAULT_PAGE_SIZE
+    view: str = "active"
+    chosen_params: list[str] | None = None  # None: the user has not chosen, show the first few
+    chosen_metrics: list[str] | None = None
+
+    @classmethod
+    def from_request(cls, request: Request) -> RunsQuery:
+        q = request.query_params
+        chosen = q.get("columns") == "chosen"
+        per_page = _int(q.get("per"), DEFAULT_PAGE_SIZE)
+        return cls(
+            filter=q.get("filter", "").strip(),
+            sort=q.get("sort") or "start",
+            direction="asc" if q.get("dir") == "asc" else "desc",
+            page=max(1, _int(q.get("page"), 1)),
+            per_page=per_page if per_page in PAGE_SIZES else DEFAULT_PAGE_SIZE,
+            view=q.get("view") if q.get("view") in VIEWS else "active",
+            chosen_params=q.getlist("p") if chosen else None,
+            chosen_metrics=q.getlist("m") if chosen else None,
+        )
+
+    @property
+    def lifecycle_view(self) -> str:
+        return VIEWS[self.view]
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+@dataclass
+class RunsTable:
+    """What experiment.html renders."""
+
+    query: RunsQuery
+    all_params: list[str]
+    all_metrics: list[str]
+    rows: list[dict] = field(default_factory=list)
+    total: int = 0
+    error: str = ""
+
+    def __post_init__(self):
+        q = self.query
+        self.params = _chosen(q.chosen_params, self.all_params)
+        self.metrics = _chosen(q.chosen_metrics, self.all_metrics)
+        if not self.is_known_sort(q.sort):
+            q.sort, q.direction = "start", "desc"
+
+    def is_known_sort(self, column_id: str) -> bool:
+        kind, _, key = column_id.partition(":")
+        return (
+            column_id in FIXED_COLUMNS
+            or (kind == "p" and key in self.all_params)
+            or (kind == "m" and key in self.all_metrics)
+        )
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.query.per_page))
+
+    @property
+    def first(self) -> int:
+        return self.query.offset + 1 if self.rows else 0
+
+    @property
+    def last(self) -> int:
+        return self.query.offset + len(self.rows)
+
+    @property
+    def columns(self) -> list[Column]:
+        cols = [Column(cid, label, css) for cid, (label, css) in FIXED_COLUMNS.items()]
+        cols += [Column(f"p:{k}", k, "", "param") for k in self.params]
+        cols += [Column(f"m:{k}", k, "num", "metric") for k in self.metrics]
+        # Clicking the sorted column flips it; a new column starts with the order people expect.
+        return [
+            Column(c.id, c.label, c.css, c.group, _next_direction(c, self.query))
+            for c in cols
+        ]
+
+
+def _next_direction(column: Column, query: RunsQuery) -> str:
+    if column.id == query.sort:
+        return "asc" if query.direction == "desc" else "desc"
+    return "desc" if column.id in ("start", "duration") or column.group == "metric" else "asc"
+
+
+def _chosen(chosen: list[str] | None, available: list[str]) -> list[str]:
+    if chosen is None:
+        return available[:DEFAULT_KEYS_SHOWN]
+    return [key for key in chosen if key in available]
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text else default
+    except ValueError:
+        return default

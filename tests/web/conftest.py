@@ -1,0 +1,108 @@
+"""Browser tests: Debian's chromium driven by Playwright against a real server subprocess.
+
+Playwright cannot download its own browsers here, so the system chromium is used; when it is
+missing (a fresh CI machine) it is installed with apt-get, and the session fails clearly if
+that is impossible.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+SCREENSHOTS = HERE.parents[1] / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+def _api_test_helpers():
+    """tests/api/conftest.py's ServerProcess (tests/ is not a package, so load it by path)."""
+    spec = importlib.util.spec_from_file_location("api_test_helpers", HERE.parent / "api" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ServerProcess = _api_test_helpers().ServerProcess
+
+
+def _install_chromium() -> None:
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.fail(f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get): "
+                    "install Debian's chromium package to run the browser tests")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            output = f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+            pytest.fail(f"{' '.join(cmd)} failed with exit code {done.returncode}:\n{output}")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"apt-get installed chromium but {CHROMIUM} is still missing")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        _install_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def web_server(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("web")
+    server = ServerProcess(str(workdir / "data"), workdir).start()
+    yield server
+    if server.proc.poll() is None:
+        assert server.stop() == 0, server.read_log()
+
+
+@pytest.fixture(scope="module")
+def two_runs(web_server):
+    """Alice's and Bob's runs (C=0.1 and C=0.5, each with an sklearn model), logged by a real
+    mlflow client in its own process, as a training script would."""
+    done = subprocess.run(
+        [sys.executable, str(HERE / "log_two_runs.py"), web_server.url],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def page(browser, web_server):
+    context = browser.new_context(base_url=web_server.url, viewport={"width": 1360, "height": 900},
+                                  accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(scope="session")
+def screenshot():
+    """``screenshot(page, name)`` saves docs/screenshots/<name>.png for the README (the whole page)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def save(page, name: str) -> None:
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+    return save
