@@ -93,6 +93,7 @@ class Ledger:
         last = self._info(own[-1]) if own else None
         self._segment_last_seq = last.last_seq if last else 0
         self._prev_digest = last.digest if last else ""
+        self._prev_file_sha256 = seg.file_sha256(self.store.read_bytes(last.path)) if last else ""
         last_seq = self._segment_last_seq
         pending: list[Event] = []
         self._active: WalFile | None = None
@@ -263,17 +264,21 @@ class Ledger:
                 events = [e for e in scan_file(path).events if e.seq > self._segment_last_seq]
                 info = None
                 if events:
-                    data, info = seg.encode_segment(self.store, self.writer, events, self._prev_digest)
+                    data, info = seg.encode_segment(
+                        self.store, self.writer, events, self._prev_digest, self._prev_file_sha256
+                    )
                     try:
                         self.store.publish(info.path, data)
                     except FileExistsError:
                         if self._info(info.path).digest != info.digest:
                             raise
+                        data = self.store.read_bytes(info.path)
                     self._info_cache[info.path] = info
                     made = info
                 with self._lock:
                     if info:
                         self._segment_last_seq, self._prev_digest = info.last_seq, info.digest
+                        self._prev_file_sha256 = seg.file_sha256(data)
                     self._sealed.pop(0)
                 os.unlink(path)
                 fsync_dir(self.wal_dir)

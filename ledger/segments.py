@@ -2,12 +2,14 @@
 
 Each segment holds one writer's events ``first_seq..last_seq`` (contiguous) in SEGMENT_SCHEMA,
 zstd-compressed, and carries Parquet key-value metadata: writer, first_seq, last_seq,
-schema_version, digest, prev_digest.
+schema_version, digest, prev_digest, prev_file_sha256.
 
-``digest = sha256(prev_digest as ASCII hex || msgpack(event_1) || ... || msgpack(event_n))``, the hex
-of it; ``prev_digest`` is the digest of the same writer's previous segment ("" for the first). So the
+``digest = sha256(prev_digest || prev_file_sha256 || msgpack(event_1) || ... || msgpack(event_n))`` in
+hex (the two hashes as ASCII hex); ``prev_digest`` is the digest of the same writer's previous
+segment and ``prev_file_sha256`` the sha256 of that segment's file ("" for a writer's first). So the
 segments of a writer form a hash chain: changing, removing, reordering or inserting a segment breaks
-it from that point on.
+it from that point on. The file hash also covers bytes that are not events (statistics, page
+headers), for every segment but a writer's newest.
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ __all__ = ["SEGMENTS_DIR", "SegmentInfo", "chain_digest", "list_segments", "segm
 
 SEGMENTS_DIR = "segments"
 _NAME = re.compile(r"^(?P<first>\d{20})-(?P<last>\d{20})\.parquet$")
-METADATA_KEYS = ("writer", "first_seq", "last_seq", "schema_version", "digest", "prev_digest")
+METADATA_KEYS = (
+    "writer",
+    "first_seq",
+    "last_seq",
+    "schema_version",
+    "digest",
+    "prev_digest",
+    "prev_file_sha256",
+)
 
 
 class SegmentInfo(msgspec.Struct, frozen=True):
@@ -55,8 +65,8 @@ def parse_relpath(relpath: str) -> tuple[str, int, int] | None:
     return parts[1], int(match["first"]), int(match["last"])
 
 
-def chain_digest(prev_digest: str, events: Sequence[Event]) -> str:
-    h = hashlib.sha256(prev_digest.encode("ascii"))
+def chain_digest(prev_digest: str, prev_file_sha256: str, events: Sequence[Event]) -> str:
+    h = hashlib.sha256(prev_digest.encode("ascii") + prev_file_sha256.encode("ascii"))
     h.update(canonical_bytes(events))
     return h.hexdigest()
 
@@ -94,11 +104,11 @@ _WRITE_OPTIONS = _writer_options(SEGMENT_SCHEMA)
 
 
 def encode_segment(
-    store: Store, writer: str, events: Sequence[Event], prev_digest: str
+    store: Store, writer: str, events: Sequence[Event], prev_digest: str, prev_file_sha256: str
 ) -> tuple[bytes, SegmentInfo]:
     """The Parquet bytes of a segment for ``events`` (stamped, contiguous seqs) and its info."""
     first_seq, last_seq = events[0].seq, events[-1].seq
-    digest = chain_digest(prev_digest, events)
+    digest = chain_digest(prev_digest, prev_file_sha256, events)
     metadata = {
         "writer": writer,
         "first_seq": str(first_seq),
@@ -106,6 +116,7 @@ def encode_segment(
         "schema_version": str(SCHEMA_VERSION),
         "digest": digest,
         "prev_digest": prev_digest,
+        "prev_file_sha256": prev_file_sha256,
     }
     table = events_to_table(events)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
@@ -144,6 +155,14 @@ def read_table(store: Store, relpath: str, columns: list[str] | None = None) -> 
     """A segment's rows; page checksums are verified, so a changed byte fails loudly."""
     with store.open(relpath) as f:
         return pq.read_table(f, columns=columns, page_checksum_verification=True)
+
+
+def table_from_bytes(data: bytes) -> pa.Table:
+    return pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
+
+
+def file_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_events(store: Store, relpath: str) -> list[Event]:

@@ -2,12 +2,13 @@
 
 Per writer, in seq order, a segment must: be readable with intact page checksums; carry metadata
 naming the writer and seq range its file name says; start right after the previous segment (seq 1
-for the first); point at the previous segment's digest; hold exactly the events first_seq..last_seq
-of that writer; and hash (with prev_digest) to its recorded digest. The first segment failing any of
-these is reported and the writer's later segments are not trusted.
+for the first); point at the previous segment's digest and file hash; hold exactly the events
+first_seq..last_seq of that writer; and hash (with prev_digest) to its recorded digest. The first
+segment failing any of these is reported and the writer's later segments are not trusted.
 
 What a chain cannot show: the newest segments of a writer being deleted (the chain stays valid up to
-the new end). Compare the head digests printed by ``trackledger verify`` with an earlier run for that.
+the new end), or a change to a writer's newest file that leaves its events intact (statistics, say).
+Compare the head digests printed by ``trackledger verify`` with an earlier run for those.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class WriterSummary(msgspec.Struct):
     first_seq: int = 0
     last_seq: int = 0
     head_digest: str = ""  # digest of the last good segment
+    head_file_sha256: str = ""  # and the sha256 of its file
+    head_path: str = ""  # and where it is
 
 
 class VerifyReport(msgspec.Struct):
@@ -79,22 +82,34 @@ def verify(store: str | os.PathLike | Store, storage_options: dict[str, Any] | N
         summary = WriterSummary(writer)
         summaries.append(summary)
         for relpath in relpaths:
-            reason = _check_segment(store, relpath, writer, summary)
-            if reason:
-                problems.append(Problem(relpath, writer, reason))
+            problem = _check_segment(store, relpath, writer, summary)
+            if problem:
+                problems.append(problem)
                 break
     return VerifyReport(store.url(""), summaries, problems)
 
 
-def _check_segment(store: Store, relpath: str, writer: str, summary: WriterSummary) -> str | None:
-    """Why ``relpath`` breaks ``writer``'s chain so far, or None (and ``summary`` advances)."""
+def _check_segment(store: Store, relpath: str, writer: str, summary: WriterSummary) -> Problem | None:
+    """How ``relpath`` breaks ``writer``'s chain so far, or None (and ``summary`` advances)."""
+    reason = _check_contents(store, relpath, writer, summary)
+    if reason == _PREVIOUS_FILE_CHANGED:
+        # This segment is intact (its digest covers its prev_file_sha256), so the previous one changed.
+        return Problem(summary.head_path, writer, reason)
+    return Problem(relpath, writer, reason) if reason else None
+
+
+_PREVIOUS_FILE_CHANGED = "file changed: its bytes do not match the next segment's prev_file_sha256"
+
+
+def _check_contents(store: Store, relpath: str, writer: str, summary: WriterSummary) -> str | None:
     _, name_first, name_last = seg.parse_relpath(relpath)
     try:
-        table = seg.read_table(store, relpath)
+        data = store.read_bytes(relpath)
+        table = seg.table_from_bytes(data)
         events = table_to_events(table)
+        meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
     except Exception as exc:
         return f"unreadable: {type(exc).__name__}: {exc}"
-    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
     missing = [k for k in seg.METADATA_KEYS if k not in meta]
     if missing:
         return f"metadata lacks {', '.join(missing)}"
@@ -112,13 +127,17 @@ def _check_segment(store: Store, relpath: str, writer: str, summary: WriterSumma
     seqs = [e.seq for e in events]
     if seqs != list(range(name_first, name_last + 1)) or any(e.writer != writer for e in events):
         return "events do not match the seq range or writer the segment claims"
-    digest = seg.chain_digest(meta["prev_digest"], events)
+    digest = seg.chain_digest(meta["prev_digest"], meta["prev_file_sha256"], events)
     if digest != meta["digest"]:
         return "digest mismatch: the events were changed"
+    if meta["prev_file_sha256"] != summary.head_file_sha256:
+        return _PREVIOUS_FILE_CHANGED
     if summary.segments == 0:
         summary.first_seq = name_first
     summary.segments += 1
     summary.events += len(events)
     summary.last_seq = name_last
     summary.head_digest = digest
+    summary.head_file_sha256 = seg.file_sha256(data)
+    summary.head_path = relpath
     return None
