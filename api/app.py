@@ -18,6 +18,7 @@ from api import artifacts, experiments, models, native, runs
 from api.context import ServerContext, Settings
 from api.errors import MlflowError
 from api.http import error_response, json_response
+from projections import InvalidQuery
 
 log = logging.getLogger("trackledger.api")
 VERSION = "3.17.2"  # the MLflow REST version we speak; clients compare it for feature gates
@@ -83,6 +84,10 @@ async def _server_info(request: Request) -> Response:
 
 async def _mlflow_error(request: Request, exc: MlflowError) -> Response:
     return error_response(exc)
+
+
+async def _invalid_query(request: Request, exc: InvalidQuery) -> Response:
+    return error_response(MlflowError(str(exc), "INVALID_PARAMETER_VALUE"))
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
@@ -155,6 +160,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
         exception_handlers={
             MlflowError: _mlflow_error,
+            InvalidQuery: _invalid_query,
             HTTPException: _http_error,
             Exception: _internal_error,
         },

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import socket
 
 from api.commands._common import add_store_option
@@ -57,6 +59,18 @@ def _listen(host: str, port: int) -> socket.socket:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            # Ctrl-C / SIGTERM: graceful shutdown (the lifespan rolls the WAL), then exit 0;
+            # uvicorn's own version re-raises the signal afterwards, so the exit looks like a kill.
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
     from api.app import create_app
     from api.context import Settings
 
@@ -82,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         timeout_graceful_shutdown=10,
     )
-    server = uvicorn.Server(config)
+    server = Server(config)
     sock = _listen(args.host, args.port)
     logging.getLogger("trackledger").info(
         "trackledger serving %s on http://%s:%d (artifacts: %s, state: %s)",

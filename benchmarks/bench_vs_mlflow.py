@@ -1,0 +1,323 @@
+"""trackledger vs a real ``mlflow server`` (SQLite backend), the same REST workloads on both.
+
+Both servers run on loopback; clients are keep-alive ``http.client`` connections with TCP_NODELAY,
+identical for both servers. Loops are bounded by counts, MLflow's smaller where it is ~50x slower
+(rates are per second, so the counts do not change the figures). Prints one table with the ratio.
+
+    python3 benchmarks/bench_vs_mlflow.py [--quick] [--skip-mlflow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+API = "/api/2.0/mlflow"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Conn:
+    """One keep-alive connection speaking JSON."""
+
+    def __init__(self, port: int):
+        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        self.c.connect()
+        self.c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def call(self, method: str, path: str, body=None) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        self.c.request(method, path, body=data, headers=headers)
+        resp = self.c.getresponse()
+        return resp.status, resp.read()
+
+    def ok(self, method: str, path: str, body=None) -> dict:
+        status, data = self.call(method, path, body)
+        if status != 200:
+            raise RuntimeError(f"{method} {path} -> {status}: {data[:300]!r}")
+        return json.loads(data or b"{}")
+
+
+class Server:
+    def __init__(self, name: str, cmd: list[str], port: int, data_dir: Path):
+        self.name, self.port, self.data_dir = name, port, data_dir
+        self.log = open(data_dir / f"{name}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            cmd, cwd=data_dir, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited: {(data_dir / f'{name}.log').read_text()[-3000:]}")
+            try:
+                if Conn(port).call("GET", "/health")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{name} did not start")
+
+    def rss_mb(self) -> tuple[float, int]:
+        procs = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+        total = 0
+        for p in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += p.memory_info().rss
+        return total / 2**20, len(procs)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.log.close()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_run(conn: Conn, exp: str) -> str:
+    return conn.ok("POST", f"{API}/runs/create", {"experiment_id": exp, "start_time": now_ms()})["run"][
+        "info"
+    ]["run_id"]
+
+
+def run_workloads(port: int, scale: dict) -> tuple[dict, int]:
+    """All workloads against one server; returns the figures and the number of metric points logged."""
+    conn = Conn(port)
+    out: dict = {}
+    points = 0
+    exp = conn.ok("POST", f"{API}/experiments/create", {"name": f"bench-{time.time_ns()}"})["experiment_id"]
+    run_id = new_run(conn, exp)
+
+    lat = []
+    t0 = time.perf_counter()
+    for i in range(scale["seq"]):
+        s = time.perf_counter()
+        conn.ok(
+            "POST",
+            f"{API}/runs/log-metric",
+            {"run_id": run_id, "key": "seq", "value": i * 0.5, "timestamp": now_ms(), "step": i},
+        )
+        lat.append(time.perf_counter() - s)
+    out["log-metric sequential (calls/s)"] = scale["seq"] / (time.perf_counter() - t0)
+    out["log-metric p50 (ms)"] = statistics.median(lat) * 1000
+    points += scale["seq"]
+
+    t0 = time.perf_counter()
+    for b in range(scale["batches"]):
+        ts = now_ms()
+        metrics = [
+            {"key": f"k{i % 10}", "value": i * 0.1, "timestamp": ts, "step": b * 100 + i // 10}
+            for i in range(1000)
+        ]
+        conn.ok("POST", f"{API}/runs/log-batch", {"run_id": run_id, "metrics": metrics})
+    out["log-batch 1000 metrics (points/s)"] = scale["batches"] * 1000 / (time.perf_counter() - t0)
+    points += scale["batches"] * 1000
+
+    errors = []
+    calls = scale["conc"]
+
+    def writer(w: int) -> None:
+        c = Conn(port)
+        for i in range(calls):
+            status, body = c.call(
+                "POST",
+                f"{API}/runs/log-metric",
+                {"run_id": run_id, "key": f"w{w}", "value": 1.0, "timestamp": now_ms(), "step": i},
+            )
+            if status != 200:
+                errors.append(body)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    out["8 writers (calls/s)"] = 8 * calls / (time.perf_counter() - t0)
+    out["8 writers errors"] = len(errors)
+    points += 8 * calls
+
+    t0 = time.perf_counter()
+    for i in range(scale["runs"]):
+        conn.ok(
+            "POST",
+            f"{API}/runs/create",
+            {
+                "experiment_id": exp,
+                "start_time": now_ms(),
+                "run_name": f"r{i}",
+                "tags": [{"key": "group", "value": "a" if i % 2 else "b"}],
+            },
+        )
+    out["create runs (runs/s)"] = scale["runs"] / (time.perf_counter() - t0)
+
+    search = {
+        "experiment_ids": [exp],
+        "filter": "tags.group = 'a' and attributes.status = 'RUNNING'",
+        "order_by": ["attributes.start_time DESC"],
+        "max_results": 1000,
+        "run_view_type": "ACTIVE_ONLY",
+    }
+    times = []
+    for _ in range(5):
+        s = time.perf_counter()
+        found = conn.ok("POST", f"{API}/runs/search", search).get("runs", [])
+        times.append(time.perf_counter() - s)
+    assert len(found) == min(1000, scale["runs"] // 2), len(found)
+    out["search filter+order_by, 1000 of runs (ms)"] = statistics.median(times) * 1000
+
+    hist_run = new_run(conn, exp)
+    for b in range(100):
+        ts = now_ms()
+        conn.ok(
+            "POST",
+            f"{API}/runs/log-batch",
+            {
+                "run_id": hist_run,
+                "metrics": [
+                    {"key": "h", "value": i * 0.001, "timestamp": ts, "step": b * 1000 + i}
+                    for i in range(1000)
+                ],
+            },
+        )
+    points += 100_000
+    times = []
+    for _ in range(3):
+        s = time.perf_counter()
+        got, token = 0, None
+        while True:  # paged as the mlflow client pages: max_results=25000
+            q = f"run_id={hist_run}&metric_key=h&max_results=25000" + (
+                f"&page_token={token}" if token else ""
+            )
+            page = conn.ok("GET", f"{API}/metrics/get-history?{q}")
+            got += len(page.get("metrics", []))
+            token = page.get("next_page_token")
+            if not token:
+                break
+        times.append(time.perf_counter() - s)
+    assert got == 100_000, got
+    out["100k-point history (ms)"] = statistics.median(times) * 1000
+    return out, points
+
+
+def dir_bytes(path: Path, skip: tuple[str, ...] = ()) -> int:
+    total = 0
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if d not in skip]
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller counts (figures are rates, so comparable)")
+    ap.add_argument("--skip-mlflow", action="store_true")
+    args = ap.parse_args()
+    tl_scale = {"seq": 5000, "batches": 300, "conc": 1000, "runs": 2000}
+    ml_scale = {"seq": 300, "batches": 20, "conc": 40, "runs": 2000}
+    if args.quick:
+        tl_scale = {"seq": 1000, "batches": 50, "conc": 200, "runs": 2000}
+        ml_scale = {"seq": 100, "batches": 10, "conc": 15, "runs": 2000}
+
+    work = Path(tempfile.mkdtemp(prefix="bench-vs-mlflow-"))
+    results = {}
+    try:
+        port = free_port()
+        tl = Server(
+            "trackledger",
+            [
+                sys.executable,
+                "-m",
+                "api.cli",
+                "server",
+                "--store",
+                str(work / "tl"),
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            port,
+            work,
+        )
+        figures, points = run_workloads(port, tl_scale)
+        figures["RSS of process tree (MB)"], nprocs = tl.rss_mb()
+        tl.stop()
+        figures["bytes on disk per point"] = dir_bytes(work / "tl", skip=(".state", "artifacts")) / points
+        figures["(incl. WAL + DuckDB state)"] = dir_bytes(work / "tl", skip=("artifacts",)) / points
+        results["trackledger"] = (figures, nprocs)
+
+        if not args.skip_mlflow:
+            port = free_port()
+            (work / "ml").mkdir()
+            ml = Server(
+                "mlflow",
+                [
+                    sys.executable,
+                    "-m",
+                    "mlflow",
+                    "server",
+                    "--backend-store-uri",
+                    f"sqlite:///{work / 'ml' / 'mlruns.db'}",
+                    "--artifacts-destination",
+                    str(work / "ml" / "artifacts"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                port,
+                work,
+            )
+            figures, points = run_workloads(port, ml_scale)
+            figures["RSS of process tree (MB)"], nprocs = ml.rss_mb()
+            ml.stop()
+            figures["bytes on disk per point"] = dir_bytes(work / "ml") / points
+            figures["(incl. WAL + DuckDB state)"] = figures["bytes on disk per point"]
+            results["mlflow"] = (figures, nprocs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    tl_fig, tl_n = results["trackledger"]
+    ml_fig, ml_n = results.get("mlflow", ({}, 0))
+    lower_is_better = ("ms", "MB", "bytes", "errors", "state")
+    print("\n| workload | trackledger | mlflow 3.17.2 + SQLite | ratio |\n|---|---:|---:|---:|")
+    for key, value in tl_fig.items():
+        other = ml_fig.get(key)
+        ratio = ""
+        if other and value:
+            r = other / value if any(w in key for w in lower_is_better) else value / other
+            ratio = f"{r:,.1f}x"
+        shown_other = "" if other is None else f"{other:,.1f}"
+        print(f"| {key} | {value:,.1f} | {shown_other} | {ratio} |")
+    print(f"\nprocesses: trackledger {tl_n}, mlflow {ml_n}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

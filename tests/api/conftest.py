@@ -1,0 +1,107 @@
+"""A real ``trackledger server`` subprocess on a free loopback port, and mlflow clients pointed at it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SERVER_CMD = [sys.executable, "-m", "api.cli", "server"]
+STARTUP_DEADLINE_S = 60  # only bounds a hung start-up; no assertion depends on timing
+
+# A server mistake must fail a test at once, not after minutes of client retries.
+os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """``python -m api.cli server`` with the given flags: ``start``, ``stop``, ``kill``, start again."""
+
+    def __init__(self, store: str, workdir: Path, *, args: tuple[str, ...] = (), env: dict | None = None):
+        self.store = store
+        self.workdir = workdir
+        self.args = args
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.log_path = workdir / "server.log"
+
+    def start(self) -> ServerProcess:
+        port = free_port()
+        cmd = [*SERVER_CMD, "--store", self.store, "--port", str(port), *self.args]
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop/kill)
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.workdir, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.read_log()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"server did not become healthy:\n{self.read_log()}")
+
+    def read_log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> int:
+        """SIGTERM and wait: a clean shutdown rolls the WAL into a segment."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=60)
+        self.log.close()
+        return code
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=60)
+        self.log.close()
+
+
+def trackledger(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args], cwd=cwd or REPO, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server per test module, on a fresh local store."""
+    workdir = tmp_path_factory.mktemp("server")
+    proc = ServerProcess(str(workdir / "data"), workdir).start()
+    yield proc
+    if proc.proc.poll() is None:
+        assert proc.stop() == 0, proc.read_log()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=server.url)
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c

@@ -1,0 +1,243 @@
+"""Raw HTTP against the server: error shapes, bad input changing nothing, aliases, native endpoints."""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.api.conftest import ServerProcess
+
+API = "/api/2.0/mlflow"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Tighter SQL caps than the defaults, so the cap tests are quick."""
+    workdir = tmp_path_factory.mktemp("server")
+    args = ("--sql-timeout", "1", "--sql-max-rows", "1000")
+    proc = ServerProcess(str(workdir / "data"), workdir, args=args).start()
+    yield proc
+    assert proc.stop() == 0, proc.read_log()
+
+
+@pytest.fixture(scope="module")
+def run_id(http):
+    exp = http.post(f"{API}/experiments/create", json={"name": "http-tests"}).json()["experiment_id"]
+    body = {"experiment_id": exp, "start_time": 1, "tags": [{"key": "mlflow.user", "value": "carol"}]}
+    return http.post(f"{API}/runs/create", json=body).json()["run"]["info"]["run_id"]
+
+
+def _events(http, **params) -> list[dict]:
+    return http.get("/api/ledger/events", params={"limit": 10000, **params}).json()["events"]
+
+
+def _error(resp, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["error_code"] == code, body
+    assert body["message"]
+    return body
+
+
+def test_health_version_server_info_and_ajax_alias(http):
+    assert http.get("/health").text == "OK"
+    assert http.get("/version").status_code == 200
+    info = http.get("/api/3.0/mlflow/server-info").json()
+    assert info["multipart_uploads_enabled"] is False and info["multipart_downloads_enabled"] is False
+    a = http.post(f"{API}/experiments/search", json={"max_results": 1000}).json()
+    b = http.post("/ajax-api/2.0/mlflow/experiments/search", json={"max_results": 1000}).json()
+    c = http.get(f"{API}/experiments/search", params={"max_results": 1000}).json()
+    assert a == b == c and any(e["name"] == "Default" for e in a["experiments"])
+
+
+def test_unknown_endpoint_wrong_method_and_malformed_json(http):
+    _error(http.get(f"{API}/nonexistent-endpoint"), 404, "ENDPOINT_NOT_FOUND")
+    _error(http.post(f"{API}/runs/get", json={}), 405, "METHOD_NOT_ALLOWED")
+    resp = http.post(
+        f"{API}/experiments/create", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    _error(resp, 400, "BAD_REQUEST")
+    _error(
+        http.post(f"{API}/runs/log-metric", json={"run_id": "abc", "key": "m", "value": "x"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    _error(http.get(f"{API}/runs/get"), 400, "INVALID_PARAMETER_VALUE")
+    _error(
+        http.get(f"{API}/experiments/get", params={"experiment_id": "abc"}), 400, "INVALID_PARAMETER_VALUE"
+    )
+
+
+def test_bad_input_changes_nothing(http, run_id):
+    before = _events(http)
+    ts = int(time.time() * 1000)
+    bad = [
+        {
+            "run_id": run_id,
+            "metrics": [
+                {"key": "ok", "value": 1, "timestamp": ts},
+                {"key": "../x", "value": 1, "timestamp": ts},
+            ],
+        },
+        {"run_id": run_id, "metrics": [{"key": "ok", "value": 1, "timestamp": ts}, {"key": "m", "value": 1}]},
+        {"run_id": run_id, "params": [{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]},
+        {
+            "run_id": run_id,
+            "metrics": [{"key": "m", "value": 1.0, "timestamp": ts, "step": i} for i in range(1001)],
+        },
+    ]
+    for body in bad:
+        _error(http.post(f"{API}/runs/log-batch", json=body), 400, "INVALID_PARAMETER_VALUE")
+    big = {
+        "run_id": run_id,
+        "tags": [{"key": f"t{i}", "value": "v" * 7999} for i in range(100)],
+        "params": [{"key": f"p{i}", "value": "v" * 6000} for i in range(100)],
+    }
+    resp = http.post(f"{API}/runs/log-batch", json=big)
+    assert "at most 1000000 bytes" in _error(resp, 400, "INVALID_PARAMETER_VALUE")["message"]
+    _error(
+        http.post(
+            f"{API}/runs/log-metric", json={"run_id": "f" * 32, "key": "m", "value": 1, "timestamp": 1}
+        ),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    _error(http.post(f"{API}/runs/create", json={"experiment_id": "424242"}), 404, "RESOURCE_DOES_NOT_EXIST")
+    assert _events(http) == before
+    data = http.get(f"{API}/runs/get", params={"run_id": run_id}).json()["run"]["data"]
+    assert "metrics" not in data and "params" not in data
+
+
+def test_run_uuid_accepted_and_actor_recorded(http, run_id):
+    body = {"run_uuid": run_id, "key": "by_uuid", "value": "NaN", "timestamp": 5, "step": "3"}
+    assert http.post(f"{API}/runs/log-metric", json=body, headers={"user-agent": "probe/1"}).json() == {}
+    metric = http.get(f"{API}/runs/get", params={"run_uuid": run_id}).json()["run"]["data"]["metrics"][0]
+    assert metric == {"key": "by_uuid", "value": "NaN", "timestamp": 5, "step": 3}
+    event = _events(http, run_id=run_id)[-1]
+    assert event["type"] == "batch_logged" and event["actor"] == "carol" and event["user_agent"] == "probe/1"
+    assert event["actor_verified"] is False
+
+
+def test_idempotency_key_prevents_duplicates(http, run_id):
+    body = {"run_id": run_id, "key": "idem", "value": 1, "timestamp": 7, "step": 0}
+    for _ in range(3):
+        assert (
+            http.post(f"{API}/runs/log-metric", json=body, headers={"Idempotency-Key": "k-1"}).status_code
+            == 200
+        )
+    history = http.get(f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "idem"}).json()
+    assert len(history["metrics"]) == 1
+    assert (
+        len(
+            [
+                e
+                for e in _events(http, run_id=run_id)
+                if e["type"] == "batch_logged" and any(m["key"] == "idem" for m in e.get("metrics", []))
+            ]
+        )
+        == 1
+    )
+
+
+def test_events_endpoint_pages_with_a_cursor(http, run_id):
+    everything = _events(http)
+    seen, after = [], 0
+    while True:
+        page = http.get("/api/ledger/events", params={"after": after, "limit": 3}).json()
+        seen += page["events"]
+        if "next_after" not in page:
+            break
+        after = page["next_after"]
+    assert [e["seq"] for e in seen] == [e["seq"] for e in everything]
+    assert [e["seq"] for e in everything] == sorted(e["seq"] for e in everything)
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "/api/2.0/mlflow-artifacts/artifacts/../../etc/passwd",
+        "/api/2.0/mlflow-artifacts/artifacts/1/%2e%2e/%2e%2e/x",
+        "/api/2.0/mlflow-artifacts/artifacts/1/%252e%252e/x",
+        "/api/2.0/mlflow-artifacts/artifacts//etc/passwd",
+        "/api/2.0/mlflow-artifacts/artifacts/1/a%5c..%5cb",
+    ],
+)
+def test_artifact_path_escapes_are_refused(server, raw_path):
+    host, port = server.url.removeprefix("http://").split(":")
+    for method in ("PUT", "GET"):
+        with socket.create_connection((host, int(port))) as sock:  # raw: clients normalise '..' away
+            request = (
+                f"{method} {raw_path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi"
+            )
+            sock.sendall(request.encode())
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        assert reply.split()[1] in (b"400", b"404"), reply
+    assert not (server.workdir.parent / "x").exists()
+
+
+def test_artifact_listing_rules_and_chunked_upload(http, run_id):
+    base = "/api/2.0/mlflow-artifacts/artifacts"
+    path = f"1/{run_id}/artifacts"
+
+    def chunks():
+        yield b"part one, "
+        yield b"part two"
+
+    assert http.put(f"{base}/{path}/dir/chunked.txt", content=chunks()).status_code == 200
+    assert http.get(f"{base}/{path}/dir/chunked.txt").content == b"part one, part two"
+    listing = http.get(base, params={"path": f"{path}/dir"}).json()
+    assert listing == {"files": [{"path": "chunked.txt", "is_dir": False, "file_size": 18}]}
+    assert http.get(base, params={"path": f"{path}/dir/chunked.txt"}).json() == {}
+    assert http.get(base, params={"path": f"{path}/missing"}).json() == {}
+    assert http.get(base, params={"path": path}).json() == {"files": [{"path": "dir", "is_dir": True}]}
+    _error(http.get(f"{base}/{path}/nope.txt"), 404, "RESOURCE_DOES_NOT_EXIST")
+    written = [e for e in _events(http, type="artifact_written") if e["path"].endswith("chunked.txt")]
+    assert written[0]["size"] == 18 and written[0]["run_id"] == run_id and len(written[0]["sha256"]) == 64
+    assert http.delete(f"{base}/{path}/dir/chunked.txt").status_code == 200
+    assert http.get(base, params={"path": f"{path}/dir"}).json() == {}
+
+
+def test_sql_endpoint_formats(http, run_id):
+    resp = http.post("/api/sql", json={"query": "SELECT 1 AS one, 'a' AS letter"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["rows"] == [[1, "a"]] and resp.json()["columns"] == ["one", "letter"]
+    csv = http.post("/api/sql", json={"query": "SELECT 1 AS one", "format": "csv"})
+    assert csv.text.splitlines()[0].strip('"') == "one"
+    table = pq.read_table(
+        io.BytesIO(http.post("/api/sql", json={"query": "SELECT 1 AS one", "format": "parquet"}).content)
+    )
+    assert table.column("one").to_pylist() == [1]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_text('/etc/hostname')",
+        "COPY (SELECT 1) TO '/tmp/tl-sql-escape.csv'",
+        "ATTACH '/tmp/tl-sql-escape.duckdb' AS other",
+        "INSTALL httpfs",
+        "SET enable_external_access = true",
+        "CREATE TABLE sneaky AS SELECT 1",
+        "DELETE FROM runs",
+        "DROP TABLE runs",
+    ],
+)
+def test_sql_endpoint_refuses_files_and_writes(http, query):
+    _error(http.post("/api/sql", json={"query": query}), 400, "INVALID_PARAMETER_VALUE")
+
+
+def test_sql_endpoint_stops_at_its_caps(http):
+    resp = http.post("/api/sql", json={"query": "SELECT * FROM range(100000000)"})
+    if resp.status_code == 200:  # a row cap may truncate rather than refuse
+        assert len(resp.json()["rows"]) <= 1000
+    else:
+        _error(resp, 400, "INVALID_PARAMETER_VALUE")
+    slow = "SELECT count(*) FROM range(100000000000) a"
+    _error(http.post("/api/sql", json={"query": slow}), 400, "INVALID_PARAMETER_VALUE")
