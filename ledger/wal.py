@@ -43,10 +43,6 @@ def encode_frame(payload: bytes) -> bytes:
     return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def decode_payload(payload: bytes) -> list[Event]:
-    return _DECODER.decode(payload)
-
-
 @dataclass
 class WalScan:
     """What a WAL file holds: its intact frames' events and where the intact part ends."""

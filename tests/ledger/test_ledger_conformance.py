@@ -126,8 +126,8 @@ def test_idempotent_re_append(store_spec, tmp_path):
 def test_a_batch_with_a_bad_event_appends_nothing(store_spec, tmp_path):
     with make_ledger(store_spec, tmp_path / "state") as ledger:
         ledger.append(run_events(2))
-        bad = BatchLogged(id=new_event_id(), metrics=[Metric("k", "not a number", 1)])
-        with pytest.raises(msgspec.ValidationError):
+        bad = BatchLogged(id=new_event_id(), metrics=[Metric("k", object(), 1)])  # cannot be encoded
+        with pytest.raises(TypeError):
             ledger.append([*run_events(1), bad])
         assert ledger.last_seq == 2
         assert ledger.append(run_events(1))[0].seq == 3
