@@ -168,22 +168,26 @@ restore = _lifecycle(RunRestored)
 # Logging -----------------------------------------------------------------------------
 
 
-def _metric(m, path: str) -> Metric:
-    return Metric(
-        key=v.check_key(m.key, f"{path}key"),
-        value=v.metric_value(m.value, f"{path}value"),
-        timestamp=v.timestamp(m.timestamp, f"{path}timestamp"),
-        step=m.step or 0,
-        model_id=m.model_id,
-        dataset_name=m.dataset_name,
-        dataset_digest=m.dataset_digest,
-    )
+def _metric(m, index: int | None = None) -> Metric:
+    """A validated metric; the error path (with MLflow's ``metrics[i].field`` names) is the slow one."""
+    key, value, ts = m.key, m.value, m.timestamp
+    if value is None or ts is None or ts < 0 or value != value or value in _INFINITIES or key is None:
+        path = "" if index is None else f"metrics[{index}]."
+        key = v.check_key(key, f"{path}key")
+        value = v.metric_value(value, f"{path}value")
+        ts = v.timestamp(ts, f"{path}timestamp")
+    elif key not in v.ACCEPTED_KEYS:
+        v.check_key(key, "key" if index is None else f"metrics[{index}].key")
+    return Metric(key, value, ts, m.step or 0, m.model_id, m.dataset_name, m.dataset_digest)
+
+
+_INFINITIES = (float("inf"), float("-inf"))
 
 
 async def log_metric(ctx, request: Request):
     req = await body_as(request, p.LogMetric)
     run_id = _run_id(req)
-    metric = _metric(req, "")
+    metric = _metric(req)
     await blocking(ctx.writes.log_batch, origin_of(request), run_id, metrics=[metric])
     return json_response()
 
@@ -214,7 +218,7 @@ async def log_batch(ctx, request: Request):
     req = p.decode(p.LogBatch, body)
     run_id = _run_id(req)
     v.batch_limits(len(req.metrics), len(req.params), len(req.tags))
-    metrics = [_metric(m, f"metrics[{i}].") for i, m in enumerate(req.metrics)]
+    metrics = [_metric(m, i) for i, m in enumerate(req.metrics)]
     params = [
         Param(v.check_key(x.key, f"params[{i}].key"), v.param_value(x.value))
         for i, x in enumerate(req.params)

@@ -31,8 +31,13 @@ def _invalid_value(path: str, value, message: str) -> str:
     return f"Invalid value {shown} for parameter '{path}' supplied: {message}"
 
 
+ACCEPTED_KEYS: set[str] = set()  # keys already accepted: the hot path logs the same few keys again and again
+
+
 def check_key(name: str | None, path: str = "key") -> str:
     """A metric, param or tag key: MLflow's character set, no path tricks, at most 250 chars."""
+    if name in ACCEPTED_KEYS:
+        return name
     if name is None:
         raise missing(path)
     if not _NAME_RE.match(name):
@@ -56,6 +61,9 @@ def check_key(name: str | None, path: str = "key") -> str:
         )
     if len(name) > MAX_ENTITY_KEY_LENGTH:
         raise invalid(f"'{path}' exceeds the maximum length of {MAX_ENTITY_KEY_LENGTH} characters")
+    if len(ACCEPTED_KEYS) > 100_000:
+        ACCEPTED_KEYS.clear()
+    ACCEPTED_KEYS.add(name)
     return name
 
 
