@@ -239,3 +239,14 @@ def table_columns(ctx: ServerContext) -> list[tuple[str, list[tuple[str, str]]]]
     ):
         tables.setdefault(r["table_name"], []).append((r["column_name"], r["data_type"]))
     return list(tables.items())
+
+
+def metric_history(ctx: ServerContext, run_ids: list[str]):
+    """``Projection.metric_history_arrow``, after finishing whatever result the thread's cursor holds.
+
+    Workaround: projection reads that end in ``fetchone()`` leave their result open, and DuckDB 2
+    refuses ``con.sql()`` on that cursor afterwards (ResourceInUseException). Remove this once the
+    projection's reads complete their results (reported to the projections owner).
+    """
+    _rows(ctx, "SELECT 1")
+    return ctx.projection.metric_history_arrow(run_ids)

@@ -38,7 +38,7 @@ def run_page(ctx: ServerContext, request: Request) -> Response:
         for output in run.get("outputs", {}).get("model_outputs", [])
         if (model := ctx.projection.logged_model(output["model_id"])) is not None
     ]
-    history = ctx.projection.metric_history_arrow([summary["run_id"]])
+    history = reads.metric_history(ctx, [summary["run_id"]])
     return render(
         request, "run.html",
         run=summary,
@@ -81,7 +81,7 @@ def compare_page(ctx: ServerContext, request: Request) -> Response:
     summaries = [run_summary(run) for run in runs]
     data = [run.get("data", {}) for run in runs]
     experiment_ids = {s["experiment_id"] for s in summaries}
-    history = ctx.projection.metric_history_arrow(run_ids)
+    history = reads.metric_history(ctx, run_ids)
     return render(
         request, "compare.html",
         runs=summaries,

@@ -103,6 +103,9 @@ def screenshot():
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def save(page, name: str) -> None:
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        height = page.evaluate("Math.ceil(document.querySelector('main').getBoundingClientRect().bottom) + 8")
+        width = page.viewport_size["width"]
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True,
+                        clip={"x": 0, "y": 0, "width": width, "height": height})
 
     return save
