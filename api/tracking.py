@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from api.errors import MlflowError, invalid, not_found
+from api.errors import invalid, not_found
 from api.index import WriteIndex
 from ledger.events import (
     BatchLogged,
@@ -103,15 +103,13 @@ class WriteService:
                 return []
             try:
                 stamped = self.ledger.stage(events)
-                self.index.apply(stamped)
-                if stamped:
-                    self.projection.submit(stamped)
-                wait_for = self.ledger.last_seq
-            except MlflowError:
+            except OSError:
+                self._fatal("the write-ahead log could not be written")
                 raise
-            except Exception:
-                self._fatal("staging events failed")
-                raise
+            self.index.apply(stamped)
+            if stamped:
+                self.projection.submit(stamped)
+            wait_for = self.ledger.last_seq
         try:
             self.ledger.wait_durable(wait_for)
         except Exception:

@@ -41,15 +41,24 @@ class Conn:
     """One keep-alive connection speaking JSON."""
 
     def __init__(self, port: int):
-        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        self.port = port
+        self.connect()
+
+    def connect(self) -> None:
+        self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
         self.c.connect()
         self.c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def call(self, method: str, path: str, body=None) -> tuple[int, bytes]:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
-        self.c.request(method, path, body=data, headers=headers)
-        resp = self.c.getresponse()
+        try:
+            self.c.request(method, path, body=data, headers=headers)
+            resp = self.c.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            self.connect()  # the server closed an idle keep-alive connection: not timed work
+            self.c.request(method, path, body=data, headers=headers)
+            resp = self.c.getresponse()
         return resp.status, resp.read()
 
     def ok(self, method: str, path: str, body=None) -> dict:

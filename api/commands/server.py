@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         access_log=False,
         log_level=args.log_level,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=75,  # clients keep sessions open between bursts of logging
     )
     server = Server(config)
     sock = _listen(args.host, args.port)
