@@ -88,6 +88,12 @@ _RUN_NAME_OPS = """
            {'seq': seq, 'writer': writer, 'pos': -1} AS o
     FROM ev WHERE type IN ('run_created', 'run_updated') AND name IS NOT NULL AND name <> ''"""
 
+_RUN_TAG_OPS = (
+    _tag_ops("run_id", "'run_created', 'batch_logged'", None, "run_tag_deleted")
+    + " UNION ALL "
+    + _RUN_NAME_OPS
+)
+
 RUNS = [
     """INSERT INTO runs
        SELECT run_id, experiment_id, name, user_id, status, start_time, NULL, artifact_uri, 'active', actor
@@ -105,16 +111,12 @@ RUNS = [
                  FILTER (WHERE type IN ('run_deleted', 'run_restored')) AS stage
              FROM ev WHERE type IN ('run_updated', 'run_deleted', 'run_restored') GROUP BY run_id) u
        WHERE r.run_id = u.run_id""",
-    *_last_write_wins(
-        "run_tags",
-        ("run_id",),
-        _tag_ops("run_id", "'run_created', 'batch_logged'", None, "run_tag_deleted")
-        + " UNION ALL "
-        + _RUN_NAME_OPS,
-    ),
-    # lww still holds the run tags just applied: carry a new mlflow.runName into runs.run_name.
-    """UPDATE runs r SET run_name = l.value FROM lww l
-       WHERE l.run_id = r.run_id AND l.key = 'mlflow.runName' AND NOT l.deleted""",
+    *_last_write_wins("run_tags", ("run_id",), _RUN_TAG_OPS),
+    # The name follows the last mlflow.runName set; deleting that tag leaves the name alone.
+    f"""UPDATE runs r SET run_name = u.name
+        FROM (SELECT run_id, arg_max(value, o) AS name FROM ({_RUN_TAG_OPS})
+              WHERE key = 'mlflow.runName' AND NOT deleted GROUP BY run_id) u
+        WHERE r.run_id = u.run_id""",
     f"""INSERT INTO params
         SELECT run_id, item.key, arg_min(item.value, {ITEM_ORDER})
         FROM {_items("params", "'batch_logged'", "run_id")} GROUP BY ALL ON CONFLICT DO NOTHING""",

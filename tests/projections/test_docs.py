@@ -34,8 +34,12 @@ def test_every_table_and_column_is_documented():
     con = duckdb.connect()
     create_tables(con)
     actual: dict[str, set[str]] = {}
-    for table, column in con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE NOT internal AND schema_name = 'main'").fetchall():
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE NOT internal AND schema_name = 'main'"
+    ).fetchall():
         actual.setdefault(table, set()).add(column)
     docs = documented_columns()
-    missing = {t: sorted(cols - docs.get(t, set())) for t, cols in actual.items() if cols - docs.get(t, set())}
+    missing = {
+        t: sorted(cols - docs.get(t, set())) for t, cols in actual.items() if cols - docs.get(t, set())
+    }
     assert not missing, f"undocumented tables/columns: {missing}"

@@ -1,0 +1,193 @@
+"""MLflow semantics of the reads: search filters, ordering, paging, view types, latest metrics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ledger import events as E
+from projections import InvalidQuery, as_of, connect
+from tests.projections.conftest import make
+
+
+@pytest.fixture
+def runs(log):
+    log(
+        make(E.ExperimentCreated, experiment_id="1", name="Churn", artifact_location="a:/1", creation_time=1),
+        make(E.ExperimentCreated, experiment_id="2", name="Other", artifact_location="a:/2", creation_time=2),
+    )
+    for i, (name, acc) in enumerate([("Alice's run", 0.9), ("bob run", 0.5), ("carol", None)]):
+        run_id = f"r{i}"
+        log(
+            make(
+                E.RunCreated,
+                experiment_id="1",
+                run_id=run_id,
+                name=name,
+                user_id="u",
+                start_time=10 + i,
+                artifact_uri="u",
+                tags=[E.Tag("mlflow.runName", name)],
+            )
+        )
+        metrics = [] if acc is None else [E.Metric("acc", acc, 100, 1), E.Metric("acc", 0.1, 50, 0)]
+        log(
+            make(
+                E.BatchLogged,
+                experiment_id="1",
+                run_id=run_id,
+                metrics=metrics,
+                params=[E.Param("C", str(i))],
+                tags=[E.Tag("team", "Churn" if i else "churn")],
+            )
+        )
+    return ["r0", "r1", "r2"]
+
+
+def ids(result):
+    return [r["info"]["run_id"] for r in result[0]]
+
+
+def test_filters(projection, runs):
+    search = lambda f: ids(projection.search_runs(["1"], f))  # noqa: E731
+    assert search("metrics.acc > 0.6") == ["r0"]
+    assert search("metrics.acc >= 0.5 AND params.C = '1'") == ["r1"]
+    assert search("tags.team LIKE 'c%'") == ["r0"]
+    assert sorted(search("tags.team ILIKE 'c%'")) == ["r0", "r1", "r2"]
+    assert search("tags.`mlflow.runName` = 'bob run'") == ["r1"]
+    assert search("params.\"C\" IN ('0', '2')") == ["r2", "r0"]
+    assert search("attributes.run_id NOT IN ('r0', 'r1')") == ["r2"]
+    assert search("attributes.run_name = 'Alice''s run'") == []  # MLflow keeps '' verbatim
+    assert search("metrics.acc IS NULL") == ["r2"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "metrics.acc > 'x'",
+        "params.C > '1'",
+        "foo = 1",
+        "attributes.nope = 'x'",
+        "metrics.acc = 1 OR metrics.acc = 2",
+        "params.C = '1'; DROP TABLE runs",
+    ],
+)
+def test_bad_filters_raise(projection, runs, bad):
+    with pytest.raises(InvalidQuery):
+        projection.search_runs(["1"], bad)
+
+
+def test_injection_is_just_data(projection, runs):
+    assert ids(projection.search_runs(["1"], "params.C = '1'' OR 1=1 --'")) == []
+    assert projection.run("r0") is not None
+
+
+def test_order_by_puts_missing_last_both_ways(projection, runs):
+    assert ids(projection.search_runs(["1"], order_by=["metrics.acc DESC"])) == ["r0", "r1", "r2"]
+    assert ids(projection.search_runs(["1"], order_by=["metrics.acc ASC"])) == ["r1", "r0", "r2"]
+    assert ids(projection.search_runs(["1"])) == ["r2", "r1", "r0"]  # start_time DESC
+    assert ids(projection.search_runs(["1"], order_by=["tags.team", "attributes.start_time DESC"])) == [
+        "r2",
+        "r1",
+        "r0",
+    ]
+
+
+def test_paging(projection, runs):
+    page, token = projection.search_runs(["1"], max_results=2)
+    assert len(page) == 2 and token
+    rest, last = projection.search_runs(["1"], max_results=2, page_token=token)
+    assert [r["info"]["run_id"] for r in page + rest] == ["r2", "r1", "r0"] and last is None
+    with pytest.raises(InvalidQuery):
+        projection.search_runs(["1"], page_token="not-a-token")
+
+
+def test_view_types_and_deleted_experiment(projection, runs, log):
+    log(make(E.RunDeleted, run_id="r0"))
+    assert ids(projection.search_runs(["1"], run_view_type="DELETED_ONLY")) == ["r0"]
+    assert projection.run("r0")["info"]["lifecycle_stage"] == "deleted"
+    log(make(E.ExperimentDeleted, experiment_id="1"))
+    assert ids(projection.search_runs(["1"])) == []
+    assert len(ids(projection.search_runs(["1"], run_view_type="ALL"))) == 3
+    log(make(E.ExperimentRestored, experiment_id="1"))
+    assert ids(projection.search_runs(["1"])) == ["r2", "r1"]
+
+
+def test_latest_metric_and_history(projection, log, runs):
+    log(
+        make(
+            E.BatchLogged,
+            run_id="r2",
+            metrics=[
+                E.Metric("m", 1.0, 5, 2),
+                E.Metric("m", math.nan, 5, 2),
+                E.Metric("m", 3.0, 1, 1),
+                E.Metric("m", 1.0, 5, 2, model_id="m-1"),
+            ],
+        )
+    )
+    latest = {m["key"]: m for m in projection.run("r2")["data"]["metrics"]}
+    assert latest["m"] == {"key": "m", "value": 1.0, "timestamp": 5, "step": 2}
+    history, token = projection.metric_history("r2", "m")
+    assert [(h["step"], h["value"]) for h in history][:2] == [(1, 3.0), (2, 1.0)] and len(history) == 3
+    page, token = projection.metric_history("r2", "m", max_results=2)
+    assert len(page) == 2 and token
+    table = projection.metric_history_arrow(["r0", "r2"], ["acc", "m"])
+    assert table.num_rows == 5 and table.column_names == ["run_id", "key", "step", "timestamp", "value"]
+
+
+def test_run_shape_and_datasets(projection, log, runs):
+    context = [E.Tag("mlflow.data.context", "train")]
+    dataset = E.Dataset("ds", "d1", "local", "{}", tags=context)
+    log(make(E.InputsLogged, run_id="r1", datasets=[dataset]))
+    log(make(E.InputsLogged, run_id="r1", datasets=[dataset]))
+    log(make(E.RunUpdated, run_id="r1", status="FINISHED", end_time=99, name="renamed"))
+    run = projection.run("r1")
+    assert run["info"]["run_uuid"] == run["info"]["run_id"] == "r1"
+    assert run["info"]["run_name"] == "renamed" and run["info"]["end_time"] == 99
+    assert {"key": "mlflow.runName", "value": "renamed"} in run["data"]["tags"]
+    assert run["inputs"] == {
+        "dataset_inputs": [
+            {
+                "tags": [{"key": "mlflow.data.context", "value": "train"}],
+                "dataset": {"name": "ds", "digest": "d1", "source_type": "local", "source": "{}"},
+            }
+        ]
+    }
+    assert run["outputs"] == {}
+    assert "end_time" not in projection.run("r2")["info"]
+    assert projection.run("missing") is None
+
+
+def test_experiments(projection, runs, log):
+    found, _ = projection.search_experiments()
+    assert [e["experiment_id"] for e in found] == ["2", "1"]
+    found, token = projection.search_experiments(
+        view_type="ALL", filter="name LIKE 'C%'", order_by=["name ASC"], max_results=1
+    )
+    assert [e["name"] for e in found] == ["Churn"] and token is None
+    log(
+        make(E.ExperimentRenamed, experiment_id="1", name="Renamed"),
+        make(E.ExperimentTagSet, experiment_id="1", key="k", value="v"),
+    )
+    assert projection.experiment_by_name("Renamed")["tags"] == [{"key": "k", "value": "v"}]
+    assert [e["name"] for e in projection.search_experiments(filter="tags.k = 'v'")[0]] == ["Renamed"]
+
+
+def test_time_travel_and_connect(ledger, runs, log):
+    seq_before_delete = ledger.last_seq
+    log(make(E.RunDeleted, run_id="r0"))
+    ledger.roll()
+    con = connect(ledger.store.url(""))
+    assert con.execute("SELECT lifecycle_stage FROM runs WHERE run_id = 'r0'").fetchone() == ("deleted",)
+    past = as_of(ledger.store.url(""), seq=seq_before_delete)
+    assert past.execute("SELECT lifecycle_stage FROM runs WHERE run_id = 'r0'").fetchone() == ("active",)
+    assert past.execute("SELECT count(*) FROM events").fetchone()[0] == seq_before_delete
+
+
+def test_rebuild_equals_live(projection, runs, log):
+    log(make(E.RunTagDeleted, run_id="r1", key="team"), make(E.RunRestored, run_id="r1"))
+    before = projection.sql("SELECT * FROM run_tags ORDER BY ALL").to_pylist()
+    projection.rebuild()
+    assert projection.sql("SELECT * FROM run_tags ORDER BY ALL").to_pylist() == before
