@@ -42,21 +42,36 @@ VIEW_TYPES = {
     "ALL": "true",
 }
 
+# Children are aggregated per run for the page's runs only (semi-joins), then joined once:
+# much faster in DuckDB than one correlated subquery per child list.
 RUN_DETAILS = """
-WITH page AS (SELECT unnest(?::VARCHAR[]) AS run_id, unnest(range(len(?::VARCHAR[]))) AS i)
+WITH page AS (SELECT unnest(?::VARCHAR[]) AS run_id, unnest(range(len(?::VARCHAR[]))) AS i),
+metric_lists AS (
+  SELECT run_id, list({'key': key, 'value': value, 'timestamp': timestamp, 'step': step} ORDER BY key) AS l
+  FROM latest_metrics WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id),
+param_lists AS (
+  SELECT run_id, list({'key': key, 'value': value} ORDER BY key) AS l
+  FROM params WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id),
+tag_lists AS (
+  SELECT run_id, list({'key': key, 'value': value} ORDER BY key) AS l
+  FROM run_tags WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id),
+dataset_lists AS (
+  SELECT run_id, list({'tags': tags, 'dataset': {'name': name, 'digest': digest, 'source_type': source_type,
+         'source': source, 'schema': schema, 'profile': profile}} ORDER BY seq, name) AS l
+  FROM dataset_inputs WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id),
+input_lists AS (
+  SELECT run_id, list({'model_id': model_id} ORDER BY seq, model_id) AS l
+  FROM model_inputs WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id),
+output_lists AS (
+  SELECT run_id, list({'model_id': model_id, 'step': step} ORDER BY seq, model_id) AS l
+  FROM model_outputs WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id)
 SELECT r.run_id, r.experiment_id, r.run_name, r.user_id, r.status, r.start_time, r.end_time,
-       r.artifact_uri, r.lifecycle_stage,
-  (SELECT list({'key': key, 'value': value, 'timestamp': timestamp, 'step': step} ORDER BY key)
-     FROM latest_metrics x WHERE x.run_id = r.run_id),
-  (SELECT list({'key': key, 'value': value} ORDER BY key) FROM params x WHERE x.run_id = r.run_id),
-  (SELECT list({'key': key, 'value': value} ORDER BY key) FROM run_tags x WHERE x.run_id = r.run_id),
-  (SELECT list({'tags': tags, 'dataset': {'name': name, 'digest': digest, 'source_type': source_type,
-                'source': source, 'schema': schema, 'profile': profile}} ORDER BY seq, name)
-     FROM dataset_inputs x WHERE x.run_id = r.run_id),
-  (SELECT list({'model_id': model_id} ORDER BY seq, model_id) FROM model_inputs x WHERE x.run_id = r.run_id),
-  (SELECT list({'model_id': model_id, 'step': step} ORDER BY seq, model_id)
-     FROM model_outputs x WHERE x.run_id = r.run_id)
-FROM page JOIN runs r USING (run_id) ORDER BY page.i
+       r.artifact_uri, r.lifecycle_stage, m.l, p.l, t.l, d.l, mi.l, mo.l
+FROM page JOIN runs r USING (run_id)
+  LEFT JOIN metric_lists m USING (run_id) LEFT JOIN param_lists p USING (run_id)
+  LEFT JOIN tag_lists t USING (run_id) LEFT JOIN dataset_lists d USING (run_id)
+  LEFT JOIN input_lists mi USING (run_id) LEFT JOIN output_lists mo USING (run_id)
+ORDER BY page.i
 """
 
 

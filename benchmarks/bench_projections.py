@@ -1,0 +1,179 @@
+"""Projection benchmarks: rebuild speed, search latency, history into Arrow, file size.
+
+    python3 benchmarks/bench_projections.py [--quick]
+
+Targets (issue 3): rebuild >= 2M points/s at 10M points; search with a filter and an order_by
+returning 1,000 runs p50 <= 20 ms at 20k runs and <= 60 ms at 100k; 1M-point history <= 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import duckdb
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ledger import Ledger
+from ledger import events as E
+from projections import runs
+from projections.projection import rebuild_file
+from projections.schema import create_tables
+
+
+def build_store(root: str, points: int, per_event: int = 1000, runs_count: int = 100) -> Ledger:
+    ledger = Ledger(f"{root}/store", f"{root}/state", durability="os", roll_bytes=64 << 20)
+    ledger.append(
+        [
+            E.ExperimentCreated(
+                id=E.new_event_id(), experiment_id="1", name="bench", artifact_location="a", creation_time=1
+            )
+        ]
+    )
+    ledger.append(
+        [
+            E.RunCreated(
+                id=E.new_event_id(),
+                experiment_id="1",
+                run_id=f"run{r:05d}",
+                name=f"run{r}",
+                user_id="u",
+                start_time=r,
+                artifact_uri="u",
+            )
+            for r in range(runs_count)
+        ]
+    )
+    steps_per_run = points // runs_count
+    batch = []
+    for n in range(points // per_event):
+        run = f"run{(n * per_event // steps_per_run) % runs_count:05d}"
+        base = (n * per_event) % steps_per_run
+        metrics = [
+            E.Metric(f"k{i % 4}", i * 0.001, 1_700_000_000_000 + base + i, base + i) for i in range(per_event)
+        ]
+        batch.append(E.BatchLogged(id=E.new_event_id(), experiment_id="1", run_id=run, metrics=metrics))
+        if len(batch) == 100:
+            ledger.append(batch)
+            batch = []
+    if batch:
+        ledger.append(batch)
+    ledger.roll()
+    return ledger
+
+
+def bench_rebuild(points: int) -> dict:
+    with tempfile.TemporaryDirectory() as root:
+        started = time.perf_counter()
+        ledger = build_store(root, points)
+        print(
+            f"  store of {points:,} points written in {time.perf_counter() - started:.1f}s", file=sys.stderr
+        )
+        path = f"{root}/state/projections.duckdb"
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            counts = rebuild_file(ledger, path)
+            timings.append(time.perf_counter() - started)
+        assert counts["metrics"] == points, counts
+        size = os.path.getsize(path)
+        con = duckdb.connect(path, read_only=True)
+        run_id = con.execute("SELECT run_id FROM metrics GROUP BY run_id LIMIT 1").fetchone()[0]
+        con.close()
+        ledger.close()
+    seconds = statistics.median(timings)
+    return {
+        "points": points,
+        "rebuild_s": seconds,
+        "points_per_s": points / seconds,
+        "file_mb": size / 1e6,
+        "bytes_per_point": size / points,
+        "run": run_id,
+    }
+
+
+def fill_runs(con, count: int) -> None:
+    """Synthetic read models straight in SQL: 5 params, 5 tags and 5 latest metrics per run."""
+    create_tables(con)
+    con.execute("INSERT INTO experiments VALUES ('1', 'bench', 'a', 'active', 1, 1, 'u')")
+    con.execute(f"""INSERT INTO runs SELECT printf('%032x', i), '1', 'run' || i, 'u',
+                    CASE WHEN i % 3 = 0 THEN 'RUNNING' ELSE 'FINISHED' END, i, i + 10, 'u', 'active', 'u'
+                    FROM range({count}) t(i)""")
+    con.execute(f"""INSERT INTO params SELECT printf('%032x', i), 'p' || k, ((i + k) % 10)::VARCHAR
+                    FROM range({count}) t(i), range(5) s(k)""")
+    con.execute(f"""INSERT INTO run_tags SELECT printf('%032x', i), 't' || k, 'v' || (i % 7)
+                    FROM range({count}) t(i), range(5) s(k)""")
+    con.execute(f"""INSERT INTO latest_metrics SELECT printf('%032x', i), 'm' || k,
+                    hash(i, k) % 1000 / 1000.0, i, 10 FROM range({count}) t(i), range(5) s(k)""")
+
+
+def bench_search(count: int, repeats: int = 30) -> dict:
+    con = duckdb.connect()
+    fill_runs(con, count)
+    runs.search_runs(
+        con, ["1"], "metrics.m0 > 0.2 AND params.p1 != '3'", order_by=["metrics.m1 DESC"], max_results=1000
+    )
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        found, _token = runs.search_runs(
+            con,
+            ["1"],
+            "metrics.m0 > 0.2 AND params.p1 != '3'",
+            order_by=["metrics.m1 DESC"],
+            max_results=1000,
+        )
+        timings.append(time.perf_counter() - started)
+    assert len(found) == 1000
+    return {"runs": count, "p50_ms": statistics.median(timings) * 1000}
+
+
+def bench_history(points: int = 1_000_000, repeats: int = 7) -> dict:
+    con = duckdb.connect()
+    create_tables(con)
+    con.execute(f"""INSERT INTO metrics SELECT 'run0', 'loss', random(), 1700000000000 + i, i,
+                    NULL, NULL, NULL, 1
+                    FROM range({points}) t(i)""")
+    con.execute(f"""INSERT INTO metrics SELECT 'run' || (i % 50 + 1), 'loss', random(), i, i,
+                    NULL, NULL, NULL, 1
+                    FROM range({points * 5}) t(i)""")
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        table = runs.metric_history_arrow(con, ["run0"], ["loss"])
+        timings.append(time.perf_counter() - started)
+    assert table.num_rows == points
+    return {"points": points, "p50_ms": statistics.median(timings) * 1000}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1M points instead of 10M")
+    args = parser.parse_args()
+    rebuild = bench_rebuild(1_000_000 if args.quick else 10_000_000)
+    print(
+        f"rebuild: {rebuild['points']:,} points in {rebuild['rebuild_s']:.2f}s = "
+        f"{rebuild['points_per_s'] / 1e6:.2f}M points/s (target >= 2M); "
+        f"DuckDB file {rebuild['file_mb']:.1f} MB "
+        f"({rebuild['bytes_per_point']:.1f} B/point)"
+    )
+    for count, target in ((20_000, 20), (100_000, 60)):
+        result = bench_search(count)
+        print(
+            f"search: {count:,} runs, filter + order_by, 1,000 runs returned: p50 {result['p50_ms']:.1f} ms "
+            f"(target <= {target} ms)"
+        )
+    history = bench_history()
+    print(
+        f"history: {history['points']:,} points into Arrow: p50 {history['p50_ms']:.0f} ms (target <= 300 ms)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
