@@ -21,6 +21,8 @@ function drawCharts() {
       paper_bgcolor: "#fff", plot_bgcolor: "#fff",
       colorway: ["#2f6fde", "#e8590c", "#2b8a3e", "#ae3ec9", "#0c8599", "#c92a2a", "#5c7cfa", "#f08c00"],
     };
+    const lastStep = Math.max(...chart.series.flatMap((s) => s.x));
+    if (lastStep <= 20) layout.xaxis.dtick = 1;  // few steps: label each one, no "0.5"
     Plotly.newPlot(figure.querySelector(".chart-canvas"), traces, layout,
       { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"] });
   });

@@ -103,7 +103,7 @@ def screenshot():
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def save(page, name: str) -> None:
-        height = page.evaluate("Math.ceil(document.querySelector('main').getBoundingClientRect().bottom) + 8")
+        height = page.evaluate("(m => m.offsetTop + m.offsetHeight)(document.querySelector('main'))")
         width = page.viewport_size["width"]
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True,
                         clip={"x": 0, "y": 0, "width": width, "height": height})
