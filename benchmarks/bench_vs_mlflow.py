@@ -4,7 +4,7 @@ Both servers run on loopback; clients are keep-alive ``http.client`` connections
 identical for both servers. Loops are bounded by counts, MLflow's smaller where it is ~50x slower
 (rates are per second, so the counts do not change the figures). Prints one table with the ratio.
 
-    python3 benchmarks/bench_vs_mlflow.py [--quick] [--skip-mlflow]
+    python3 benchmarks/bench_vs_mlflow.py [--quick] [--skip-mlflow] [--durability fsync|os]
 """
 
 from __future__ import annotations
@@ -246,6 +246,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller counts (figures are rates, so comparable)")
     ap.add_argument("--skip-mlflow", action="store_true")
+    ap.add_argument(
+        "--durability", choices=("fsync", "os"), default="fsync", help="the server's --durability"
+    )
     args = ap.parse_args()
     tl_scale = {"seq": 5000, "batches": 300, "conc": 1000, "runs": 2000}
     ml_scale = {"seq": 300, "batches": 20, "conc": 40, "runs": 2000}
@@ -270,6 +273,8 @@ def main() -> int:
                 str(port),
                 "--log-level",
                 "warning",
+                "--durability",
+                args.durability,
             ],
             port,
             work,
