@@ -98,6 +98,7 @@ class WriteIndex:
             elif isinstance(event, RunCreated):
                 user = next((t.value for t in event.tags if t.key == "mlflow.user"), event.user_id)
                 self.runs[event.run_id] = RunEntry(event.experiment_id, "active", user)
+                self.cache_params(event.run_id, {})  # a new run has none: no projection lookup later
             elif isinstance(event, RunDeleted):
                 self.runs[event.run_id].lifecycle = "deleted"
             elif isinstance(event, RunRestored):

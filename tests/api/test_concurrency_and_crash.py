@@ -86,3 +86,28 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path):
     assert proc.stop() == 0, proc.read_log()
     done = trackledger("verify", "--store", proc.store)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_state_survives_restart_params_stay_immutable(tmp_path):
+    proc = ServerProcess(str(tmp_path / "data"), tmp_path).start()
+    run_id = _new_run(proc.url, "restart")
+    with httpx.Client(base_url=proc.url) as http:
+        body = {"run_id": run_id, "key": "lr", "value": "0.1"}
+        assert http.post(f"{API}/runs/log-parameter", json=body).status_code == 200
+        assert http.post(f"{API}/runs/delete", json={"run_id": run_id}).status_code == 200
+    assert proc.stop() == 0, proc.read_log()
+    proc.start()
+    with httpx.Client(base_url=proc.url) as http:
+        body = {"run_id": run_id, "key": "m", "value": 1, "timestamp": 1}
+        resp = http.post(f"{API}/runs/log-metric", json=body)
+        assert resp.status_code == 400 and "must be in the 'active' state" in resp.json()["message"]
+        assert http.post(f"{API}/runs/restore", json={"run_id": run_id}).status_code == 200
+        same = http.post(f"{API}/runs/log-parameter", json={"run_id": run_id, "key": "lr", "value": "0.1"})
+        assert same.status_code == 200
+        other = http.post(f"{API}/runs/log-parameter", json={"run_id": run_id, "key": "lr", "value": "0.2"})
+        assert other.status_code == 400 and other.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        dup = http.post(f"{API}/experiments/create", json={"name": "restart"})
+        assert dup.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+        exp = http.post(f"{API}/experiments/create", json={"name": "after-restart"}).json()["experiment_id"]
+        assert exp == "2"  # ids continue after the ones created before the restart
+    assert proc.stop() == 0, proc.read_log()
