@@ -344,6 +344,40 @@ async def metric_history(ctx, request: Request):
     return json_response(out)
 
 
+async def metric_history_bulk_interval(ctx, request: Request):
+    """The UI's sampled histories: up to ``max_results`` points per run, evenly over the steps."""
+    run_ids = request.query_params.getlist("run_ids")
+    key = query(request, "metric_key")
+    if not run_ids:
+        raise missing("run_ids")
+    if key is None:
+        raise missing("metric_key")
+    if len(run_ids) > 100:
+        raise invalid("GetMetricHistoryBulkInterval request must specify at most 100 run_ids.")
+    start, end, limit = (query(request, n) for n in ("start_step", "end_step", "max_results"))
+    limit = int(limit) if limit and limit.isdigit() else 320
+
+    def read() -> list[dict]:
+        ctx.projection.flush()
+        out = []
+        for run_id in run_ids:
+            points, _ = ctx.projection.metric_history(run_id, key)
+            points = [
+                m
+                for m in points
+                if (start is None or m["step"] >= int(start)) and (end is None or m["step"] <= int(end))
+            ]
+            if len(points) > limit:  # keep the first and last, evenly spaced in between
+                stride = (len(points) - 1) / (limit - 1) if limit > 1 else len(points)
+                points = [points[round(i * stride)] for i in range(limit)]
+            out += [{**m, "run_id": run_id} for m in points]
+        return out
+
+    metrics = await blocking(read)
+    fix_metric_values(metrics)
+    return json_response({"metrics": metrics} if metrics else {})
+
+
 ROUTES = {
     ("POST", "runs/create"): create,
     ("GET", "runs/get"): get,
@@ -359,4 +393,5 @@ ROUTES = {
     ("POST", "runs/log-inputs"): log_inputs,
     ("POST", "runs/outputs"): log_outputs,
     ("GET", "metrics/get-history"): metric_history,
+    ("GET", "metrics/get-history-bulk-interval"): metric_history_bulk_interval,
 }
