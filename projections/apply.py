@@ -279,7 +279,7 @@ def apply_source(con: duckdb.DuckDBPyConnection, source: str, params: list | Non
             WHERE s.seq > coalesce(c.last_seq, 0)""",
         params,
     )
-    count = con.execute("SELECT count(*) FROM ev").fetchone()[0]
+    (count,) = con.execute("SELECT count(*) FROM ev").fetchall()[0]
     if count:
         for statement in STATEMENTS:
             con.execute(statement)

@@ -70,6 +70,13 @@ SELECT v.name, v.version, v.creation_timestamp, v.last_updated_timestamp, v.desc
 FROM model_versions v LEFT JOIN logged_models m ON m.model_id = v.model_id"""
 
 
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list):
+    """The first row or None, with the result read to its end: DuckDB 2 refuses further ``sql()``
+    on a connection whose last ``execute()`` result is unfinished (as ``fetchone()`` leaves it)."""
+    rows = con.execute(sql, params).fetchall()
+    return rows[0] if rows else None
+
+
 def _experiment_dict(row) -> dict:
     keys = (
         "experiment_id",
@@ -87,7 +94,7 @@ def _experiment_dict(row) -> dict:
 
 def experiment(con: duckdb.DuckDBPyConnection, *, experiment_id=None, name=None) -> dict | None:
     column, value = ("e.experiment_id", str(experiment_id)) if name is None else ("e.name", name)
-    row = con.execute(f"{EXPERIMENT_SELECT} WHERE {column} = ?", [value]).fetchone()
+    row = _one(con, f"{EXPERIMENT_SELECT} WHERE {column} = ?", [value])
     return _experiment_dict(row) if row else None
 
 
@@ -205,9 +212,7 @@ def _model_dict(row) -> dict:
 
 
 def logged_model(con, model_id: str) -> dict | None:
-    row = con.execute(
-        f"{MODEL_SELECT} WHERE m.model_id = ? AND m.lifecycle_stage = 'active'", [model_id]
-    ).fetchone()
+    row = _one(con, f"{MODEL_SELECT} WHERE m.model_id = ? AND m.lifecycle_stage = 'active'", [model_id])
     return _model_dict(row) if row else None
 
 
@@ -253,19 +258,20 @@ def model_version(con, name: str, version) -> dict | None:
         number = int(version)
     except (TypeError, ValueError):
         return None
-    row = con.execute(f"{VERSION_SELECT} WHERE v.name = ? AND v.version = ?", [name, number]).fetchone()
+    row = _one(con, f"{VERSION_SELECT} WHERE v.name = ? AND v.version = ?", [name, number])
     return _version_dict(row) if row else None
 
 
 def model_version_by_alias(con, name: str, alias: str) -> dict | None:
-    row = con.execute(
-        "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", [name, alias]
-    ).fetchone()
+    row = _one(
+        con, "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", [name, alias]
+    )
     return model_version(con, name, row[0]) if row else None
 
 
 def registered_model(con, name: str) -> dict | None:
-    row = con.execute(
+    row = _one(
+        con,
         """SELECT name, creation_timestamp, last_updated_timestamp, description,
              (SELECT list({'key': key, 'value': value} ORDER BY key) FROM registered_model_tags t
               WHERE t.name = r.name),
@@ -274,7 +280,7 @@ def registered_model(con, name: str) -> dict | None:
              (SELECT max(version) FROM model_versions v WHERE v.name = r.name)
            FROM registered_models r WHERE name = ?""",
         [name],
-    ).fetchone()
+    )
     if not row:
         return None
     name, created, updated, description, tags, aliases, latest = row

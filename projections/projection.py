@@ -6,7 +6,8 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import duckdb
 import pyarrow as pa
@@ -27,15 +28,14 @@ _STOP = object()
 class Projection:
     """DuckDB read models of a ledger, kept current by ``submit`` and rebuildable at any time.
 
-    Writes go through one thread and one connection; reads use per-thread cursors of the same
-    database, so they see every committed batch (``flush`` waits for what was submitted).
+    Writes go through one thread and one connection; each read uses a fresh cursor of the same
+    database, so it sees every committed batch (``flush`` waits for what was submitted).
     """
 
     def __init__(self, ledger: Ledger, path: str | os.PathLike = ":memory:"):
         self.ledger = ledger
         self._db = duckdb.connect(str(path))
         create_tables(self._db)
-        self._local = threading.local()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._progress = threading.Condition()
         self._submitted = self._applied = 0
@@ -106,28 +106,58 @@ class Projection:
         self._db.close()
 
     # Reading ---------------------------------------------------------------------------
+    # Every read runs on a cursor of its own, closed when the read returns: nothing a read leaves
+    # behind (an unfinished result, a failed transaction) can reach the next read on the thread.
+    # Reads see every batch the writer has committed; call ``flush`` first for read-your-writes.
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
-            cursor = self._local.cursor = self._db.cursor()
-        return cursor
+    @contextmanager
+    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cursor = self._db.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+    def read(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        """Rows of one trusted, parameterised SELECT over the projection tables.
+
+        For the server's own code (the web pages); people's ad-hoc SQL goes to ``sql`` (the
+        sandbox). Anything but a single SELECT raises ``ValueError``. Same visibility as the
+        other reads: every committed batch (``flush`` first to see your own writes).
+        """
+        return self._read(sql, params)[1]
+
+    def read_records(self, sql: str, params: Sequence = ()) -> list[dict]:
+        """``read``, each row as a dict keyed by column name."""
+        names, rows = self._read(sql, params)
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def _read(self, sql: str, params: Sequence) -> tuple[list[str], list[tuple]]:
+        with self._reading() as con:
+            statements = con.extract_statements(sql)
+            if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+                raise ValueError("Projection.read takes exactly one SELECT statement")
+            cursor = con.execute(sql, list(params))
+            names = [column[0] for column in cursor.description]
+            return names, cursor.fetchall()
 
     def experiment(self, experiment_id: str) -> dict | None:
-        return entities.experiment(self._cursor(), experiment_id=experiment_id)
+        with self._reading() as con:
+            return entities.experiment(con, experiment_id=experiment_id)
 
     def experiment_by_name(self, name: str) -> dict | None:
-        return entities.experiment(self._cursor(), name=name)
+        with self._reading() as con:
+            return entities.experiment(con, name=name)
 
     def search_experiments(
         self, view_type="ACTIVE_ONLY", filter=None, order_by=(), max_results=1000, page_token=None
     ) -> tuple[list[dict], str | None]:
-        return entities.search_experiments(
-            self._cursor(), view_type, filter, order_by, max_results, page_token
-        )
+        with self._reading() as con:
+            return entities.search_experiments(con, view_type, filter, order_by, max_results, page_token)
 
     def run(self, run_id: str) -> dict | None:
-        found = runs.runs_by_id(self._cursor(), [run_id])
+        with self._reading() as con:
+            found = runs.runs_by_id(con, [run_id])
         return found[0] if found else None
 
     def search_runs(
@@ -139,37 +169,45 @@ class Projection:
         order_by=(),
         page_token=None,
     ) -> tuple[list[dict], str | None]:
-        return runs.search_runs(
-            self._cursor(), experiment_ids, filter, run_view_type, max_results, order_by, page_token
-        )
+        with self._reading() as con:
+            return runs.search_runs(
+                con, experiment_ids, filter, run_view_type, max_results, order_by, page_token
+            )
 
     def metric_history(self, run_id, key, max_results=None, page_token=None) -> tuple[list[dict], str | None]:
-        return runs.metric_history(self._cursor(), run_id, key, max_results, page_token)
+        with self._reading() as con:
+            return runs.metric_history(con, run_id, key, max_results, page_token)
 
     def metric_history_arrow(self, run_ids, keys=None) -> pa.Table:
-        return runs.metric_history_arrow(self._cursor(), run_ids, keys)
+        with self._reading() as con:
+            return runs.metric_history_arrow(con, run_ids, keys)
 
     def params(self, run_id: str, keys: Iterable[str] | None = None) -> dict[str, str]:
-        rows = self._cursor().execute("SELECT key, value FROM params WHERE run_id = ?", [run_id]).fetchall()
+        rows = self.read("SELECT key, value FROM params WHERE run_id = ?", [run_id])
         wanted = None if keys is None else set(keys)
         return {k: v for k, v in rows if wanted is None or k in wanted}
 
     def logged_model(self, model_id: str) -> dict | None:
-        return entities.logged_model(self._cursor(), model_id)
+        with self._reading() as con:
+            return entities.logged_model(con, model_id)
 
     def search_logged_models(self, experiment_ids, filter="", order_by=(), max_results=100, page_token=None):
-        return entities.search_logged_models(
-            self._cursor(), experiment_ids, filter, order_by, max_results, page_token
-        )
+        with self._reading() as con:
+            return entities.search_logged_models(
+                con, experiment_ids, filter, order_by, max_results, page_token
+            )
 
     def registered_model(self, name: str) -> dict | None:
-        return entities.registered_model(self._cursor(), name)
+        with self._reading() as con:
+            return entities.registered_model(con, name)
 
     def model_version(self, name: str, version) -> dict | None:
-        return entities.model_version(self._cursor(), name, version)
+        with self._reading() as con:
+            return entities.model_version(con, name, version)
 
     def model_version_by_alias(self, name: str, alias: str) -> dict | None:
-        return entities.model_version_by_alias(self._cursor(), name, alias)
+        with self._reading() as con:
+            return entities.model_version_by_alias(con, name, alias)
 
     def events_page(
         self,
@@ -183,25 +221,27 @@ class Projection:
         until_ts=None,
         newest_first=False,
     ) -> list[dict]:
-        return entities.events_page(
-            self._cursor(),
-            after,
-            limit,
-            newest_first,
-            run_id=run_id,
-            experiment_id=experiment_id,
-            actor=actor,
-            type=type,
-            since_ts=since_ts,
-            until_ts=until_ts,
-        )
+        with self._reading() as con:
+            return entities.events_page(
+                con,
+                after,
+                limit,
+                newest_first,
+                run_id=run_id,
+                experiment_id=experiment_id,
+                actor=actor,
+                type=type,
+                since_ts=since_ts,
+                until_ts=until_ts,
+            )
 
     def artifacts(self, run_id: str) -> list[dict]:
-        return entities.artifacts(self._cursor(), run_id)
+        with self._reading() as con:
+            return entities.artifacts(con, run_id)
 
     def all_runs_index(self) -> dict[str, tuple[str, str]]:
         """run_id -> (experiment_id, lifecycle_stage), for validating writes."""
-        rows = self._cursor().execute("SELECT run_id, experiment_id, lifecycle_stage FROM runs").fetchall()
+        rows = self.read("SELECT run_id, experiment_id, lifecycle_stage FROM runs")
         return {run_id: (experiment_id, stage) for run_id, experiment_id, stage in rows}
 
     def sql(self, query: str, *, max_rows: int = 10_000, timeout_s: float = 5.0) -> pa.Table:
@@ -216,7 +256,7 @@ def rebuild_file(ledger: Ledger, path: str | os.PathLike, progress: Progress | N
         drop_tables(con)
         create_tables(con)
         events = catch_up(con, ledger.store, ledger.tail_table, progress=progress)
-        points = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
+        (points,) = con.execute("SELECT count(*) FROM metrics").fetchall()[0]
         con.execute("CHECKPOINT")
     finally:
         con.close()

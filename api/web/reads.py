@@ -17,11 +17,8 @@ MAX_ARTIFACT_FILES = 5_000
 
 
 def _rows(ctx: ServerContext, sql: str, params: list | tuple = ()) -> list[dict]:
-    # Trusted, parameterised SQL on the projection's per-thread read cursor. Projection has no public
-    # parameterised read yet (its ``sql`` is the sandbox for people's queries): asked for in the report.
-    cursor = ctx.projection._cursor().execute(sql, list(params))
-    names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    """Trusted, parameterised SELECT over the projection (``Projection.read_records``)."""
+    return ctx.projection.read_records(sql, params)
 
 
 def _run_filter_sql(text: str) -> tuple[str, list]:
@@ -242,11 +239,5 @@ def table_columns(ctx: ServerContext) -> list[tuple[str, list[tuple[str, str]]]]
 
 
 def metric_history(ctx: ServerContext, run_ids: list[str]):
-    """``Projection.metric_history_arrow``, after finishing whatever result the thread's cursor holds.
-
-    Workaround: projection reads that end in ``fetchone()`` leave their result open, and DuckDB 2
-    refuses ``con.sql()`` on that cursor afterwards (ResourceInUseException). Remove this once the
-    projection's reads complete their results (reported to the projections owner).
-    """
-    _rows(ctx, "SELECT 1")
+    """Every metric point of the runs, as Arrow (``Projection.metric_history_arrow``)."""
     return ctx.projection.metric_history_arrow(run_ids)
