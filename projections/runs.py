@@ -145,6 +145,18 @@ def _clause_sql(clause, params: list) -> str:
     return f"EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.run_id AND x.key = ? AND {sql})"
 
 
+def run_filter_sql(filter: str | None) -> tuple[str, list]:
+    """MLflow's run search filter compiled to one SQL condition and its parameters.
+
+    The condition reads the table ``runs`` under the alias ``r`` (``... FROM runs r WHERE {sql}``)
+    and may use correlated subqueries on the child tables; every key and value is a parameter.
+    An empty filter gives ``("true", [])``. Raises ``InvalidQuery`` naming the problem.
+    """
+    params: list = []
+    clauses = [_clause_sql(clause, params) for clause in parse_filter(filter)]
+    return " AND ".join(clauses) or "true", params
+
+
 def _order_sql(n: int, order_key, params: list) -> tuple[str, str]:
     """(join clause, sort expression) for one order_by key; children join on their key."""
     if order_key.entity == "attribute":
@@ -182,9 +194,9 @@ def search_runs(
         joins.append(join)
         # MLflow puts runs lacking the key last, in either direction.
         order.append(f"{expr} IS NULL, {expr} {'DESC' if key.descending else 'ASC'}, ")
-    where_params: list = [experiment_ids]
-    where = ["r.experiment_id = ANY(?::VARCHAR[])", VIEW_TYPES[run_view_type]]
-    where += [_clause_sql(c, where_params) for c in parse_filter(filter)]
+    condition, filter_params = run_filter_sql(filter)
+    where_params: list = [experiment_ids, *filter_params]
+    where = ["r.experiment_id = ANY(?::VARCHAR[])", VIEW_TYPES[run_view_type], condition]
     sql = f"""SELECT r.run_id FROM runs r JOIN experiments e USING (experiment_id){"".join(joins)}
               WHERE {" AND ".join(where)}
               ORDER BY {"".join(order)}r.start_time DESC, r.run_id LIMIT ? OFFSET ?"""

@@ -8,8 +8,7 @@ import posixpath
 from api.context import ServerContext
 from api.web.runs_table import RunsTable
 from api.web.views import finite
-from projections.filters import parse_filter
-from projections.runs import _clause_sql
+from projections import run_filter_sql
 
 ARTIFACT_URI_PREFIX = "mlflow-artifacts:/"
 ARTIFACT_DOWNLOAD = "/api/2.0/mlflow-artifacts/artifacts/"
@@ -19,14 +18,6 @@ MAX_ARTIFACT_FILES = 5_000
 def _rows(ctx: ServerContext, sql: str, params: list | tuple = ()) -> list[dict]:
     """Trusted, parameterised SELECT over the projection (``Projection.read_records``)."""
     return ctx.projection.read_records(sql, params)
-
-
-def _run_filter_sql(text: str) -> tuple[str, list]:
-    """MLflow's filter grammar compiled by projections (runs aliased ``r``), as one WHERE condition.
-    Raises ``projections.InvalidQuery`` naming the problem."""
-    params: list = []
-    clauses = [_clause_sql(clause, params) for clause in parse_filter(text)]
-    return " AND ".join(clauses) or "true", params
 
 
 # Experiments --------------------------------------------------------------------------
@@ -89,7 +80,7 @@ def runs_page(ctx: ServerContext, experiment_id: str, table: RunsTable) -> None:
     """Fills ``table.rows`` and ``table.total`` with one statement: filter, sort, page, and a join per
     chosen column. Raises ``projections.InvalidQuery`` for a filter that does not parse."""
     q = table.query
-    where, where_params = _run_filter_sql(q.filter)
+    where, where_params = run_filter_sql(q.filter)
     joins, columns, params = [], [], []
     for i, key in enumerate(table.params):
         joins.append(f"LEFT JOIN params p{i} ON p{i}.run_id = r.run_id AND p{i}.key = ?")

@@ -4,9 +4,10 @@ result, and server threads are reused, so one read must never spoil the next on 
 from __future__ import annotations
 
 import duckdb
+import pytest
 
 from ledger import events as E
-from projections import entities
+from projections import InvalidQuery, entities, run_filter_sql
 from projections.schema import create_tables
 from tests.projections.conftest import make
 
@@ -52,3 +53,27 @@ def test_entity_reads_complete_their_results_on_a_plain_connection():
     ):
         read()
         assert con.sql("SELECT count(*) FROM experiments").fetchall() == [(1,)]
+
+
+def test_read_takes_one_select_only(projection):
+    assert projection.read_records("SELECT ? AS a, 2 AS b", [1]) == [{"a": 1, "b": 2}]
+    for bad in ("DELETE FROM runs", "SELECT 1; SELECT 2", "CREATE TABLE x (a INT)"):
+        with pytest.raises(ValueError):
+            projection.read(bad)
+
+
+def test_run_filter_sql_is_a_condition_on_runs_r(projection, log):
+    log(
+        make(E.ExperimentCreated, experiment_id="1", name="exp", artifact_location="a", creation_time=1),
+        *[
+            make(E.RunCreated, experiment_id="1", run_id=f"r{i}", name=f"n{i}", user_id="u", start_time=i,
+                 artifact_uri="u")
+            for i in range(3)
+        ],
+        make(E.BatchLogged, experiment_id="1", run_id="r1", params=[E.Param("p", "x")]),
+    )
+    assert run_filter_sql("") == ("true", [])
+    condition, params = run_filter_sql("params.p = 'x' AND attributes.start_time >= 1")
+    assert projection.read(f"SELECT r.run_id FROM runs r WHERE {condition}", params) == [("r1",)]
+    with pytest.raises(InvalidQuery):
+        run_filter_sql("params.p = 'x'; DROP TABLE runs")
