@@ -279,9 +279,11 @@ def main() -> int:
             port,
             work,
         )
-        figures, points = run_workloads(port, tl_scale)
-        figures["RSS of process tree (MB)"], nprocs = tl.rss_mb()
-        tl.stop()
+        try:
+            figures, points = run_workloads(port, tl_scale)
+            figures["RSS of process tree (MB)"], nprocs = tl.rss_mb()
+        finally:
+            tl.stop()  # also on failure: never leave a server behind
         figures["bytes on disk per point"] = dir_bytes(work / "tl", skip=(".state", "artifacts")) / points
         figures["(incl. WAL + DuckDB state)"] = dir_bytes(work / "tl", skip=("artifacts",)) / points
         results["trackledger"] = (figures, nprocs)
@@ -308,9 +310,11 @@ def main() -> int:
                 port,
                 work,
             )
-            figures, points = run_workloads(port, ml_scale)
-            figures["RSS of process tree (MB)"], nprocs = ml.rss_mb()
-            ml.stop()
+            try:
+                figures, points = run_workloads(port, ml_scale)
+                figures["RSS of process tree (MB)"], nprocs = ml.rss_mb()
+            finally:
+                ml.stop()
             figures["bytes on disk per point"] = dir_bytes(work / "ml") / points
             figures["(incl. WAL + DuckDB state)"] = figures["bytes on disk per point"]
             results["mlflow"] = (figures, nprocs)
