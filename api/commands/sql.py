@@ -10,6 +10,11 @@ import urllib.error
 import urllib.request
 from datetime import datetime
 
+import duckdb
+import pyarrow
+import pyarrow.csv
+import pyarrow.parquet
+
 from api.commands._common import add_store_option
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -46,8 +51,13 @@ def parse_as_of(text: str | None) -> tuple[int | None, int | None]:
     return None, int(moment.timestamp() * 1000)
 
 
-def _via_server(args) -> int:
-    body = json.dumps({"query": args.query, "format": args.format}).encode()
+class QueryFailed(Exception):
+    """The query was refused or failed; the message says why."""
+
+
+def _fetch_from_server(args) -> pyarrow.Table:
+    """Run the query on the server's sandbox; Parquet keeps the column types for local formatting."""
+    body = json.dumps({"query": args.query, "format": "parquet"}).encode()
     request = urllib.request.Request(
         args.server.rstrip("/") + "/api/sql", data=body, headers={"Content-Type": "application/json"}
     )
@@ -55,10 +65,25 @@ def _via_server(args) -> int:
         with urllib.request.urlopen(request, timeout=60) as response:
             payload = response.read()
     except urllib.error.HTTPError as exc:
-        sys.stderr.write(f"error: {exc.code} {exc.read().decode(errors='replace')}\n")
-        return 1
-    _write(args, payload if isinstance(payload, bytes) else payload.encode())
-    return 0
+        raise QueryFailed(f"{exc.code} {exc.read().decode(errors='replace')}") from exc
+    except urllib.error.URLError as exc:
+        raise QueryFailed(f"cannot reach {args.server}: {exc.reason}") from exc
+    return pyarrow.parquet.read_table(io.BytesIO(payload))
+
+
+def _query_offline(args) -> pyarrow.Table | None:
+    from api.context import storage_options_for
+    from projections import connect
+
+    seq, ts = parse_as_of(args.as_of)
+    con = connect(
+        args.store, storage_options_for(args.store), as_of_seq=seq, as_of_ts=ts, state_dir=args.state_dir
+    )
+    try:
+        relation = con.sql(args.query)
+    except duckdb.Error as exc:
+        raise QueryFailed(str(exc)) from exc
+    return None if relation is None else relation.to_arrow_table()
 
 
 def _write(args, data: bytes) -> None:
@@ -71,40 +96,24 @@ def _write(args, data: bytes) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.server:
-        return _via_server(args)
-    import duckdb
-    import pyarrow.csv
-    import pyarrow.parquet
-
-    from api.context import storage_options_for
-    from projections import connect
-
-    seq, ts = parse_as_of(args.as_of)
-    con = connect(
-        args.store, storage_options_for(args.store), as_of_seq=seq, as_of_ts=ts, state_dir=args.state_dir
-    )
+    if args.format == "parquet" and not args.output:
+        sys.stderr.write("error: --format parquet needs --output FILE\n")
+        return 2
     try:
-        relation = con.sql(args.query)
-    except duckdb.Error as exc:
+        table = _fetch_from_server(args) if args.server else _query_offline(args)
+    except QueryFailed as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
-    if relation is None:  # a statement without a result
+    if table is None:  # a statement without a result
         return 0
-    if args.format == "table":
-        _write(args, str(relation).encode())
-        return 0
-    table = relation.to_arrow_table()
     buffer = io.BytesIO()
-    if args.format == "csv":
+    if args.format == "table":
+        buffer.write(str(duckdb.from_arrow(table)).encode())
+    elif args.format == "csv":
         pyarrow.csv.write_csv(table, buffer)
     elif args.format == "json":
-        rows = table.to_pylist()
-        buffer.write((json.dumps(rows, default=str) + "\n").encode())
+        buffer.write((json.dumps(table.to_pylist(), default=str) + "\n").encode())
     else:
-        if not args.output:
-            sys.stderr.write("error: --format parquet needs --output FILE\n")
-            return 2
         pyarrow.parquet.write_table(table, buffer)
     _write(args, buffer.getvalue())
     return 0
