@@ -1,9 +1,12 @@
-"""Projection benchmarks: rebuild speed, search latency, history into Arrow, file size.
+"""Projection benchmarks: rebuild speed, search latency, history into Arrow, file size, and the
+cost of incremental apply of small REST-sized batches into a big projection.
 
     python3 benchmarks/bench_projections.py [--quick]
 
 Targets (issue 3): rebuild >= 2M points/s at 10M points; search with a filter and an order_by
 returning 1,000 runs p50 <= 20 ms at 20k runs and <= 60 ms at 100k; 1M-point history <= 300 ms.
+Incremental apply must cost O(batch): the per-batch median into a projection already holding
+100k runs / 10M points must match the one into an empty projection.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ledger import Ledger
 from ledger import events as E
+from ledger.schema import events_to_table
 from projections import runs
 from projections.projection import rebuild_file
 from projections.schema import create_tables
+from projections.sources import apply_table
 
 
 def build_store(root: str, points: int, per_event: int = 1000, runs_count: int = 100) -> Ledger:
@@ -151,6 +156,83 @@ def bench_history(points: int = 1_000_000, repeats: int = 7) -> dict:
     return {"points": points, "p50_ms": statistics.median(timings) * 1000}
 
 
+def fill_history(con, runs_count: int, points: int) -> None:
+    """A big projection for the apply benchmark: runs with params, tags, latest metrics, a dataset
+    input, a model input and output, three audit events each, and ``points`` metric points."""
+    fill_runs(con, runs_count)
+    per_run = points // runs_count
+    con.execute(f"""INSERT INTO metrics SELECT printf('%032x', i // {per_run}), 'm' || (i % 5), 1.0, 1,
+                    i % {per_run}, NULL, NULL, NULL, i // 100 FROM range({points}) t(i)""")
+    con.execute(f"""INSERT INTO dataset_inputs SELECT printf('%032x', i), 'ds', 'd', 'train', NULL, NULL,
+                    NULL, NULL, NULL, i FROM range({runs_count}) t(i)""")
+    for table in ("model_inputs", "model_outputs"):
+        con.execute(
+            f"INSERT INTO {table} SELECT printf('%032x', i), 'm-' || i, 0, i FROM range({runs_count}) t(i)"
+        )
+    con.execute(f"""INSERT INTO events SELECT 'w', i, 'id' || i, i, 'batch_logged', 'u', false, NULL, NULL,
+                    '1', printf('%032x', i // 3), NULL, '' FROM range({runs_count * 3}) t(i)""")
+    con.execute(f"INSERT INTO checkpoints VALUES ('w', {runs_count * 3})")
+
+
+def rest_batches(count: int, first_seq: int) -> list:
+    """What one REST client's runs/create, log-batch (10 metrics, a param) and runs/update become."""
+    tables, seq = [], first_seq
+    for b in range(count):
+        run_id = f"new{b:08d}"
+        events = [
+            E.RunCreated(
+                id=E.new_event_id(),
+                experiment_id="1",
+                run_id=run_id,
+                name=f"n{b}",
+                user_id="u",
+                start_time=b,
+                artifact_uri="u",
+                tags=[E.Tag("mlflow.user", "u")],
+            ),
+            E.BatchLogged(
+                id=E.new_event_id(),
+                experiment_id="1",
+                run_id=run_id,
+                params=[E.Param("lr", "0.1")],
+                metrics=[E.Metric(f"m{i}", i * 1.0, 5, 1) for i in range(10)],
+            ),
+            E.RunUpdated(id=E.new_event_id(), run_id=run_id, status="FINISHED", end_time=b + 5),
+        ]
+        stamped = []
+        for event in events:
+            seq += 1
+            fields = {f: getattr(event, f) for f in event.__struct_fields__}
+            stamped.append(
+                type(event)(**{**fields, "id": E.new_event_id(), "seq": seq, "ts": seq, "writer": "w"})
+            )
+        tables.append(events_to_table(stamped))
+    return tables
+
+
+def bench_apply(runs_count: int, points: int, batches: int = 2000) -> dict:
+    with tempfile.TemporaryDirectory() as root:
+        con = duckdb.connect(f"{root}/apply.duckdb")
+        if runs_count:
+            fill_history(con, runs_count, points)
+        else:
+            create_tables(con)
+            con.execute("INSERT INTO experiments VALUES ('1', 'bench', 'a', 'active', 1, 1, 'u')")
+        con.execute("CHECKPOINT")
+        timings = []
+        for table in rest_batches(batches, runs_count * 3):
+            started = time.perf_counter()
+            apply_table(con, table)
+            timings.append(time.perf_counter() - started)
+        con.close()
+    return {
+        "runs": runs_count,
+        "points": points,
+        "p50_ms": statistics.median(timings) * 1000,
+        "last_p50_ms": statistics.median(timings[-batches // 10 :]) * 1000,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1M points instead of 10M")
@@ -167,6 +249,15 @@ def main() -> int:
         print(
             f"search: {count:,} runs, filter + order_by, 1,000 runs returned: p50 {result['p50_ms']:.1f} ms "
             f"(target <= {target} ms)"
+        )
+    for count, points in (
+        (0, 0),
+        (10_000 if args.quick else 100_000, 1_000_000 if args.quick else 10_000_000),
+    ):
+        result = bench_apply(count, points, 200 if args.quick else 2000)
+        print(
+            f"apply: run + log-batch (10 metrics) + update into {count:,} runs / {points:,} points: "
+            f"p50 {result['p50_ms']:.1f} ms per batch (last 10%: {result['last_p50_ms']:.1f} ms)"
         )
     history = bench_history()
     print(
