@@ -8,11 +8,14 @@ int64 fields as strings, as protobuf JSON allows.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from api.errors import MlflowError, invalid
+
+# Every integer ends up in an int64 Parquet column: refuse what would not fit there.
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class KeyValue(msgspec.Struct, omit_defaults=True):
@@ -23,8 +26,8 @@ class KeyValue(msgspec.Struct, omit_defaults=True):
 class MetricIn(msgspec.Struct, omit_defaults=True):
     key: str | None = None
     value: float | None = None
-    timestamp: int | None = None
-    step: int | None = None
+    timestamp: Int64 | None = None
+    step: Int64 | None = None
     model_id: str | None = None
     dataset_name: str | None = None
     dataset_digest: str | None = None
@@ -70,7 +73,7 @@ class DeleteExperimentTag(msgspec.Struct):
 
 
 class SearchExperiments(msgspec.Struct):
-    max_results: int = 1000
+    max_results: Int64 = 1000
     page_token: str | None = None
     filter: str | None = None
     order_by: list[str] = []
@@ -84,21 +87,21 @@ class CreateRun(msgspec.Struct):
     experiment_id: str | None = None
     user_id: str | None = None
     run_name: str | None = None
-    start_time: int | None = None
+    start_time: Int64 | None = None
     tags: list[KeyValue] = []
 
 
 class UpdateRun(RunRef):
     status: str | None = None
-    end_time: int | None = None
+    end_time: Int64 | None = None
     run_name: str | None = None
 
 
 class LogMetric(RunRef):
     key: str | None = None
     value: float | None = None
-    timestamp: int | None = None
-    step: int | None = None
+    timestamp: Int64 | None = None
+    step: Int64 | None = None
     model_id: str | None = None
     dataset_name: str | None = None
     dataset_digest: str | None = None
@@ -140,7 +143,7 @@ class DatasetInputIn(msgspec.Struct):
 
 class ModelIn(msgspec.Struct):
     model_id: str | None = None
-    step: int = 0
+    step: Int64 = 0
 
 
 class LogInputs(RunRef):
@@ -156,7 +159,7 @@ class SearchRuns(msgspec.Struct):
     experiment_ids: list[str] = []
     filter: str | None = None
     run_view_type: str = "ACTIVE_ONLY"
-    max_results: int = 1000
+    max_results: Int64 = 1000
     order_by: list[str] = []
     page_token: str | None = None
 
@@ -187,7 +190,7 @@ class SearchLoggedModels(msgspec.Struct):
     experiment_ids: list[str] = []
     filter: str | None = None
     order_by: list[Any] = []
-    max_results: int = 100
+    max_results: Int64 = 100
     page_token: str | None = None
 
 

@@ -89,6 +89,9 @@ def test_bad_input_changes_nothing(http, run_id):
             "run_id": run_id,
             "metrics": [{"key": "m", "value": 1.0, "timestamp": ts, "step": i} for i in range(1001)],
         },
+        # Would not fit the int64 columns of the ledger.
+        {"run_id": run_id, "metrics": [{"key": "m", "value": 1, "timestamp": ts, "step": 2**63}]},
+        {"run_id": run_id, "metrics": [{"key": "m", "value": 1, "timestamp": -(2**64), "step": 0}]},
     ]
     for body in bad:
         _error(http.post(f"{API}/runs/log-batch", json=body), 400, "INVALID_PARAMETER_VALUE")
