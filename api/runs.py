@@ -13,7 +13,6 @@ from api.http import blocking, body_as, fix_metric_values, fix_run, json_respons
 from api.names import run_name as generated_run_name
 from api.tracking import RUN_NAME_TAG, now_ms
 from ledger.events import (
-    BatchLogged,
     Dataset,
     InputsLogged,
     Metric,
@@ -131,14 +130,10 @@ async def update(ctx, request: Request):
     def build(envelope):
         experiment_id = writes.active_run(run_id)
         keys = {"experiment_id": experiment_id, "run_id": run_id}
-        events = [
+        # One call, one event: the projection keeps the mlflow.runName tag in step with the name.
+        return [
             RunUpdated(**envelope(0, **keys), status=req.status, end_time=req.end_time, name=req.run_name)
         ]
-        if req.run_name:  # keep the mlflow.runName tag in step with the name
-            events.append(
-                BatchLogged(**envelope(1, **keys), tags=[Tag(RUN_NAME_TAG, v.tag_value(req.run_name))])
-            )
-        return events
 
     await blocking(writes.commit, origin_of(request), build)
     run = await blocking(_read, ctx, ctx.projection.run, run_id)

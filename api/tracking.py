@@ -24,7 +24,6 @@ from ledger.events import (
     ExperimentCreated,
     Metric,
     Param,
-    RunUpdated,
     Tag,
     new_event_id,
 )
@@ -178,22 +177,17 @@ class WriteService:
         def build(envelope):
             experiment_id = self.active_run(run_id)
             new_params = self._new_params(run_id, params, single_param) if params else params
-            events: list[Event] = []
-            if metrics or new_params or tags:
-                events.append(
-                    BatchLogged(
-                        **envelope(0, experiment_id=experiment_id, run_id=run_id),
-                        metrics=list(metrics),
-                        params=list(new_params),
-                        tags=list(tags),
-                    )
+            if not (metrics or new_params or tags):
+                return []
+            # One call, one event: the projection keeps the run name in step with mlflow.runName.
+            return [
+                BatchLogged(
+                    **envelope(0, experiment_id=experiment_id, run_id=run_id),
+                    metrics=list(metrics),
+                    params=list(new_params),
+                    tags=list(tags),
                 )
-            names = [t.value for t in tags if t.key == RUN_NAME_TAG]
-            if names:  # the mlflow.runName tag and the run name stay in step
-                events.append(
-                    RunUpdated(**envelope(1, experiment_id=experiment_id, run_id=run_id), name=names[-1])
-                )
-            return events
+            ]
 
         self.commit(origin, build)
 

@@ -253,3 +253,18 @@ def test_history_bulk_interval_samples_each_run(http, run_id):
     got = http.get(f"{API}/metrics/get-history-bulk-interval", params=params).json()["metrics"]
     assert [m["step"] for m in got] == [10, 20, 30, 39, 49]
     assert {m["run_id"] for m in got} == {run_id}
+
+
+def test_one_log_call_is_one_event_and_the_name_follows_the_tag(http):
+    exp = http.post(f"{API}/experiments/create", json={"name": "one-call-one-event"}).json()["experiment_id"]
+    run_id = http.post(f"{API}/runs/create", json={"experiment_id": exp, "start_time": 1}).json()["run"][
+        "info"
+    ]["run_id"]
+    before = len(_events(http, run_id=run_id))
+    http.post(f"{API}/runs/set-tag", json={"run_id": run_id, "key": "mlflow.runName", "value": "by-tag"})
+    http.post(f"{API}/runs/update", json={"run_id": run_id, "run_name": "by-update", "status": "RUNNING"})
+    new = _events(http, run_id=run_id)[before:]
+    assert [e["type"] for e in new] == ["batch_logged", "run_updated"]
+    run = http.get(f"{API}/runs/get", params={"run_id": run_id}).json()["run"]
+    assert run["info"]["run_name"] == "by-update"
+    assert {"key": "mlflow.runName", "value": "by-update"} in run["data"]["tags"]
