@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
-from conftest import ServerProcess, trackledger
+
+from tests.api.conftest import ServerProcess, trackledger
 
 QUERY = "SELECT key, value FROM params ORDER BY key"
 
