@@ -42,37 +42,33 @@ VIEW_TYPES = {
     "ALL": "true",
 }
 
-# Children are aggregated per run for the page's runs only (semi-joins), then joined once:
-# much faster in DuckDB than one correlated subquery per child list.
-RUN_DETAILS = """
-WITH page AS (SELECT unnest(?::VARCHAR[]) AS run_id, unnest(range(len(?::VARCHAR[]))) AS i),
-metric_lists AS (
-  SELECT run_id, list({'key': key, 'value': value, 'timestamp': timestamp, 'step': step} ORDER BY key) AS l
-  FROM latest_metrics WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id),
-param_lists AS (
-  SELECT run_id, list({'key': key, 'value': value} ORDER BY key) AS l
-  FROM params WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id),
-tag_lists AS (
-  SELECT run_id, list({'key': key, 'value': value} ORDER BY key) AS l
-  FROM run_tags WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id),
-dataset_lists AS (
-  SELECT run_id, list({'tags': tags, 'dataset': {'name': name, 'digest': digest, 'source_type': source_type,
-         'source': source, 'schema': schema, 'profile': profile}} ORDER BY seq, name) AS l
-  FROM dataset_inputs WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id),
-input_lists AS (
-  SELECT run_id, list({'model_id': model_id} ORDER BY seq, model_id) AS l
-  FROM model_inputs WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id),
-output_lists AS (
-  SELECT run_id, list({'model_id': model_id, 'step': step} ORDER BY seq, model_id) AS l
-  FROM model_outputs WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id)
-SELECT r.run_id, r.experiment_id, r.run_name, r.user_id, r.status, r.start_time, r.end_time,
-       r.artifact_uri, r.lifecycle_stage, m.l, p.l, t.l, d.l, mi.l, mo.l
-FROM page JOIN runs r USING (run_id)
-  LEFT JOIN metric_lists m USING (run_id) LEFT JOIN param_lists p USING (run_id)
-  LEFT JOIN tag_lists t USING (run_id) LEFT JOIN dataset_lists d USING (run_id)
-  LEFT JOIN input_lists mi USING (run_id) LEFT JOIN output_lists mo USING (run_id)
-ORDER BY page.i
-"""
+# A page of runs is read as flat rows of every child table in one query restricted to the page's
+# runs, fetched as Arrow and assembled in Python: several times cheaper than aggregating lists per
+# run in SQL, and than fetching Python tuples (DuckDB's fetchall costs ~2 us a row).
+RUN_ROWS = """SELECT run_id, experiment_id, run_name, user_id, status, start_time, end_time, artifact_uri,
+                     lifecycle_stage FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))"""
+_DATASET = """STRUCT(name VARCHAR, digest VARCHAR, source_type VARCHAR, source VARCHAR, schema VARCHAR,
+                     profile VARCHAR)"""
+# kind: 0 metric, 1 param, 2 tag, 3 dataset, 4 model input, 5 model output
+CHILD_ROWS = f"""
+WITH page AS MATERIALIZED (SELECT unnest(?::VARCHAR[]) AS run_id)
+SELECT * FROM (
+  SELECT 0 AS kind, run_id, key, NULL::VARCHAR AS text, value AS number, timestamp, step, NULL::BIGINT AS seq,
+         NULL::{_DATASET} AS dataset, NULL::STRUCT(key VARCHAR, value VARCHAR)[] AS tags
+  FROM latest_metrics SEMI JOIN page USING (run_id)
+  UNION ALL SELECT 1, run_id, key, value, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM params SEMI JOIN page USING (run_id)
+  UNION ALL SELECT 2, run_id, key, value, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM run_tags SEMI JOIN page USING (run_id)
+  UNION ALL SELECT 3, run_id, name, NULL, NULL, NULL, NULL, seq,
+         {{'name': name, 'digest': digest, 'source_type': source_type, 'source': source, 'schema': schema,
+          'profile': profile}}, tags
+  FROM dataset_inputs SEMI JOIN page USING (run_id)
+  UNION ALL SELECT 4, run_id, model_id, NULL, NULL, NULL, NULL, seq, NULL, NULL
+  FROM model_inputs SEMI JOIN page USING (run_id)
+  UNION ALL SELECT 5, run_id, model_id, NULL, NULL, NULL, step, seq, NULL, NULL
+  FROM model_outputs SEMI JOIN page USING (run_id))
+ORDER BY kind, seq, key"""
 
 
 def _without_nulls(d: dict) -> dict:
@@ -96,26 +92,58 @@ def run_info(row) -> dict:
     return _without_nulls(info)
 
 
-def _run_dict(row) -> dict:
-    metrics, params, tags, datasets, model_inputs, model_outputs = row[9:]
-    data = {k: v for k, v in (("metrics", metrics), ("params", params), ("tags", tags)) if v}
-    inputs = {}
-    if datasets:
-        inputs["dataset_inputs"] = [
-            {**({"tags": d["tags"]} if d["tags"] else {}), "dataset": _without_nulls(d["dataset"])}
-            for d in datasets
-        ]
-    if model_inputs:
-        inputs["model_inputs"] = model_inputs
-    outputs = {"model_outputs": model_outputs} if model_outputs else {}
-    return {"info": run_info(row), "data": data, "inputs": inputs, "outputs": outputs}
+def _child_dicts(con, run_ids: list[str]) -> dict[str, tuple[list, ...]]:
+    """run_id -> (metrics, params, tags, dataset_inputs, model_inputs, model_outputs) lists."""
+    table = con.sql(CHILD_ROWS, params=[run_ids]).to_arrow_table()
+    columns = [
+        table.column(name).to_pylist()
+        for name in ("kind", "run_id", "key", "text", "number", "timestamp", "step")
+    ]
+    out: dict[str, tuple[list, ...]] = {}
+    datasets = tags = None
+    for i, (kind, run_id, key, text, number, timestamp, step) in enumerate(zip(*columns, strict=True)):
+        lists = out.get(run_id)
+        if lists is None:
+            lists = out[run_id] = ([], [], [], [], [], [])
+        if kind == 0:
+            lists[0].append({"key": key, "value": number, "timestamp": timestamp, "step": step})
+        elif kind < 3:
+            lists[kind].append({"key": key, "value": text})
+        elif kind == 3:
+            if datasets is None:
+                datasets, tags = table.column("dataset").to_pylist(), table.column("tags").to_pylist()
+            dataset = {k: v for k, v in datasets[i].items() if v is not None}
+            lists[3].append({"tags": tags[i], "dataset": dataset} if tags[i] else {"dataset": dataset})
+        elif kind == 4:
+            lists[4].append({"model_id": key})
+        else:
+            lists[5].append({"model_id": key, "step": step})
+    return out
+
+
+NO_CHILDREN = ([], [], [], [], [], [])
 
 
 def runs_by_id(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[dict]:
     """Full MLflow run dicts, in the order of ``run_ids`` (unknown ids are skipped)."""
     if not run_ids:
         return []
-    return [_run_dict(row) for row in con.execute(RUN_DETAILS, [run_ids, run_ids]).fetchall()]
+    run_ids = list(run_ids)
+    found = {row[0]: row for row in con.execute(RUN_ROWS, [run_ids]).fetchall()}
+    if not found:
+        return []
+    children = _child_dicts(con, run_ids)
+    out = []
+    for run_id in run_ids:
+        row = found.get(run_id)
+        if row is None:
+            continue
+        metrics, params, tags, datasets, model_inputs, model_outputs = children.get(run_id, NO_CHILDREN)
+        data = {k: v for k, v in (("metrics", metrics), ("params", params), ("tags", tags)) if v}
+        inputs = {k: v for k, v in (("dataset_inputs", datasets), ("model_inputs", model_inputs)) if v}
+        outputs = {"model_outputs": model_outputs} if model_outputs else {}
+        out.append({"info": run_info(row), "data": data, "inputs": inputs, "outputs": outputs})
+    return out
 
 
 def _clause_sql(clause, params: list) -> str:
