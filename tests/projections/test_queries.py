@@ -191,3 +191,31 @@ def test_rebuild_equals_live(projection, runs, log):
     before = projection.sql("SELECT * FROM run_tags ORDER BY ALL").to_pylist()
     projection.rebuild()
     assert projection.sql("SELECT * FROM run_tags ORDER BY ALL").to_pylist() == before
+
+
+def test_bulk_history_counts_exact_duplicates_once(projection, log, runs):
+    nan = math.nan
+    points = [
+        E.Metric("d", 1.0, 5, 1),
+        E.Metric("d", 1.0, 5, 1),
+        E.Metric("d", nan, 5, 1),
+        E.Metric("d", nan, 5, 1),
+        E.Metric("d", 1.0, 6, 1),
+        E.Metric("d", 1.0, 5, 2),
+    ]
+    log(
+        make(E.BatchLogged, run_id="r0", metrics=points), make(E.BatchLogged, run_id="r1", metrics=points[:2])
+    )
+    table = projection.metric_history_arrow(["r0", "r1"], ["d"])
+    rows = [
+        (r["run_id"], r["step"], r["timestamp"], "NaN" if math.isnan(r["value"]) else r["value"])
+        for r in table.to_pylist()
+    ]
+    assert rows == [
+        ("r0", 1, 5, 1.0),
+        ("r0", 1, 5, "NaN"),
+        ("r0", 1, 6, 1.0),
+        ("r0", 2, 5, 1.0),
+        ("r1", 1, 5, 1.0),
+    ]
+    assert len(projection.metric_history("r0", "d")[0]) == 4
