@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 
 COMMANDS = ("server", "verify", "events", "rebuild", "sql")
@@ -21,10 +23,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def exit_now(code: int) -> None:
+    """Leave without running C++ static destructors.
+
+    pyarrow's thread pools sometimes abort the interpreter at exit after Parquet reads
+    ("terminate called without an active exception", apache/arrow#34314; seen here in about one
+    exit in ten), which would turn a finished command into exit 134. Everything of ours is
+    already flushed and closed when a command returns.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    return int(args.run(args) or 0)
+    exit_now(int(args.run(args) or 0))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,4 +1,8 @@
-"""Fixtures shared by every test package: a real S3-protocol server on loopback."""
+"""Fixtures shared by every test package: a real S3-protocol server on loopback.
+
+Also makes pytest leave with its own exit status: pyarrow can abort the interpreter at exit
+after Parquet reads (see ``api.cli.exit_now``), which would fail a run whose tests all passed.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ def s3_server():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    saved = {k: os.environ.get(k) for k in names}
     os.environ.update(
         AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
     )
@@ -53,3 +58,16 @@ def s3_bucket(s3_server):
     fs.mkdir(name)
     fs.invalidate_cache()
     yield name, options
+
+
+def pytest_unconfigure(config):
+    """Runs after the summary is printed: exit with pytest's status, skipping C++ destructors."""
+    from api.cli import exit_now
+
+    status = getattr(config, "_trackledger_exitstatus", None)
+    if status is not None:
+        exit_now(int(status))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config._trackledger_exitstatus = exitstatus

@@ -16,17 +16,11 @@ from ledger.events import BatchLogged, ExperimentCreated, Metric, RunCreated, ne
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = {**os.environ, "PYTHONPATH": REPO}
-# The command modules on their own (api/cli.py imports every sub-command, owned by others).
-CLI = (
-    "import argparse, importlib, sys; p = argparse.ArgumentParser(); s = p.add_subparsers(); "
-    "importlib.import_module('api.commands.' + sys.argv[1]).add_parser(s); "
-    "a = p.parse_args(sys.argv[1:]); sys.exit(a.run(a))"
-)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", CLI, *args], cwd=REPO, env=ENV, capture_output=True, text=True
+        [sys.executable, "-m", "api.cli", *args], cwd=REPO, env=ENV, capture_output=True, text=True
     )
 
 
