@@ -389,22 +389,35 @@ AUDIT = [
 STATEMENTS = [*EXPERIMENTS, *RUNS, *METRICS, *INPUTS, *LOGGED_MODELS, *REGISTRY, *AUDIT]
 
 
-def apply_source(con: duckdb.DuckDBPyConnection, source: str, params: list | None = None) -> int:
-    """Apply the events of ``source`` (a relation, SELECT or table name) not yet checkpointed.
+def apply_source(
+    con: duckdb.DuckDBPyConnection, source: str, params: list | None = None, *, copy: bool = True
+) -> int:
+    """Apply the events of ``source`` (a relation or SELECT, without parameters) not yet checkpointed.
 
+    With ``copy`` the events are first copied into a temp table ``ev`` (best for small batches:
+    a copy binds faster than a wide view); without, ``ev`` is a view over the source and each
+    statement reads only the columns it needs (a rebuild, straight from Parquet). Only the
+    statements the batch's event types can affect run at all.
     Runs inside the caller's transaction; returns how many events were applied.
     """
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE ev AS
-            SELECT s.* FROM ({source}) s LEFT JOIN checkpoints c ON c.writer = s.writer
-            WHERE s.seq > coalesce(c.last_seq, 0)""",
-        params,
-    )
-    types = dict(con.execute("SELECT type, count(*) FROM ev GROUP BY type").fetchall())
-    if types:
-        for statement in STATEMENTS:
+    if params:
+        raise ValueError("apply_source takes a source without parameters")
+    done = con.execute("SELECT writer, last_seq FROM checkpoints").fetchall()
+    after = " ".join(f"WHEN {_literal(writer)} THEN {int(seq)}" for writer, seq in done)
+    after = f"CASE s.writer {after} ELSE 0 END" if done else "0"
+    kind = "TABLE" if copy else "VIEW"
+    con.execute(f"CREATE OR REPLACE TEMP {kind} ev AS SELECT s.* FROM ({source}) s WHERE s.seq > {after}")
+    try:
+        types = dict(con.execute("SELECT type, count(*) FROM ev GROUP BY type").fetchall())
+        for statement in STATEMENTS if types else ():
             if statement.types is None or not statement.types.isdisjoint(types):
                 con.execute(statement.sql)
-    for temp in ("ev", "lww", "batch_metrics"):
-        con.execute(f"DROP TABLE IF EXISTS temp.{temp}")
+    finally:
+        con.execute(f"DROP {kind} IF EXISTS temp.ev")
+        for temp in ("lww", "batch_metrics"):
+            con.execute(f"DROP TABLE IF EXISTS temp.{temp}")
     return sum(types.values())
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -26,14 +26,14 @@ def _quote(text: str) -> str:
 
 
 def as_of_filter(as_of_seq: int | None, as_of_ts: int | None) -> tuple[str, list]:
-    where, params = [], []
+    """A WHERE condition on events (integer literals: the apply source becomes a view, and views
+    take no parameters) and its parameters (none)."""
+    where = []
     if as_of_seq is not None:
-        where.append("seq <= ?")
-        params.append(int(as_of_seq))
+        where.append(f"seq <= {int(as_of_seq)}")
     if as_of_ts is not None:
-        where.append("ts <= ?")
-        params.append(int(as_of_ts))
-    return " AND ".join(where) or "true", params
+        where.append(f"ts <= {int(as_of_ts)}")
+    return " AND ".join(where) or "true", []
 
 
 def checkpoints(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -58,10 +58,12 @@ def register_store(con: duckdb.DuckDBPyConnection, store: Store) -> None:
         con.register_filesystem(store.fs)
 
 
-def apply_in_transaction(con: duckdb.DuckDBPyConnection, source: str, params: list) -> int:
+def apply_in_transaction(
+    con: duckdb.DuckDBPyConnection, source: str, params: list, *, copy: bool = True
+) -> int:
     con.execute("BEGIN TRANSACTION")
     try:
-        count = apply_source(con, source, params)
+        count = apply_source(con, source, params, copy=copy)
     except BaseException:
         con.execute("ROLLBACK")
         raise
@@ -76,7 +78,8 @@ def apply_segments(
     for start in range(0, len(segments), SEGMENTS_PER_BATCH):
         urls = ", ".join(_quote(url) for _w, _l, url in segments[start : start + SEGMENTS_PER_BATCH])
         source = f"SELECT * FROM read_parquet([{urls}], union_by_name = true) WHERE {where}"
-        applied += apply_in_transaction(con, source, params or [])
+        # Statements read the segments through a view: each reads only its columns from Parquet.
+        applied += apply_in_transaction(con, source, params or [], copy=False)
         if progress:
             progress(min(start + SEGMENTS_PER_BATCH, len(segments)), len(segments))
     return applied
