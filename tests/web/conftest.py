@@ -98,14 +98,20 @@ def page(browser, web_server):
 
 
 @pytest.fixture(scope="session")
-def screenshot():
-    """``screenshot(page, name)`` saves docs/screenshots/<name>.png for the README (the whole page)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def screenshot(tmp_path_factory):
+    """``screenshot(page, name)`` saves a whole-page <name>.png.
+
+    Into docs/screenshots (the README's pictures) when TRACKLEDGER_UPDATE_SCREENSHOTS=1, else into a
+    temporary folder, so that a test run leaves the work tree clean.
+    """
+    update = os.environ.get("TRACKLEDGER_UPDATE_SCREENSHOTS") == "1"
+    folder = SCREENSHOTS if update else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
 
     def save(page, name: str) -> None:
         height = page.evaluate("(m => m.offsetTop + m.offsetHeight)(document.querySelector('main'))")
         width = page.viewport_size["width"]
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True,
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=True,
                         clip={"x": 0, "y": 0, "width": width, "height": height})
 
     return save
