@@ -47,6 +47,7 @@ class WriteIndex:
         self.experiment_by_name: dict[str, str] = {}
         self.params: dict[str, dict[str, str]] = {}
         self.logged_models: dict[str, str] = {}  # model_id -> experiment_id
+        self.model_source_runs: dict[str, str | None] = {}  # model_id -> the run that logged it
         self.registered_versions: dict[str, int] = {}  # registered model name -> latest version
 
     def load(self, projection) -> None:
@@ -116,6 +117,7 @@ class WriteIndex:
                 self.experiments[event.experiment_id].lifecycle = "active"
             elif isinstance(event, LoggedModelCreated):
                 self.logged_models[event.model_id] = event.experiment_id
+                self.model_source_runs[event.model_id] = event.source_run_id
             elif isinstance(event, RegisteredModelCreated):
                 self.registered_versions[event.name] = 0
             elif isinstance(event, ModelVersionCreated):

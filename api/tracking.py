@@ -85,7 +85,8 @@ class WriteService:
         actor_cache: dict[str, str] = {}
 
         def envelope(i: int, **keys) -> dict:
-            actor = origin.actor or self._claimed_actor(keys.get("run_id"), actor_cache)
+            run_id = keys.get("run_id") or self._source_run(keys.get("model_id"))
+            actor = origin.actor or self._claimed_actor(run_id, actor_cache)
             key = origin.idempotency_key
             return {
                 "id": str(uuid.uuid5(_IDEMPOTENCY_NS, f"{key}#{i}")) if key else new_event_id(),
@@ -121,6 +122,16 @@ class WriteService:
         log.critical("%s; stopping the server so no unsynced write is acknowledged", what, exc_info=True)
         logging.shutdown()
         os._exit(70)
+
+    def _source_run(self, model_id: str | None) -> str | None:
+        """The run that logged a model: a model's files are attributed to that run's user."""
+        if not model_id:
+            return None
+        if model_id not in self.index.model_source_runs:
+            self.projection.flush()
+            model = self.projection.logged_model(model_id) or {}
+            self.index.model_source_runs[model_id] = model.get("info", {}).get("source_run_id")
+        return self.index.model_source_runs[model_id]
 
     def _claimed_actor(self, run_id: str | None, cache: dict[str, str]) -> str:
         if not run_id:

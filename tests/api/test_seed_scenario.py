@@ -99,6 +99,11 @@ def test_events_record_each_user_as_an_unverified_actor(http, seeded):
         assert {e["actor"] for e in page["events"]} == {who}
         assert not any(e.get("actor_verified") for e in page["events"])
         assert all(e.get("remote_addr") == "127.0.0.1" for e in page["events"])
+        # The model's files carry no user of their own: they belong to whoever logged the model.
+        model_id = result["model_uri"].removeprefix("models:/")
+        model_events = http.get("/api/ledger/events", params={"model_id": model_id, "limit": 1000}).json()
+        uploads = [e for e in model_events["events"] if e["type"] == "artifact_written"]
+        assert uploads and {e["actor"] for e in uploads} == {who}
 
 
 def test_cli_experiments_create_and_search(server):
