@@ -1,6 +1,6 @@
 """The DuckDB tables of the read models: their DDL, in dependency-free order.
 
-Every table here is documented column by column in docs/projections.md (a test checks it).
+Every table here is documented column by column in README.md (a test checks it).
 Primary keys exist only on tables that are updated in place; the metric history is
 append-only and unindexed so that bulk loads stay fast.
 """

@@ -1,5 +1,5 @@
 """Reads the web page needs beyond the MLflow-shaped Projection queries: one SQL statement each,
-against the projection's tables (see docs/projections.md for their columns)."""
+against the projection's tables (see the Tables section of README.md for their columns)."""
 
 from __future__ import annotations
 
