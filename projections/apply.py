@@ -358,10 +358,16 @@ AUDIT = [
        SELECT writer, seq, id, ts, type, actor, actor_verified, remote_addr, user_agent, experiment_id,
               run_id, model_id,
               CASE type
-                WHEN 'batch_logged' THEN concat_ws(', ',
-                  CASE WHEN len(metrics) > 0 THEN len(metrics) || ' metrics' END,
-                  CASE WHEN len(params) > 0 THEN len(params) || ' params' END,
-                  CASE WHEN len(tags) > 0 THEN len(tags) || ' tags' END)
+                WHEN 'batch_logged' THEN left(concat_ws('; ',
+                  CASE WHEN len(params) > 0 THEN 'params ' || array_to_string(
+                    list_transform(params, lambda p: p.key || '=' || p.value), ', ') END,
+                  CASE WHEN len(metrics) BETWEEN 1 AND 5 THEN 'metrics ' || array_to_string(
+                    list_transform(metrics, lambda m: m.key || '=' || m.value || ' (step ' || m.step || ')'),
+                    ', ')
+                    WHEN len(metrics) > 5 THEN len(metrics) || ' metric points of ' || array_to_string(
+                    list_sort(list_distinct(list_transform(metrics, lambda m: m.key))), ', ') END,
+                  CASE WHEN len(tags) > 0 THEN 'tags ' || array_to_string(
+                    list_transform(tags, lambda t: t.key || '=' || t.value), ', ') END), 400)
                 WHEN 'artifact_written' THEN path || ' (' || size || ' bytes)'
                 WHEN 'run_updated' THEN concat_ws(' ', 'status=' || status, 'end_time=' || end_time,
                                                   'name=' || name)

@@ -219,3 +219,11 @@ def test_bulk_history_counts_exact_duplicates_once(projection, log, runs):
         ("r1", 1, 5, 1.0),
     ]
     assert len(projection.metric_history("r0", "d")[0]) == 4
+
+
+def test_audit_summary_says_what_a_log_call_changed(projection, runs, log):
+    many = [E.Metric(f"k{i % 3}", float(i), 1, i) for i in range(50)]
+    log(make(E.BatchLogged, experiment_id="1", run_id="r0", metrics=many))
+    summaries = [s for (s,) in projection.read("SELECT summary FROM events WHERE run_id = 'r0' ORDER BY seq")]
+    assert "params C=0; metrics acc=0.9 (step 1), acc=0.1 (step 0); tags team=churn" in summaries
+    assert summaries[-1] == "50 metric points of k0, k1, k2"
