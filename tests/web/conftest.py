@@ -7,7 +7,6 @@ that is impossible.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.api.conftest import ServerProcess
+
 HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE.parents[1] / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -24,17 +25,6 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-quic",
 ]
-
-
-def _api_test_helpers():
-    """tests/api/conftest.py's ServerProcess (tests/ is not a package, so load it by path)."""
-    spec = importlib.util.spec_from_file_location("api_test_helpers", HERE.parent / "api" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ServerProcess = _api_test_helpers().ServerProcess
 
 
 def _install_chromium() -> None:
