@@ -114,22 +114,16 @@ def _routes(ctx: ServerContext) -> list:
                 _bind(ctx, artifacts.list_artifacts),
                 methods=["GET"],
             ),
-            Route(
-                prefix + "/2.0/mlflow-artifacts/artifacts/{path:path}",
-                _bind(ctx, artifacts.download),
-                methods=["GET"],
-            ),
-            Route(
-                prefix + "/2.0/mlflow-artifacts/artifacts/{path:path}",
-                _bind(ctx, artifacts.upload),
-                methods=["PUT"],
-            ),
-            Route(
-                prefix + "/2.0/mlflow-artifacts/artifacts/{path:path}",
-                _bind(ctx, artifacts.delete),
-                methods=["DELETE"],
-            ),
             Route(prefix + "/3.0/mlflow/server-info", _server_info, methods=["GET"]),
+        ]
+        artifact_file = prefix + "/2.0/mlflow-artifacts/artifacts/{path:path}"
+        routes += [
+            Route(artifact_file, _bind(ctx, handler), methods=[method])
+            for method, handler in (
+                ("GET", artifacts.download),
+                ("PUT", artifacts.upload),
+                ("DELETE", artifacts.delete),
+            )
         ]
     routes += [
         Route("/health", _health, methods=["GET"]),
