@@ -139,8 +139,9 @@ class WriteService:
         if run_id not in cache:
             run = self.index.runs.get(run_id)
             if run is not None and run.user is None:
-                found = self.projection.run(run_id)
-                run.user = (found or {}).get("info", {}).get("user_id") or "unknown"
+                # Runs loaded at start-up: one narrow lookup, not a whole run read under the lock.
+                found = self.projection.read("SELECT user_id FROM runs WHERE run_id = ?", [run_id])
+                run.user = (found[0][0] if found else None) or "unknown"
             cache[run_id] = run.user if run is not None else "unknown"
         return cache[run_id]
 
