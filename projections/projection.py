@@ -6,6 +6,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -13,7 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from ledger import Ledger
-from ledger.events import Event
+from ledger.events import BatchLogged, Event
 from ledger.schema import events_to_table
 from projections import entities, runs, sandbox
 from projections.schema import create_tables, drop_tables
@@ -21,8 +22,14 @@ from projections.sources import Progress, apply_table, catch_up
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_EVENTS = 5_000  # events the writer applies in one transaction, at most
+# A DuckDB apply costs ~30 ms however small its batch, so with no reader waiting the writer
+# gathers what arrives for up to APPLY_DELAY_S and applies it as one batch; a reader's ``flush``
+# cuts the wait short. Bounded so a reader never waits behind a huge transaction.
+APPLY_DELAY_S = 0.5
+MAX_BATCH_EVENTS = 5_000
+MAX_BATCH_POINTS = 200_000
 _STOP = object()
+_FLUSH = object()  # put by ``flush``: apply what is queued now
 
 
 class Projection:
@@ -50,14 +57,16 @@ class Projection:
         """Queue stamped events (in seq order); the writer applies them once they are durable."""
         if not events:
             return
-        with self._progress:
+        with self._progress:  # queued under the lock: a flush's marker lands after every batch it counts
             self._submitted += 1
-        self._queue.put(events)
+            self._queue.put(events)
 
     def flush(self) -> None:
         """Block until everything submitted so far is applied (read-your-writes)."""
         with self._progress:
             target = self._submitted
+            if self._applied < target:
+                self._queue.put(_FLUSH)
             self._progress.wait_for(lambda: self._applied >= target or self._error is not None)
             if self._error is not None:
                 raise RuntimeError(f"the projection writer failed: {self._error}") from self._error
@@ -65,17 +74,7 @@ class Projection:
     def _write_loop(self) -> None:
         stopping = False
         while not stopping:
-            items = [self._queue.get()]
-            count = len(items[0]) if items[0] is not _STOP else 0
-            while count < MAX_BATCH_EVENTS:  # batch whatever else is waiting
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                items.append(item)
-                count += 0 if item is _STOP else len(item)
-            stopping = any(item is _STOP for item in items)
-            batches = [item for item in items if item is not _STOP]
+            batches, stopping = self._gather()
             if batches and self._error is None:
                 try:
                     self._apply([event for batch in batches for event in batch])
@@ -85,6 +84,36 @@ class Projection:
             with self._progress:
                 self._applied += len(batches)
                 self._progress.notify_all()
+
+    def _gather(self) -> tuple[list[list[Event]], bool]:
+        """The next batches to apply together, and whether the projection is stopping.
+
+        Waits for a first batch, then keeps gathering until a reader flushes, ``close`` is
+        called, the batch is full or APPLY_DELAY_S has passed since the first batch arrived.
+        """
+        batches: list[list[Event]] = []
+        events = points = 0
+        deadline = None
+        while events < MAX_BATCH_EVENTS and points < MAX_BATCH_POINTS:
+            if deadline is None:
+                item = self._queue.get()
+            else:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+            if item is _STOP:
+                return batches, True
+            if item is _FLUSH:
+                if batches:
+                    break
+                continue
+            batches.append(item)
+            events += len(item)
+            points += sum(len(e.metrics) for e in item if isinstance(e, BatchLogged))
+            if deadline is None:
+                deadline = time.monotonic() + APPLY_DELAY_S
+        return batches, False
 
     def _apply(self, events: list[Event]) -> None:
         own = [e.seq for e in events if e.writer == self.ledger.writer]
