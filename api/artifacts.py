@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from api.errors import invalid, not_found
-from api.http import blocking, json_response, origin_of, query
+from api.http import json_response, origin_of, query
+from api.threads import blocking
 from ledger.events import ArtifactWritten
 
 CHUNK = 1 << 20

@@ -7,7 +7,8 @@ from starlette.requests import Request
 from api import protocol as p
 from api import validation as v
 from api.errors import MlflowError, already_exists, invalid, missing, not_found
-from api.http import blocking, body_as, json_response, origin_of, query
+from api.http import body_as, json_response, origin_of, query
+from api.threads import blocking
 from api.tracking import now_ms
 from ledger.events import (
     ExperimentCreated,

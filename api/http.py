@@ -1,14 +1,10 @@
-"""Small HTTP helpers shared by the route modules: JSON in and out, request origin, threads."""
+"""Small HTTP helpers shared by the route modules: JSON in and out, request origin."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import functools
 import math
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import msgspec
@@ -58,17 +54,6 @@ def _basic_auth_user(value: str | None) -> str | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     return user or None
-
-
-# Blocking work (ledger syncs, DuckDB, fsspec) runs here: a plain executor hop is cheaper than
-# anyio's to_thread, and the log-metric hot path pays it on every call.
-_executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="trackledger-io")
-
-
-async def blocking(fn: Callable[..., T], *args, **kwargs) -> T:
-    """Run blocking work off the event loop."""
-    call = functools.partial(fn, *args, **kwargs) if kwargs else fn
-    return await asyncio.get_running_loop().run_in_executor(_executor, call, *(() if kwargs else args))
 
 
 def _json_float(value):

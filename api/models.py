@@ -9,7 +9,8 @@ from starlette.requests import Request
 from api import protocol as p
 from api import validation as v
 from api.errors import already_exists, invalid, missing, not_found
-from api.http import blocking, body_as, fix_metric_values, json_response, origin_of, query
+from api.http import body_as, fix_metric_values, json_response, origin_of, query
+from api.threads import blocking
 from api.tracking import now_ms
 from ledger.events import (
     LoggedModelCreated,

@@ -13,7 +13,8 @@ from starlette.responses import Response
 
 from api import protocol as p
 from api.errors import invalid, missing
-from api.http import blocking, body_as, json_response, query
+from api.http import body_as, json_response, query
+from api.threads import blocking
 
 MAX_EVENTS_PAGE = 10_000
 

@@ -9,8 +9,9 @@ from starlette.requests import Request
 from api import protocol as p
 from api import validation as v
 from api.errors import invalid, missing, not_found
-from api.http import blocking, body_as, fix_metric_values, fix_run, json_response, origin_of, query
+from api.http import body_as, fix_metric_values, fix_run, json_response, origin_of, query
 from api.names import run_name as generated_run_name
+from api.threads import blocking
 from api.tracking import RUN_NAME_TAG, now_ms
 from ledger.events import (
     Dataset,
@@ -88,7 +89,8 @@ async def create(ctx, request: Request):
             )
         ]
 
-    if not await blocking(writes.commit, origin, build):  # a replayed create: answer from the read model
+    # The build reads only the in-memory index: it runs on the event loop, no thread hop.
+    if not await writes.commit_on_loop(origin, build):  # a replayed create: answer from the read model
         return json_response({"run": fix_run(await blocking(_read, ctx, ctx.projection.run, run_id))})
     # Built from the request rather than read back, so creating a run never waits for DuckDB.
     info = {
@@ -183,7 +185,7 @@ async def log_metric(ctx, request: Request):
     req = await body_as(request, p.LogMetric)
     run_id = _run_id(req)
     metric = _metric(req)
-    await blocking(ctx.writes.log_batch, origin_of(request), run_id, metrics=[metric])
+    await ctx.writes.log_batch(origin_of(request), run_id, metrics=[metric])
     return json_response()
 
 
@@ -193,7 +195,7 @@ async def log_param(ctx, request: Request):
     if req.value is None:
         raise missing("value")
     param = Param(v.check_key(req.key), v.param_value(req.value))
-    await blocking(ctx.writes.log_batch, origin_of(request), run_id, params=[param], single_param=True)
+    await ctx.writes.log_batch(origin_of(request), run_id, params=[param], single_param=True)
     return json_response()
 
 
@@ -203,7 +205,7 @@ async def set_tag(ctx, request: Request):
     if req.value is None:
         raise missing("value")
     tag = Tag(v.check_key(req.key), v.tag_value(req.value))
-    await blocking(ctx.writes.log_batch, origin_of(request), run_id, tags=[tag])
+    await ctx.writes.log_batch(origin_of(request), run_id, tags=[tag])
     return json_response()
 
 
@@ -219,7 +221,7 @@ async def log_batch(ctx, request: Request):
         for i, x in enumerate(req.params)
     ]
     tags = _tags(req.tags)
-    await blocking(ctx.writes.log_batch, origin_of(request), run_id, metrics, params, tags)
+    await ctx.writes.log_batch(origin_of(request), run_id, metrics, params, tags)
     return json_response()
 
 

@@ -1,0 +1,20 @@
+"""Where blocking work (ledger syncs, DuckDB, fsspec) runs: one executor, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# A plain executor hop is cheaper than anyio's to_thread.
+_executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="trackledger-io")
+
+
+async def blocking(fn: Callable[..., T], *args, **kwargs) -> T:
+    """Run blocking work off the event loop."""
+    call = functools.partial(fn, *args, **kwargs) if kwargs else fn
+    return await asyncio.get_running_loop().run_in_executor(_executor, call, *(() if kwargs else args))

@@ -1,0 +1,103 @@
+"""The write service in-process: hot-path writes staged on the event loop share one sync, and
+writes that need the projection to validate take the thread path."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from api.errors import MlflowError
+from api.tracking import Origin, WriteService
+from ledger import Ledger
+from ledger import events as E
+from projections import Projection
+
+
+@pytest.fixture
+def service(tmp_path):
+    """A write service over a real ledger and projection; ``restart()`` reopens both."""
+    opened = []
+
+    def open_service() -> WriteService:
+        ledger = Ledger(tmp_path / "store", tmp_path / "state")
+        projection = Projection(ledger, tmp_path / "state" / "projections.duckdb")
+        opened.append((ledger, projection))
+        return WriteService(ledger, projection)
+
+    def restart() -> WriteService:
+        ledger, projection = opened[-1]
+        projection.flush()
+        projection.close()
+        ledger.close()
+        return open_service()
+
+    writes = open_service()
+    writes.restart = restart
+    yield writes
+    ledger, projection = opened[-1]
+    projection.close()
+    ledger.close()
+
+
+def create_run(writes: WriteService, run_id: str = "r1") -> None:
+    def build(envelope):
+        return [
+            E.RunCreated(
+                **envelope(0, experiment_id="0", run_id=run_id),
+                name="run",
+                user_id="alice",
+                start_time=1,
+                artifact_uri="x",
+                tags=[E.Tag("mlflow.user", "alice")],
+            )
+        ]
+
+    writes.commit(Origin(), build)
+
+
+def count_syncs(writes: WriteService, monkeypatch) -> list[int]:
+    calls: list[int] = []
+    wait_durable = writes.ledger.wait_durable
+
+    def counting(seq: int) -> None:
+        calls.append(seq)
+        wait_durable(seq)
+
+    monkeypatch.setattr(writes.ledger, "wait_durable", counting)
+    return calls
+
+
+def test_concurrent_log_calls_on_the_loop_share_one_sync(service, monkeypatch):
+    create_run(service)
+    syncs = count_syncs(service, monkeypatch)
+
+    async def twenty_clients():
+        await asyncio.gather(
+            *(service.log_batch(Origin(), "r1", metrics=[E.Metric("m", float(i), 1, i)]) for i in range(20))
+        )
+
+    asyncio.run(twenty_clients())
+    assert syncs == [service.ledger.last_seq]
+    assert service.ledger.durable_seq == service.ledger.last_seq
+    service.projection.flush()
+    assert service.projection.read("SELECT count(*), sum(step) FROM metrics") == [(20, sum(range(20)))]
+    actors = service.projection.read("SELECT DISTINCT actor FROM events WHERE type = 'batch_logged'")
+    assert actors == [("alice",)]
+
+
+def test_a_run_loaded_at_start_up_is_validated_from_the_projection(service):
+    create_run(service)
+    asyncio.run(service.log_batch(Origin(), "r1", params=[E.Param("lr", "0.1")]))
+    writes = service.restart()
+    # Neither its params nor its user are in memory after a restart: the thread path reads them.
+    assert not writes.validates_in_memory(Origin(), "r1", with_params=True)
+    assert not writes.validates_in_memory(Origin(), "r1", with_params=False)
+    assert writes.validates_in_memory(Origin(actor="bob"), "r1", with_params=False)
+    with pytest.raises(MlflowError, match="Changing param values is not allowed"):
+        asyncio.run(writes.log_batch(Origin(), "r1", params=[E.Param("lr", "0.2")], single_param=True))
+    asyncio.run(writes.log_batch(Origin(), "r1", metrics=[E.Metric("m", 1.0, 1, 0)]))
+    writes.projection.flush()
+    rows = writes.projection.read("SELECT actor FROM events WHERE type = 'batch_logged' ORDER BY seq")
+    assert rows == [("alice",), ("alice",)]
+    assert writes.validates_in_memory(Origin(), "r1", with_params=True)
