@@ -20,17 +20,17 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
 import pyarrow as pa
 
 from ledger import segments as seg
-from ledger.events import Event
+from ledger.events import BatchLogged, Event
 from ledger.schema import default_overrides, events_to_table
 from ledger.store import Store, fsync_dir, open_store
-from ledger.wal import HEADER, WalFile, encode_frame, scan_file, wal_files
+from ledger.wal import HEADER, WalFile, encode_frame, iter_frames, scan_file, wal_files
 
 __all__ = ["DEFAULT_ROLL_BYTES", "DEFAULT_ROLL_SECONDS", "ID_WINDOW", "Ledger"]
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ROLL_BYTES = 64 * 1024 * 1024  # a WAL file this big becomes a segment...
 DEFAULT_ROLL_SECONDS = 30 * 60.0  # ...or one this old: at most ~48 segments a day of trickle logging
+ROLL_CHUNK_ITEMS = 100_000  # events plus their list items per row group of a segment, at most
 ID_WINDOW = 1_000_000  # event ids remembered for idempotency: the WAL plus the newest segments
 _WRITER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -259,12 +260,15 @@ class Ledger:
                     if not self._sealed:
                         return made
                     path = self._sealed[0]
-                events = [e for e in scan_file(path).events if e.seq > self._segment_last_seq]
+                chunks = _chunks(
+                    e for frame in iter_frames(path) for e in frame if e.seq > self._segment_last_seq
+                )
+                encoded = seg.encode_segment(
+                    self.store, self.writer, chunks, self._prev_digest, self._prev_file_sha256
+                )
                 info = None
-                if events:
-                    data, info = seg.encode_segment(
-                        self.store, self.writer, events, self._prev_digest, self._prev_file_sha256
-                    )
+                if encoded:
+                    data, info = encoded
                     try:
                         self.store.publish(info.path, data)
                     except FileExistsError:
@@ -400,3 +404,20 @@ def _writer_id(state_dir: str, requested: str | None) -> str:
             os.fsync(f.fileno())
         fsync_dir(state_dir)
     return writer
+
+
+def _chunks(events: Iterable[Event]) -> Iterator[list[Event]]:
+    """``events`` in lists of about ROLL_CHUNK_ITEMS items (an event and its list items each
+    count one), so rolling a WAL file holds one chunk of events in memory, not the whole file."""
+    chunk: list[Event] = []
+    items = 0
+    for event in events:
+        chunk.append(event)
+        items += 1 + (
+            len(event.metrics) + len(event.params) + len(event.tags) if isinstance(event, BatchLogged) else 0
+        )
+        if items >= ROLL_CHUNK_ITEMS:
+            yield chunk
+            chunk, items = [], 0
+    if chunk:
+        yield chunk

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import msgspec
 import pyarrow as pa
@@ -26,7 +26,14 @@ from ledger.events import SCHEMA_VERSION, Event
 from ledger.schema import SEGMENT_SCHEMA, canonical_bytes, events_to_table, table_to_events
 from ledger.store import Store
 
-__all__ = ["SEGMENTS_DIR", "SegmentInfo", "chain_digest", "list_segments", "segment_relpath"]
+__all__ = [
+    "SEGMENTS_DIR",
+    "SegmentInfo",
+    "chain_digest",
+    "chain_hash",
+    "list_segments",
+    "segment_relpath",
+]
 
 SEGMENTS_DIR = "segments"
 _NAME = re.compile(r"^(?P<first>\d{20})-(?P<last>\d{20})\.parquet$")
@@ -65,8 +72,13 @@ def parse_relpath(relpath: str) -> tuple[str, int, int] | None:
     return parts[1], int(match["first"]), int(match["last"])
 
 
+def chain_hash(prev_digest: str, prev_file_sha256: str):
+    """The digest's hash before any event: feed it ``canonical_bytes`` of the events in order."""
+    return hashlib.sha256(prev_digest.encode("ascii") + prev_file_sha256.encode("ascii"))
+
+
 def chain_digest(prev_digest: str, prev_file_sha256: str, events: Sequence[Event]) -> str:
-    h = hashlib.sha256(prev_digest.encode("ascii") + prev_file_sha256.encode("ascii"))
+    h = chain_hash(prev_digest, prev_file_sha256)
     h.update(canonical_bytes(events))
     return h.hexdigest()
 
@@ -104,28 +116,44 @@ _WRITE_OPTIONS = _writer_options(SEGMENT_SCHEMA)
 
 
 def encode_segment(
-    store: Store, writer: str, events: Sequence[Event], prev_digest: str, prev_file_sha256: str
-) -> tuple[bytes, SegmentInfo]:
-    """The Parquet bytes of a segment for ``events`` (stamped, contiguous seqs) and its info."""
-    first_seq, last_seq = events[0].seq, events[-1].seq
-    digest = chain_digest(prev_digest, prev_file_sha256, events)
-    metadata = {
-        "writer": writer,
-        "first_seq": str(first_seq),
-        "last_seq": str(last_seq),
-        "schema_version": str(SCHEMA_VERSION),
-        "digest": digest,
-        "prev_digest": prev_digest,
-        "prev_file_sha256": prev_file_sha256,
-    }
-    table = events_to_table(events)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    store: Store,
+    writer: str,
+    chunks: Iterable[Sequence[Event]],
+    prev_digest: str,
+    prev_file_sha256: str,
+) -> tuple[bytes, SegmentInfo] | None:
+    """The Parquet bytes and info of a segment of the events in ``chunks`` (stamped, contiguous
+    seqs), None if there are none. One row group per chunk, so only one chunk's events are in
+    memory at a time; the digest and the seq range go into the footer once all are written."""
+    h = chain_hash(prev_digest, prev_file_sha256)
+    first_seq = last_seq = None
+    count = 0
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, **_WRITE_OPTIONS)
+    with pq.ParquetWriter(sink, SEGMENT_SCHEMA, **_WRITE_OPTIONS) as parquet:
+        for chunk in chunks:
+            if not chunk:
+                continue
+            h.update(canonical_bytes(chunk))
+            parquet.write_table(events_to_table(chunk), row_group_size=len(chunk))
+            first_seq = chunk[0].seq if first_seq is None else first_seq
+            last_seq = chunk[-1].seq
+            count += len(chunk)
+        if not count:
+            return None
+        digest = h.hexdigest()
+        parquet.add_key_value_metadata(
+            {
+                "writer": writer,
+                "first_seq": str(first_seq),
+                "last_seq": str(last_seq),
+                "schema_version": str(SCHEMA_VERSION),
+                "digest": digest,
+                "prev_digest": prev_digest,
+                "prev_file_sha256": prev_file_sha256,
+            }
+        )
     relpath = segment_relpath(writer, first_seq, last_seq)
-    info = SegmentInfo(
-        relpath, store.url(relpath), writer, first_seq, last_seq, len(events), digest, prev_digest
-    )
+    info = SegmentInfo(relpath, store.url(relpath), writer, first_seq, last_seq, count, digest, prev_digest)
     return sink.getvalue().to_pybytes(), info
 
 
@@ -133,8 +161,13 @@ def read_metadata(store: Store, relpath: str) -> tuple[dict[str, str], int]:
     """A segment's key-value metadata and row count, from its footer only."""
     with store.open(relpath) as f:
         meta = pq.ParquetFile(f).metadata
-    kv = {k.decode(): v.decode() for k, v in (meta.metadata or {}).items()}
-    return kv, meta.num_rows
+    return footer_metadata(meta), meta.num_rows
+
+
+def footer_metadata(meta: pq.FileMetaData) -> dict[str, str]:
+    """The key-value metadata of a Parquet footer (written at close, so pyarrow does not put it
+    in a read table's schema), without pyarrow's own serialized schema."""
+    return {k.decode(): v.decode() for k, v in (meta.metadata or {}).items() if k != b"ARROW:schema"}
 
 
 def segment_info(store: Store, relpath: str) -> SegmentInfo:
@@ -157,8 +190,9 @@ def read_table(store: Store, relpath: str, columns: list[str] | None = None) -> 
         return pq.read_table(f, columns=columns, page_checksum_verification=True)
 
 
-def table_from_bytes(data: bytes) -> pa.Table:
-    return pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
+def parquet_from_bytes(data: bytes) -> pq.ParquetFile:
+    """A segment's bytes, opened to read row group by row group; page checksums are verified."""
+    return pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=True)
 
 
 def file_sha256(data: bytes) -> str:

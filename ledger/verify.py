@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from ledger import segments as seg
-from ledger.schema import table_to_events
+from ledger.schema import canonical_bytes, table_to_events
 from ledger.store import Store, open_store
 
 __all__ = ["Problem", "VerifyReport", "WriterSummary", "verify"]
@@ -105,9 +105,8 @@ def _check_contents(store: Store, relpath: str, writer: str, summary: WriterSumm
     _, name_first, name_last = seg.parse_relpath(relpath)
     try:
         data = store.read_bytes(relpath)
-        table = seg.table_from_bytes(data)
-        events = table_to_events(table)
-        meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+        parquet = seg.parquet_from_bytes(data)
+        meta = seg.footer_metadata(parquet.metadata)
     except Exception as exc:
         return f"unreadable: {type(exc).__name__}: {exc}"
     missing = [k for k in seg.METADATA_KEYS if k not in meta]
@@ -124,10 +123,22 @@ def _check_contents(store: Store, relpath: str, writer: str, summary: WriterSumm
         return f"seq gap: expected first_seq {expected_first}, found {name_first} ({what} segment before it)"
     if meta["prev_digest"] != summary.head_digest:
         return "chain broken: prev_digest is not the digest of the previous segment"
-    seqs = [e.seq for e in events]
-    if seqs != list(range(name_first, name_last + 1)) or any(e.writer != writer for e in events):
+    # Row group by row group: a segment's events are never all in memory at once.
+    h = seg.chain_hash(meta["prev_digest"], meta["prev_file_sha256"])
+    next_seq = name_first
+    for group in range(parquet.num_row_groups):
+        try:
+            events = table_to_events(parquet.read_row_group(group))
+        except Exception as exc:
+            return f"unreadable: {type(exc).__name__}: {exc}"
+        seqs = [e.seq for e in events]
+        if seqs != list(range(next_seq, next_seq + len(events))) or any(e.writer != writer for e in events):
+            return "events do not match the seq range or writer the segment claims"
+        next_seq += len(events)
+        h.update(canonical_bytes(events))
+    if next_seq != name_last + 1:
         return "events do not match the seq range or writer the segment claims"
-    digest = seg.chain_digest(meta["prev_digest"], meta["prev_file_sha256"], events)
+    digest = h.hexdigest()
     if digest != meta["digest"]:
         return "digest mismatch: the events were changed"
     if meta["prev_file_sha256"] != summary.head_file_sha256:
@@ -135,7 +146,7 @@ def _check_contents(store: Store, relpath: str, writer: str, summary: WriterSumm
     if summary.segments == 0:
         summary.first_seq = name_first
     summary.segments += 1
-    summary.events += len(events)
+    summary.events += next_seq - name_first
     summary.last_seq = name_last
     summary.head_digest = digest
     summary.head_file_sha256 = seg.file_sha256(data)

@@ -13,10 +13,12 @@ appended to; older ones are sealed (fsynced) and wait to become a segment.
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import zlib
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import msgspec
@@ -24,7 +26,16 @@ import msgspec
 from ledger.events import SCHEMA_VERSION, AnyEvent, Event
 from ledger.store import fsync_dir
 
-__all__ = ["WalCorrupt", "WalFile", "WalScan", "encode_frame", "read_wal_dir", "scan_file", "wal_files"]
+__all__ = [
+    "WalCorrupt",
+    "WalFile",
+    "WalScan",
+    "encode_frame",
+    "iter_frames",
+    "read_wal_dir",
+    "scan_file",
+    "wal_files",
+]
 
 MAGIC = b"TLWAL"
 FORMAT_VERSION = 1
@@ -63,26 +74,51 @@ def scan_file(path: str) -> WalScan:
     with open(path, "rb") as f:
         data = f.read()
     scan = WalScan(path, size=len(data))
+    for events, end in _frames(data, path):
+        scan.events.extend(events)
+        scan.valid_bytes = end
+    scan.header_ok = scan.valid_bytes > 0
+    return scan
+
+
+def iter_frames(path: str) -> Iterator[list[Event]]:
+    """The events of each intact frame of a WAL file in turn: memory for one frame at a time,
+    not the file's events all at once (a sealed file holds up to ``roll_bytes`` of them)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size < HEADER.size:
+            return
+        with (
+            mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data,
+            closing(_frames(data, path)) as frames,
+        ):
+            for events, _end in frames:
+                yield events
+
+
+def _frames(data, path: str) -> Iterator[tuple[list[Event], int]]:
+    """(events, end offset) of each intact frame after a valid header; nothing if the header is bad."""
     if len(data) < HEADER.size:
-        return scan
+        return
     magic, version, _schema_version = HEADER.unpack_from(data)
     if magic != MAGIC or version != FORMAT_VERSION:
-        return scan
-    scan.header_ok = True
+        return
     offset = HEADER.size
+    yield [], offset
     view = memoryview(data)
-    while offset + FRAME.size <= len(data):
-        length, crc = FRAME.unpack_from(data, offset)
-        start, end = offset + FRAME.size, offset + FRAME.size + length
-        if end > len(data) or zlib.crc32(view[start:end]) != crc:
-            break
-        try:
-            scan.events.extend(_DECODER.decode(view[start:end]))
-        except msgspec.DecodeError as exc:
-            raise WalCorrupt(f"{path} at byte {offset}: checksum matches but {exc}") from exc
-        offset = end
-    scan.valid_bytes = offset
-    return scan
+    try:
+        while offset + FRAME.size <= len(data):
+            length, crc = FRAME.unpack_from(data, offset)
+            start, end = offset + FRAME.size, offset + FRAME.size + length
+            if end > len(data) or zlib.crc32(view[start:end]) != crc:
+                return
+            try:
+                events = _DECODER.decode(view[start:end])
+            except msgspec.DecodeError as exc:
+                raise WalCorrupt(f"{path} at byte {offset}: checksum matches but {exc}") from exc
+            yield events, end
+            offset = end
+    finally:
+        view.release()
 
 
 def wal_files(wal_dir: str) -> list[str]:

@@ -8,9 +8,11 @@ import uuid
 
 import duckdb
 import msgspec
+import pyarrow.parquet as pq
 import pytest
 
 from ledger import Ledger, open_store, verify
+from ledger import ledger as ledger_module
 from ledger.events import BatchLogged, Metric, Param, RunCreated, RunUpdated, new_event_id
 
 
@@ -142,6 +144,29 @@ def test_rolls_by_size_not_per_request(store_spec, tmp_path):
         infos = ledger.segments()
     assert 2 <= len(infos) <= 20, f"{len(infos)} segments for 300 appends"
     assert sum(s.count for s in infos) == 300
+    assert verify(*store_spec).ok
+
+
+def test_a_big_wal_file_rolls_into_one_segment_of_several_row_groups(store_spec, tmp_path, monkeypatch):
+    """The roller holds one chunk of events in memory at a time, not the whole WAL file."""
+    monkeypatch.setattr(ledger_module, "ROLL_CHUNK_ITEMS", 100)
+    appended = []
+    with make_ledger(store_spec, tmp_path / "state") as ledger:
+        for n in range(50):
+            appended += ledger.append(
+                [
+                    BatchLogged(
+                        id=new_event_id(),
+                        run_id="r1",
+                        metrics=[Metric("m", 1.0, 1, n * 10 + i) for i in range(9)],
+                    )
+                ]
+            )
+        info = ledger.roll()
+        assert (info.first_seq, info.last_seq, info.count) == (1, 50, 50)
+        with ledger.store.open(info.path) as f:
+            assert pq.ParquetFile(f).num_row_groups == 5  # 10 events of 1 + 9 items each
+        assert list(map(msgspec.msgpack.encode, ledger.read())) == list(map(msgspec.msgpack.encode, appended))
     assert verify(*store_spec).ok
 
 

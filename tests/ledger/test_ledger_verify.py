@@ -9,9 +9,11 @@ import shutil
 import subprocess
 import sys
 
+import pyarrow.parquet as pq
 import pytest
 
 from ledger import Ledger, verify
+from ledger import ledger as ledger_module
 from ledger.events import BatchLogged, ExperimentCreated, Metric, RunCreated, new_event_id
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,8 +26,16 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.fixture(params=["one row group per segment", "one row group per event"])
+def chunk_items(request, monkeypatch):
+    """How many items the roller puts in one row group: the default, or 1 (several per segment)."""
+    if request.param == "one row group per event":
+        monkeypatch.setattr(ledger_module, "ROLL_CHUNK_ITEMS", 1)
+    return ledger_module.ROLL_CHUNK_ITEMS
+
+
 @pytest.fixture
-def store(tmp_path):
+def store(tmp_path, chunk_items):
     """A local store with four segments of one writer: seqs 1-3, 4-6, 7-9, 10-12."""
     store = tmp_path / "store"
     with Ledger(str(store), str(tmp_path / "state")) as ledger:
@@ -74,7 +84,9 @@ def segment_files(store) -> list:
     return sorted(store.rglob("*.parquet"))
 
 
-def test_intact_store_verifies(store):
+def test_intact_store_verifies(store, chunk_items):
+    row_groups = [pq.ParquetFile(f).num_row_groups for f in segment_files(store)]
+    assert row_groups == ([3, 3, 3, 3] if chunk_items == 1 else [1, 1, 1, 1])
     report = verify(str(store))
     assert report.ok, report.summary()
     assert [(w.segments, w.events, w.first_seq, w.last_seq) for w in report.writers] == [(4, 12, 1, 12)]
