@@ -35,6 +35,9 @@ from ledger.events import (
 log = logging.getLogger("trackledger.writes")
 _IDEMPOTENCY_NS = uuid.UUID("6f1c1a52-5d0e-4a55-9d0c-7a6b8f2f4c11")
 RUN_NAME_TAG = "mlflow.runName"
+# Writes are answered late (after the sync) while the projection is this many events and metric
+# points behind: back-pressure on clients instead of an unbounded queue in memory.
+MAX_PROJECTION_BACKLOG = 300_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,8 @@ class WriteService:
         stamped, wait_for = self._stage(origin, build)
         if stamped:
             self._wait_durable(wait_for)
+            if self.projection.backlog > MAX_PROJECTION_BACKLOG:
+                self.projection.wait_backlog(MAX_PROJECTION_BACKLOG)
         return stamped
 
     async def commit_on_loop(self, origin: Origin, build: Callable[..., list[Event]]) -> list[Event]:
@@ -99,6 +104,8 @@ class WriteService:
         stamped, wait_for = self._stage(origin, build)
         if stamped and wait_for > self.ledger.durable_seq:
             await self._loop_sync.wait(wait_for)
+        if stamped and self.projection.backlog > MAX_PROJECTION_BACKLOG:
+            await blocking(self.projection.wait_backlog, MAX_PROJECTION_BACKLOG)
         return stamped
 
     def validates_in_memory(self, origin: Origin, run_id: str, with_params: bool) -> bool:

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # cuts the wait short. Bounded so a reader never waits behind a huge transaction.
 APPLY_DELAY_S = 0.5
 MAX_BATCH_EVENTS = 5_000
-MAX_BATCH_POINTS = 200_000
+MAX_BATCH_POINTS = 100_000
 _STOP = object()
 _FLUSH = object()  # put by ``flush``: apply what is queued now
 
@@ -46,6 +46,7 @@ class Projection:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._progress = threading.Condition()
         self._submitted = self._applied = 0
+        self._backlog = 0  # items (events and their metric points) submitted, not yet applied
         self._error: BaseException | None = None
         catch_up(self._db, ledger.store, ledger.tail_table)
         self._writer = threading.Thread(target=self._write_loop, name="projection-writer", daemon=True)
@@ -57,9 +58,24 @@ class Projection:
         """Queue stamped events (in seq order); the writer applies them once they are durable."""
         if not events:
             return
+        items = len(events) + sum(len(e.metrics) for e in events if isinstance(e, BatchLogged))
         with self._progress:  # queued under the lock: a flush's marker lands after every batch it counts
             self._submitted += 1
-            self._queue.put(events)
+            self._backlog += items
+            self._queue.put((events, items))
+
+    @property
+    def backlog(self) -> int:
+        """Events and metric points submitted but not applied yet."""
+        return self._backlog
+
+    def wait_backlog(self, at_most: int) -> None:
+        """Block until the backlog is down to ``at_most`` items: writers call this to slow down
+        when logging outruns the projection, so its queue (in memory) stays bounded."""
+        with self._progress:
+            if self._backlog > at_most:
+                self._queue.put(_FLUSH)
+            self._progress.wait_for(lambda: self._backlog <= at_most or self._error is not None)
 
     def flush(self) -> None:
         """Block until everything submitted so far is applied (read-your-writes)."""
@@ -74,7 +90,7 @@ class Projection:
     def _write_loop(self) -> None:
         stopping = False
         while not stopping:
-            batches, stopping = self._gather()
+            batches, items, stopping = self._gather()
             if batches and self._error is None:
                 try:
                     self._apply([event for batch in batches for event in batch])
@@ -83,37 +99,39 @@ class Projection:
                     self._error = exc
             with self._progress:
                 self._applied += len(batches)
+                self._backlog -= items
                 self._progress.notify_all()
 
-    def _gather(self) -> tuple[list[list[Event]], bool]:
-        """The next batches to apply together, and whether the projection is stopping.
+    def _gather(self) -> tuple[list[list[Event]], int, bool]:
+        """The next batches to apply together, their items, and whether the projection is stopping.
 
         Waits for a first batch, then keeps gathering until a reader flushes, ``close`` is
         called, the batch is full or APPLY_DELAY_S has passed since the first batch arrived.
         """
         batches: list[list[Event]] = []
-        events = points = 0
+        events = items = 0
         deadline = None
-        while events < MAX_BATCH_EVENTS and points < MAX_BATCH_POINTS:
+        while events < MAX_BATCH_EVENTS and items - events < MAX_BATCH_POINTS:
             if deadline is None:
-                item = self._queue.get()
+                entry = self._queue.get()
             else:
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    entry = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-            if item is _STOP:
-                return batches, True
-            if item is _FLUSH:
+            if entry is _STOP:
+                return batches, items, True
+            if entry is _FLUSH:
                 if batches:
                     break
                 continue
-            batches.append(item)
-            events += len(item)
-            points += sum(len(e.metrics) for e in item if isinstance(e, BatchLogged))
+            batch, batch_items = entry
+            batches.append(batch)
+            events += len(batch)
+            items += batch_items
             if deadline is None:
                 deadline = time.monotonic() + APPLY_DELAY_S
-        return batches, False
+        return batches, items, False
 
     def _apply(self, events: list[Event]) -> None:
         own = [e.seq for e in events if e.writer == self.ledger.writer]

@@ -7,11 +7,13 @@ import asyncio
 
 import pytest
 
+from api import tracking
 from api.errors import MlflowError
 from api.tracking import Origin, WriteService
 from ledger import Ledger
 from ledger import events as E
 from projections import Projection
+from projections import projection as projection_module
 
 
 @pytest.fixture
@@ -101,3 +103,16 @@ def test_a_run_loaded_at_start_up_is_validated_from_the_projection(service):
     rows = writes.projection.read("SELECT actor FROM events WHERE type = 'batch_logged' ORDER BY seq")
     assert rows == [("alice",), ("alice",)]
     assert writes.validates_in_memory(Origin(), "r1", with_params=True)
+
+
+def test_a_write_is_answered_only_once_the_projection_backlog_is_bounded(service, monkeypatch):
+    monkeypatch.setattr(projection_module, "APPLY_DELAY_S", 60.0)  # only back-pressure can apply it
+    monkeypatch.setattr(tracking, "MAX_PROJECTION_BACKLOG", 5)
+    create_run(service)
+    service.projection.flush()
+    metrics = [E.Metric("m", 1.0, 1, i) for i in range(10)]
+    asyncio.run(service.log_batch(Origin(), "r1", metrics=metrics))
+    assert service.projection.backlog <= 5
+    service.commit(Origin(), lambda envelope: [E.RunTagDeleted(**envelope(0, run_id="r1"), key="x")])
+    assert service.projection.backlog <= 5
+    assert service.projection.read("SELECT count(*) FROM metrics") == [(10,)]

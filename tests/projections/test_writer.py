@@ -88,9 +88,11 @@ def test_close_applies_what_is_gathered_without_waiting(ledger, tmp_path, monkey
 def test_every_flush_sees_the_batches_submitted_before_it(ledger, projection, monkeypatch, flushes):
     monkeypatch.setattr(projection_module, "APPLY_DELAY_S", LONG)
     seen: list[int] = []
+    in_seq_order = threading.Lock()  # submit's contract, kept by the write service's lock
 
     def submit_then_read(n: int) -> None:
-        projection.submit(ledger.append([experiment(n)]))
+        with in_seq_order:
+            projection.submit(ledger.append([experiment(n)]))
         projection.flush()
         seen.extend(
             row[0] for row in projection.read("SELECT count(*) FROM experiments WHERE name = ?", [f"e{n}"])
@@ -105,3 +107,19 @@ def test_every_flush_sees_the_batches_submitted_before_it(ledger, projection, mo
 
     in_thread(all_threads)
     assert seen == [1] * flushes
+
+
+def test_backlog_counts_events_and_points_until_applied(ledger, projection, monkeypatch):
+    monkeypatch.setattr(projection_module, "APPLY_DELAY_S", LONG)
+    projection.submit(ledger.append([experiment(1)]))
+    run = make(
+        E.RunCreated, experiment_id="1", run_id="r", name="r", user_id="u", start_time=1, artifact_uri="u"
+    )
+    metrics = [E.Metric("m", 1.0, 1, i) for i in range(10)]
+    projection.submit(
+        ledger.append([run, make(E.BatchLogged, experiment_id="1", run_id="r", metrics=metrics)])
+    )
+    assert projection.backlog == 1 + 2 + 10
+    in_thread(lambda: projection.wait_backlog(0))
+    assert projection.backlog == 0
+    assert projection.read("SELECT count(*) FROM metrics") == [(10,)]
