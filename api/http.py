@@ -14,7 +14,6 @@ from starlette.responses import Response
 from api.errors import MlflowError
 from api.protocol import decode
 from api.tracking import Origin
-from api.validation import MAX_DOUBLE
 
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
@@ -57,16 +56,16 @@ def _basic_auth_user(value: str | None) -> str | None:
 
 
 def _json_float(value):
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return MAX_DOUBLE if value > 0 else -MAX_DOUBLE
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     return value
 
 
 def fix_metric_values(metrics: list[dict] | None) -> None:
-    """MLflow returns NaN as the string "NaN" and clamps infinities; JSON has neither."""
+    """JSON has no NaN or infinities: MLflow returns NaN as the string "NaN", and the same
+    protobuf JSON mapping its client parses writes infinities as "Infinity" and "-Infinity"
+    (infinities logged through the MLflow routes are already clamped to +-MAX_DOUBLE, as MLflow
+    does; only native events can hold one)."""
     for metric in metrics or ():
         metric["value"] = _json_float(metric.get("value"))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 from starlette.requests import Request
 
 from api import protocol as p
@@ -295,7 +296,7 @@ async def search(ctx, request: Request):
     runs, token = await blocking(
         _read,
         ctx,
-        ctx.projection.search_runs,
+        ctx.projection.search_runs_json,
         experiment_ids,
         filter=req.filter or "",
         run_view_type=req.run_view_type,
@@ -304,10 +305,8 @@ async def search(ctx, request: Request):
         page_token=req.page_token,
     )
     out: dict = {}
-    if runs:
-        for run in runs:
-            fix_run(run)
-        out["runs"] = runs
+    if runs != b"[]":
+        out["runs"] = msgspec.Raw(runs)  # JSON text from the projection goes out as it is
     if token:
         out["next_page_token"] = token
     return json_response(out)

@@ -142,24 +142,9 @@ RUNS = [
     _s(
         "run_created",
         """INSERT INTO runs
-       SELECT run_id, experiment_id, name, user_id, status, start_time, NULL, artifact_uri, 'active', actor
+       SELECT run_id, experiment_id, name, user_id, status, start_time, NULL, artifact_uri, 'active', actor,
+              NULL
        FROM ev WHERE type = 'run_created' ON CONFLICT DO NOTHING""",
-    ),
-    _s(
-        "run_updated run_deleted run_restored",
-        f"""UPDATE runs r SET
-          status = coalesce(u.status, r.status),
-          end_time = coalesce(u.end_time, r.end_time),
-          lifecycle_stage = coalesce(u.stage, r.lifecycle_stage)
-       FROM (SELECT run_id,
-               arg_max(status, {EVENT_ORDER}) FILTER (WHERE type = 'run_updated' AND status IS NOT NULL)
-                 AS status,
-               arg_max(end_time, {EVENT_ORDER}) FILTER (WHERE type = 'run_updated' AND end_time IS NOT NULL)
-                 AS end_time,
-               arg_max(CASE type WHEN 'run_deleted' THEN 'deleted' ELSE 'active' END, {EVENT_ORDER})
-                 FILTER (WHERE type IN ('run_deleted', 'run_restored')) AS stage
-             FROM ev WHERE type IN ('run_updated', 'run_deleted', 'run_restored') GROUP BY run_id) u
-       WHERE r.run_id = u.run_id""",
     ),
     *_last_write_wins(
         "run_tags",
@@ -167,14 +152,6 @@ RUNS = [
         _RUN_TAG_OPS,
         "run_created run_updated batch_logged run_tag_deleted",
         "run_tag_deleted",
-    ),
-    # The name follows the last mlflow.runName set; deleting that tag leaves the name alone.
-    _s(
-        "run_created run_updated batch_logged",
-        f"""UPDATE runs r SET run_name = u.name
-        FROM (SELECT run_id, arg_max(value, o) AS name FROM ({_RUN_TAG_OPS})
-              WHERE key = 'mlflow.runName' AND NOT deleted GROUP BY run_id) u
-        WHERE r.run_id = u.run_id""",
     ),
     _s(
         "batch_logged",
@@ -251,6 +228,116 @@ INPUTS = [
         )
         for table, event_type in (("model_inputs", "inputs_logged"), ("model_outputs", "outputs_logged"))
     ],
+]
+
+
+def _json_list(item: str, order: str) -> str:
+    return f"to_json(list({item} ORDER BY {order}))"
+
+
+# JSON has no NaN or infinities: they are written as the strings "NaN", "Infinity" and "-Infinity",
+# as protobuf's JSON mapping (which the mlflow client parses) does.
+_METRIC_VALUE_JSON = """(CASE WHEN isnan(value) THEN '"NaN"'
+  WHEN isinf(value) THEN CASE WHEN value > 0 THEN '"Infinity"' ELSE '"-Infinity"' END
+  ELSE to_json(value) END)::JSON"""
+
+# A dataset input as MLflow returns it: fields that are null are left out, and so are empty tags.
+_DATASET_INPUT_JSON = """'{' || concat_ws(',', CASE WHEN len(tags) > 0 THEN '"tags":' || to_json(tags) END,
+  '"dataset":{' || concat_ws(',', '"name":' || to_json(name), '"digest":' || to_json(digest),
+    '"source_type":' || to_json(source_type), '"source":' || to_json(source), '"schema":' || to_json(schema),
+    '"profile":' || to_json(profile)) || '}') || '}'"""
+
+
+def run_details(runs: str) -> str:
+    """A SELECT of (run_id, details) for the runs ``runs`` (a SELECT of run_id): each run's data,
+    inputs and outputs as MLflow returns them, the members of a JSON object without its braces,
+    from the run's rows in the child tables."""
+    key_value = "{'key': key, 'value': value}"
+    metric = f"{{'key': key, 'value': {_METRIC_VALUE_JSON}, 'timestamp': timestamp, 'step': step}}"
+    children = {
+        "m": ("latest_metrics", _json_list(metric, "key")),
+        "p": ("params", _json_list(key_value, "key")),
+        "t": ("run_tags", _json_list(key_value, "key")),
+        "di": (
+            "dataset_inputs",
+            f"'[' || string_agg({_DATASET_INPUT_JSON}, ',' ORDER BY seq, name, digest, context) || ']'",
+        ),
+        "mi": ("model_inputs", _json_list("{'model_id': model_id}", "seq, model_id, step")),
+        "mo": ("model_outputs", _json_list("{'model_id': model_id, 'step': step}", "seq, model_id, step")),
+    }
+    joins = "".join(
+        f"\n  LEFT JOIN (SELECT run_id, {json} AS j FROM {table} WHERE run_id IN (SELECT run_id FROM touched)"
+        f" GROUP BY run_id) {alias} USING (run_id)"
+        for alias, (table, json) in children.items()
+    )
+    return f"""WITH touched AS MATERIALIZED ({runs})
+  SELECT run_id, '"data":{{' || concat_ws(',', '"metrics":' || m.j, '"params":' || p.j, '"tags":' || t.j)
+    || '}},"inputs":{{' || concat_ws(',', '"dataset_inputs":' || di.j, '"model_inputs":' || mi.j)
+    || '}},"outputs":{{' || concat_ws(',', '"model_outputs":' || mo.j) || '}}' AS details
+  FROM (SELECT DISTINCT run_id FROM touched) k{joins}"""
+
+
+# MLflow's run info: (field, runs column); null ones are left out.
+_RUN_INFO = (
+    ("run_uuid", "run_id"),
+    ("experiment_id", "experiment_id"),
+    ("run_name", "run_name"),
+    ("user_id", "user_id"),
+    ("status", "status"),
+    ("start_time", "start_time"),
+    ("end_time", "end_time"),
+    ("artifact_uri", "artifact_uri"),
+    ("lifecycle_stage", "lifecycle_stage"),
+    ("run_id", "run_id"),
+)
+
+
+def run_json(values: dict[str, str], details: str) -> str:
+    """SQL for a run's JSON object as MLflow returns it: its info from ``values`` (runs column ->
+    SQL expression; ``r.<column>`` for the others) and ``details`` (what ``run_details`` gives)."""
+    info = ", ".join(
+        f"""'"{field}":' || to_json({values.get(column, "r." + column)})""" for field, column in _RUN_INFO
+    )
+    return f"""'{{"info":{{' || concat_ws(',', {info}) || '}},' || {details} || '}}'"""
+
+
+# Every event type that can change a run's row or its JSON.
+_RUN_TYPES = """run_created run_updated run_deleted run_restored batch_logged run_tag_deleted inputs_logged
+  outputs_logged"""
+_TOUCHED_RUNS = "SELECT run_id FROM ev WHERE type IN ({})".format(
+    ", ".join(f"'{t}'" for t in _RUN_TYPES.split())
+)
+# A touched run's new values: status, end time and lifecycle from the run events, the name from the
+# last mlflow.runName set (deleting that tag leaves the name alone).
+_NEW_RUN_VALUES = {
+    "status": "coalesce(u.status, r.status)",
+    "end_time": "coalesce(u.end_time, r.end_time)",
+    "lifecycle_stage": "coalesce(u.stage, r.lifecycle_stage)",
+    "run_name": "coalesce(n.name, r.run_name)",
+}
+
+# Every change to existing run rows in one statement (each statement costs a few ms however small
+# the batch), after the child tables are written, and the run's JSON from its new values.
+RUN_UPDATE = [
+    _s(
+        _RUN_TYPES,
+        f"""UPDATE runs r SET
+          {", ".join(f"{column} = {value}" for column, value in _NEW_RUN_VALUES.items())},
+          run_json = {run_json(_NEW_RUN_VALUES, "d.details")}
+       FROM ({run_details(_TOUCHED_RUNS)}) d
+       LEFT JOIN (SELECT run_id,
+               arg_max(status, {EVENT_ORDER}) FILTER (WHERE type = 'run_updated' AND status IS NOT NULL)
+                 AS status,
+               arg_max(end_time, {EVENT_ORDER}) FILTER (WHERE type = 'run_updated' AND end_time IS NOT NULL)
+                 AS end_time,
+               arg_max(CASE type WHEN 'run_deleted' THEN 'deleted' ELSE 'active' END, {EVENT_ORDER})
+                 FILTER (WHERE type IN ('run_deleted', 'run_restored')) AS stage
+             FROM ev WHERE type IN ('run_updated', 'run_deleted', 'run_restored') GROUP BY run_id) u
+         USING (run_id)
+       LEFT JOIN (SELECT run_id, arg_max(value, o) AS name FROM ({_RUN_TAG_OPS})
+              WHERE key = 'mlflow.runName' AND NOT deleted GROUP BY run_id) n USING (run_id)
+       WHERE r.run_id = d.run_id""",
+    )
 ]
 
 LOGGED_MODELS = [
@@ -392,7 +479,7 @@ AUDIT = [
     ),
 ]
 
-STATEMENTS = [*EXPERIMENTS, *RUNS, *METRICS, *INPUTS, *LOGGED_MODELS, *REGISTRY, *AUDIT]
+STATEMENTS = [*EXPERIMENTS, *RUNS, *METRICS, *INPUTS, *RUN_UPDATE, *LOGGED_MODELS, *REGISTRY, *AUDIT]
 
 
 def apply_source(

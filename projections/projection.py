@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import queue
@@ -17,7 +18,8 @@ from ledger import Ledger
 from ledger.events import BatchLogged, Event
 from ledger.schema import events_to_table
 from projections import entities, runs, sandbox
-from projections.schema import create_tables, drop_tables
+from projections.apply import STATEMENTS
+from projections.schema import TABLES, open_tables, reset_tables
 from projections.sources import Progress, apply_table, catch_up
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 APPLY_DELAY_S = 0.5
 MAX_BATCH_EVENTS = 5_000
 MAX_BATCH_POINTS = 100_000
+
+# What the tables mean: their columns and the statements deriving them. A projection file made by
+# code with another digest is derived again from the ledger when opened, never read as it is.
+DERIVATION_DIGEST = hashlib.sha256(repr((TABLES, [s.sql for s in STATEMENTS])).encode()).hexdigest()
 _STOP = object()
 _FLUSH = object()  # put by ``flush``: apply what is queued now
 
@@ -42,7 +48,8 @@ class Projection:
     def __init__(self, ledger: Ledger, path: str | os.PathLike = ":memory:"):
         self.ledger = ledger
         self._db = duckdb.connect(str(path))
-        create_tables(self._db)
+        if open_tables(self._db, DERIVATION_DIGEST):
+            log.warning("the projection %s was derived by another version: deriving it again", path)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._progress = threading.Condition()
         self._submitted = self._applied = 0
@@ -142,8 +149,7 @@ class Projection:
     def rebuild(self, progress: Progress | None = None) -> None:
         """Drop every table and derive it again from the segments and the WAL tail."""
         self.flush()
-        drop_tables(self._db)
-        create_tables(self._db)
+        reset_tables(self._db, DERIVATION_DIGEST)
         catch_up(self._db, self.ledger.store, self.ledger.tail_table, progress=progress)
 
     def close(self) -> None:
@@ -207,7 +213,12 @@ class Projection:
             found = runs.runs_by_id(con, [run_id])
         return found[0] if found else None
 
-    def search_runs(
+    def search_runs(self, *args, **kwargs) -> tuple[list[dict], str | None]:
+        """``search_runs_json`` with the runs as dicts."""
+        text, token = self.search_runs_json(*args, **kwargs)
+        return runs.decode_runs(text), token
+
+    def search_runs_json(
         self,
         experiment_ids,
         filter="",
@@ -215,9 +226,10 @@ class Projection:
         max_results=1000,
         order_by=(),
         page_token=None,
-    ) -> tuple[list[dict], str | None]:
+    ) -> tuple[bytes, str | None]:
+        """A page of runs as one JSON array of MLflow run objects, and the next page's token."""
         with self._reading() as con:
-            return runs.search_runs(
+            return runs.search_runs_json(
                 con, experiment_ids, filter, run_view_type, max_results, order_by, page_token
             )
 
@@ -300,8 +312,7 @@ def rebuild_file(ledger: Ledger, path: str | os.PathLike, progress: Progress | N
     """Offline rebuild of a projection file (its server stopped): drop, create, re-derive."""
     con = duckdb.connect(str(path))
     try:
-        drop_tables(con)
-        create_tables(con)
+        reset_tables(con, DERIVATION_DIGEST)
         events = catch_up(con, ledger.store, ledger.tail_table, progress=progress)
         (points,) = con.execute("SELECT count(*) FROM metrics").fetchall()[0]
         con.execute("CHECKPOINT")

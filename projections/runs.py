@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import duckdb
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -37,114 +38,39 @@ RUN_CHILDREN = {
 }
 DATASET_FIELDS = ("name", "digest", "context")
 
-VIEW_TYPES = {
-    "ACTIVE_ONLY": "r.lifecycle_stage = 'active' AND e.lifecycle_stage = 'active'",
-    "DELETED_ONLY": "(r.lifecycle_stage = 'deleted' OR e.lifecycle_stage = 'deleted')",
-    "ALL": "true",
-}
+VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 
-# A page of runs is read as flat rows of every child table in one query restricted to the page's
-# runs, fetched as Arrow and assembled in Python: several times cheaper than aggregating lists per
-# run in SQL, and than fetching Python tuples (DuckDB's fetchall costs ~2 us a row).
-RUN_ROWS = """SELECT run_id, experiment_id, run_name, user_id, status, start_time, end_time, artifact_uri,
-                     lifecycle_stage FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))"""
-_DATASET = """STRUCT(name VARCHAR, digest VARCHAR, source_type VARCHAR, source VARCHAR, schema VARCHAR,
-                     profile VARCHAR)"""
-# kind: 0 metric, 1 param, 2 tag, 3 dataset, 4 model input, 5 model output
-CHILD_ROWS = f"""
-WITH page AS MATERIALIZED (SELECT unnest(?::VARCHAR[]) AS run_id)
-SELECT * FROM (
-  SELECT 0 AS kind, run_id, key, NULL::VARCHAR AS text, value AS number, timestamp, step, NULL::BIGINT AS seq,
-         NULL::{_DATASET} AS dataset, NULL::STRUCT(key VARCHAR, value VARCHAR)[] AS tags
-  FROM latest_metrics SEMI JOIN page USING (run_id)
-  UNION ALL SELECT 1, run_id, key, value, NULL, NULL, NULL, NULL, NULL, NULL
-  FROM params SEMI JOIN page USING (run_id)
-  UNION ALL SELECT 2, run_id, key, value, NULL, NULL, NULL, NULL, NULL, NULL
-  FROM run_tags SEMI JOIN page USING (run_id)
-  UNION ALL SELECT 3, run_id, name, NULL, NULL, NULL, NULL, seq,
-         {{'name': name, 'digest': digest, 'source_type': source_type, 'source': source, 'schema': schema,
-          'profile': profile}}, tags
-  FROM dataset_inputs SEMI JOIN page USING (run_id)
-  UNION ALL SELECT 4, run_id, model_id, NULL, NULL, NULL, NULL, seq, NULL, NULL
-  FROM model_inputs SEMI JOIN page USING (run_id)
-  UNION ALL SELECT 5, run_id, model_id, NULL, NULL, NULL, step, seq, NULL, NULL
-  FROM model_outputs SEMI JOIN page USING (run_id))
-ORDER BY kind, seq, key"""
+# A page of runs is one narrow query: each run's JSON object is kept current by apply in
+# ``runs.run_json``, and the page's array is put together in DuckDB, which costs a third of
+# fetching the texts into Python to join them. Reading the child tables here instead scanned each
+# of them for every page, and building dicts in Python, then JSON from them, cost as much again.
+RUNS_JSON = """SELECT coalesce('[' || string_agg(run_json, ',' ORDER BY page.i) || ']', '[]')
+               FROM (SELECT unnest(?::VARCHAR[]) AS run_id, unnest(range(?)) AS i) page
+               JOIN runs USING (run_id)"""
 
 
-def _without_nulls(d: dict) -> dict:
-    return {k: v for k, v in d.items() if v is not None}
+def runs_json(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> bytes:
+    """One JSON array of MLflow run objects, in the order of ``run_ids`` (unknown ids are skipped).
+
+    Non-finite metric values are the strings "NaN", "Infinity" and "-Infinity".
+    """
+    run_ids = list(run_ids)
+    return con.execute(RUNS_JSON, [run_ids, len(run_ids)]).fetchone()[0].encode()
 
 
-def run_info(row) -> dict:
-    run_id, experiment_id, name, user_id, status, start, end, artifact_uri, stage = row[:9]
-    info = {
-        "run_uuid": run_id,
-        "experiment_id": experiment_id,
-        "run_name": name,
-        "user_id": user_id,
-        "status": status,
-        "start_time": start,
-        "end_time": end,
-        "artifact_uri": artifact_uri,
-        "lifecycle_stage": stage,
-        "run_id": run_id,
-    }
-    return _without_nulls(info)
-
-
-def _child_dicts(con, run_ids: list[str]) -> dict[str, tuple[list, ...]]:
-    """run_id -> (metrics, params, tags, dataset_inputs, model_inputs, model_outputs) lists."""
-    table = con.sql(CHILD_ROWS, params=[run_ids]).to_arrow_table()
-    columns = [
-        table.column(name).to_pylist()
-        for name in ("kind", "run_id", "key", "text", "number", "timestamp", "step")
-    ]
-    out: dict[str, tuple[list, ...]] = {}
-    datasets = tags = None
-    for i, (kind, run_id, key, text, number, timestamp, step) in enumerate(zip(*columns, strict=True)):
-        lists = out.get(run_id)
-        if lists is None:
-            lists = out[run_id] = ([], [], [], [], [], [])
-        if kind == 0:
-            lists[0].append({"key": key, "value": number, "timestamp": timestamp, "step": step})
-        elif kind < 3:
-            lists[kind].append({"key": key, "value": text})
-        elif kind == 3:
-            if datasets is None:
-                datasets, tags = table.column("dataset").to_pylist(), table.column("tags").to_pylist()
-            dataset = {k: v for k, v in datasets[i].items() if v is not None}
-            lists[3].append({"tags": tags[i], "dataset": dataset} if tags[i] else {"dataset": dataset})
-        elif kind == 4:
-            lists[4].append({"model_id": key})
-        else:
-            lists[5].append({"model_id": key, "step": step})
-    return out
-
-
-NO_CHILDREN = ([], [], [], [], [], [])
+def decode_runs(text: bytes) -> list[dict]:
+    """Run dicts from ``runs_json``, with every metric value a float again."""
+    found = msgspec.json.decode(text)
+    for run in found:
+        for metric in run["data"].get("metrics", ()):
+            if isinstance(metric["value"], str):
+                metric["value"] = float(metric["value"])
+    return found
 
 
 def runs_by_id(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[dict]:
     """Full MLflow run dicts, in the order of ``run_ids`` (unknown ids are skipped)."""
-    if not run_ids:
-        return []
-    run_ids = list(run_ids)
-    found = {row[0]: row for row in con.execute(RUN_ROWS, [run_ids]).fetchall()}
-    if not found:
-        return []
-    children = _child_dicts(con, run_ids)
-    out = []
-    for run_id in run_ids:
-        row = found.get(run_id)
-        if row is None:
-            continue
-        metrics, params, tags, datasets, model_inputs, model_outputs = children.get(run_id, NO_CHILDREN)
-        data = {k: v for k, v in (("metrics", metrics), ("params", params), ("tags", tags)) if v}
-        inputs = {k: v for k, v in (("dataset_inputs", datasets), ("model_inputs", model_inputs)) if v}
-        outputs = {"model_outputs": model_outputs} if model_outputs else {}
-        out.append({"info": run_info(row), "data": data, "inputs": inputs, "outputs": outputs})
-    return out
+    return decode_runs(runs_json(con, run_ids))
 
 
 def _clause_sql(clause, params: list) -> str:
@@ -201,7 +127,26 @@ def _order_sql(n: int, order_key, params: list) -> tuple[str, str]:
     return f" LEFT JOIN {table} o{n} ON o{n}.run_id = r.run_id AND o{n}.key = ?", f"o{n}.value"
 
 
-def search_runs(
+EXPERIMENT_STAGES = """SELECT experiment_id, lifecycle_stage FROM experiments
+                       WHERE experiment_id IN (SELECT unnest(?::VARCHAR[]))"""
+
+
+def _view_sql(con, experiment_ids: list[str], run_view_type: str) -> tuple[str, list]:
+    """The condition on ``r`` for the experiments and the view type: runs of a deleted experiment
+    count as deleted. The experiments' stages are read first, so that the search itself joins
+    nothing for them (every hash join costs DuckDB a few ms however small)."""
+    stages = dict(con.execute(EXPERIMENT_STAGES, [experiment_ids]).fetchall())
+    active = [e for e in experiment_ids if stages.get(e) == "active"]
+    if run_view_type == "ACTIVE_ONLY":
+        return "list_contains(?::VARCHAR[], r.experiment_id) AND r.lifecycle_stage = 'active'", [active]
+    known = [e for e in experiment_ids if e in stages]
+    if run_view_type == "DELETED_ONLY":
+        condition = "(r.lifecycle_stage = 'deleted' OR NOT list_contains(?::VARCHAR[], r.experiment_id))"
+        return f"list_contains(?::VARCHAR[], r.experiment_id) AND {condition}", [known, active]
+    return "list_contains(?::VARCHAR[], r.experiment_id)", [known]
+
+
+def search_runs_json(
     con: duckdb.DuckDBPyConnection,
     experiment_ids,
     filter: str = "",
@@ -209,7 +154,8 @@ def search_runs(
     max_results: int = 1000,
     order_by=(),
     page_token: str | None = None,
-) -> tuple[list[dict], str | None]:
+) -> tuple[bytes, str | None]:
+    """A page of runs as ``runs_json`` gives them, and the token of the next page (None if last)."""
     if run_view_type not in VIEW_TYPES:
         raise InvalidQuery(f"Invalid run_view_type {run_view_type!r}; expected one of {list(VIEW_TYPES)}")
     if max_results is None or max_results < 1:
@@ -224,14 +170,19 @@ def search_runs(
         # MLflow puts runs lacking the key last, in either direction.
         order.append(f"{expr} IS NULL, {expr} {'DESC' if key.descending else 'ASC'}, ")
     condition, filter_params = run_filter_sql(filter)
-    where_params: list = [experiment_ids, *filter_params]
-    where = ["r.experiment_id = ANY(?::VARCHAR[])", VIEW_TYPES[run_view_type], condition]
-    sql = f"""SELECT r.run_id FROM runs r JOIN experiments e USING (experiment_id){"".join(joins)}
-              WHERE {" AND ".join(where)}
+    view, view_params = _view_sql(con, experiment_ids, run_view_type)
+    sql = f"""SELECT r.run_id FROM runs r{"".join(joins)}
+              WHERE {view} AND {condition}
               ORDER BY {"".join(order)}r.start_time DESC, r.run_id LIMIT ? OFFSET ?"""
-    rows = con.execute(sql, [*join_params, *where_params, max_results + 1, offset]).fetchall()
+    rows = con.execute(sql, [*join_params, *view_params, *filter_params, max_results + 1, offset]).fetchall()
     token = encode_page_token(offset + max_results) if len(rows) > max_results else None
-    return runs_by_id(con, [row[0] for row in rows[:max_results]]), token
+    return runs_json(con, [row[0] for row in rows[:max_results]]), token
+
+
+def search_runs(con: duckdb.DuckDBPyConnection, *args, **kwargs) -> tuple[list[dict], str | None]:
+    """``search_runs_json`` with the runs as dicts."""
+    text, token = search_runs_json(con, *args, **kwargs)
+    return decode_runs(text), token
 
 
 HISTORY = """SELECT key, value, timestamp, step FROM metrics WHERE run_id = ? AND key = ?

@@ -1,14 +1,17 @@
-"""Raw HTTP against the server: error shapes, bad input changing nothing, aliases, native endpoints."""
+"""Raw HTTP against the server: error shapes, bad input changing nothing, aliases, native endpoints;
+and the JSON form of values JSON cannot hold."""
 
 from __future__ import annotations
 
 import io
+import math
 import socket
 import time
 
 import pyarrow.parquet as pq
 import pytest
 
+from api.http import fix_run
 from tests.api.conftest import ServerProcess
 
 API = "/api/2.0/mlflow"
@@ -268,3 +271,9 @@ def test_one_log_call_is_one_event_and_the_name_follows_the_tag(http):
     run = http.get(f"{API}/runs/get", params={"run_id": run_id}).json()["run"]
     assert run["info"]["run_name"] == "by-update"
     assert {"key": "mlflow.runName", "value": "by-update"} in run["data"]["tags"]
+
+
+def test_non_finite_metric_values_are_strings_in_json():
+    values = [math.nan, math.inf, -math.inf, 1.5]
+    run = {"data": {"metrics": [{"key": str(i), "value": v} for i, v in enumerate(values)]}}
+    assert [m["value"] for m in fix_run(run)["data"]["metrics"]] == ["NaN", "Infinity", "-Infinity", 1.5]

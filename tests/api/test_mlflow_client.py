@@ -72,6 +72,9 @@ def test_metric_history_latest_nan_and_infinity(client, exp_id):
     assert metrics["loss"] == pytest.approx(1 / 3)  # the latest: highest step
     assert math.isnan(metrics["nan"])
     assert metrics["inf"] == 1.7976931348623157e308 and metrics["ninf"] == -1.7976931348623157e308
+    (found,) = [r for r in client.search_runs([exp_id]) if r.info.run_id == run_id]
+    assert math.isnan(found.data.metrics["nan"]) and found.data.metrics["inf"] == metrics["inf"]
+    assert found.data.metrics["loss"] == metrics["loss"]
 
 
 def test_search_grammar_and_paging(client, exp_id):

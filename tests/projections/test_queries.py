@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -135,6 +136,27 @@ def test_latest_metric_and_history(projection, log, runs):
     assert len(page) == 2 and token
     table = projection.metric_history_arrow(["r0", "r2"], ["acc", "m"])
     assert table.num_rows == 5 and table.column_names == ["run_id", "key", "step", "timestamp", "value"]
+
+
+def test_non_finite_latest_metrics_are_floats_in_dicts_and_strings_in_json(projection, log, runs):
+    log(
+        make(
+            E.BatchLogged,
+            run_id="r2",
+            metrics=[
+                E.Metric("nan", math.nan, 5, 0),
+                E.Metric("inf", math.inf, 5, 0),
+                E.Metric("ninf", -math.inf, 5, 0),
+            ],
+        )
+    )
+    latest = {m["key"]: m["value"] for m in projection.run("r2")["data"]["metrics"]}
+    assert math.isnan(latest["nan"]) and latest["inf"] == math.inf and latest["ninf"] == -math.inf
+    text, token = projection.search_runs_json(["1"], filter="attributes.run_name = 'carol'")
+    found = json.loads(text)
+    assert token is None and [r["info"]["run_id"] for r in found] == ["r2"]
+    as_json = {m["key"]: m["value"] for m in found[0]["data"]["metrics"]}
+    assert as_json == {"nan": "NaN", "inf": "Infinity", "ninf": "-Infinity"}
 
 
 def test_run_shape_and_datasets(projection, log, runs):
