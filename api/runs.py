@@ -326,15 +326,14 @@ async def metric_history(ctx, request: Request):
         ctx.projection.flush()
         if run_id not in ctx.writes.index.runs:
             raise not_found(f"Run with id={run_id} not found")
-        return ctx.projection.metric_history(
+        return ctx.projection.metric_history_json(
             run_id, key, max_results=max_results, page_token=query(request, "page_token")
         )
 
     metrics, token = await blocking(read)
     out: dict = {}
-    if metrics:
-        fix_metric_values(metrics)
-        out["metrics"] = metrics
+    if metrics != b"[]":
+        out["metrics"] = msgspec.Raw(metrics)
     if token:
         out["next_page_token"] = token
     return json_response(out)

@@ -235,11 +235,14 @@ def _json_list(item: str, order: str) -> str:
     return f"to_json(list({item} ORDER BY {order}))"
 
 
-# JSON has no NaN or infinities: they are written as the strings "NaN", "Infinity" and "-Infinity",
-# as protobuf's JSON mapping (which the mlflow client parses) does.
-_METRIC_VALUE_JSON = """(CASE WHEN isnan(value) THEN '"NaN"'
-  WHEN isinf(value) THEN CASE WHEN value > 0 THEN '"Infinity"' ELSE '"-Infinity"' END
-  ELSE to_json(value) END)::JSON"""
+def _number_json(column: str) -> str:
+    """SQL for the JSON text of a DOUBLE. JSON has no NaN or infinities: they are written as the
+    strings "NaN", "Infinity" and "-Infinity", as protobuf's JSON mapping (which the mlflow client
+    parses) does."""
+    return f"""(CASE WHEN isnan({column}) THEN '"NaN"'
+      WHEN isinf({column}) THEN CASE WHEN {column} > 0 THEN '"Infinity"' ELSE '"-Infinity"' END
+      ELSE to_json({column}) END)"""
+
 
 # A dataset input as MLflow returns it: fields that are null are left out, and so are empty tags.
 _DATASET_INPUT_JSON = """'{' || concat_ws(',', CASE WHEN len(tags) > 0 THEN '"tags":' || to_json(tags) END,
@@ -253,7 +256,7 @@ def run_details(runs: str) -> str:
     inputs and outputs as MLflow returns them, the members of a JSON object without its braces,
     from the run's rows in the child tables."""
     key_value = "{'key': key, 'value': value}"
-    metric = f"{{'key': key, 'value': {_METRIC_VALUE_JSON}, 'timestamp': timestamp, 'step': step}}"
+    metric = f"{{'key': key, 'value': ({_number_json('value')})::JSON, 'timestamp': timestamp, 'step': step}}"
     children = {
         "m": ("latest_metrics", _json_list(metric, "key")),
         "p": ("params", _json_list(key_value, "key")),

@@ -237,6 +237,11 @@ class Projection:
         with self._reading() as con:
             return runs.metric_history(con, run_id, key, max_results, page_token)
 
+    def metric_history_json(self, run_id, key, max_results=None, page_token=None) -> tuple[bytes, str | None]:
+        """A page of the history as the JSON array the REST response carries, and the next token."""
+        with self._reading() as con:
+            return runs.metric_history_json(con, run_id, key, max_results, page_token)
+
     def metric_history_arrow(self, run_ids, keys=None) -> pa.Table:
         with self._reading() as con:
             return runs.metric_history_arrow(con, run_ids, keys)

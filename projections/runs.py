@@ -55,7 +55,8 @@ def runs_json(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> bytes:
     Non-finite metric values are the strings "NaN", "Infinity" and "-Infinity".
     """
     run_ids = list(run_ids)
-    return con.execute(RUNS_JSON, [run_ids, len(run_ids)]).fetchone()[0].encode()
+    ((text,),) = con.execute(RUNS_JSON, [run_ids, len(run_ids)]).fetchall()
+    return text.encode()
 
 
 def decode_runs(text: bytes) -> list[dict]:
@@ -185,19 +186,71 @@ def search_runs(con: duckdb.DuckDBPyConnection, *args, **kwargs) -> tuple[list[d
     return decode_runs(text), token
 
 
-HISTORY = """SELECT key, value, timestamp, step FROM metrics WHERE run_id = ? AND key = ?
+HISTORY = """SELECT value, timestamp, step FROM metrics WHERE run_id = ? AND key = ?
              GROUP BY ALL ORDER BY step, timestamp, value LIMIT ? OFFSET ?"""
 
 
-def metric_history(con, run_id: str, key: str, max_results: int | None = None, page_token=None):
-    """One run's history of one metric; exact duplicate points count once (as in MLflow)."""
+def _history_page(con, run_id: str, key: str, max_results, page_token) -> tuple[pa.Table, str | None]:
+    """One run's history of one metric, a page of it as Arrow (value, timestamp, step), and the next
+    page's token (None on the last page); exact duplicate points count once (as in MLflow)."""
     offset = decode_page_token(page_token)
     limit = max_results + 1 if max_results else None
-    rows = con.execute(HISTORY, [run_id, key, limit, offset]).fetchall()
-    token = None
-    if max_results and len(rows) > max_results:
-        rows, token = rows[:max_results], encode_page_token(offset + max_results)
-    return [{"key": k, "value": v, "timestamp": t, "step": s} for k, v, t, s in rows], token
+    page = con.sql(HISTORY, params=[run_id, key, limit, offset]).to_arrow_table()
+    if max_results and page.num_rows > max_results:
+        return page.slice(0, max_results), encode_page_token(offset + max_results)
+    return page, None
+
+
+def metric_history(con, run_id: str, key: str, max_results: int | None = None, page_token=None):
+    """A page of one run's history of one metric as MLflow metric dicts, and the next page's token."""
+    page, token = _history_page(con, run_id, key, max_results, page_token)
+    columns = [page.column(name).to_pylist() for name in ("value", "timestamp", "step")]
+    return [
+        {"key": key, "value": v, "timestamp": t, "step": s} for v, t, s in zip(*columns, strict=True)
+    ], token
+
+
+def metric_history_json(
+    con, run_id: str, key: str, max_results: int | None = None, page_token=None
+) -> tuple[bytes, str | None]:
+    """``metric_history`` as the JSON array of MLflow metric objects the REST response carries
+    (non-finite values as ``runs_json`` writes them).
+
+    Written by Arrow's vectorised kernels: a fifth of the cost of DuckDB's string functions, and of
+    Python dicts encoded by msgspec, for a page of 25,000 points.
+    """
+    page, token = _history_page(con, run_id, key, max_results, page_token)
+    if page.num_rows == 0:
+        return b"[]", token
+    points = pc.binary_join_element_wise(
+        _text('{"key":' + msgspec.json.encode(key).decode() + ',"value":'),
+        _number_text(page.column("value").combine_chunks()),
+        _text(',"timestamp":'),
+        pc.cast(page.column("timestamp"), pa.large_string()),
+        _text(',"step":'),
+        pc.cast(page.column("step"), pa.large_string()),
+        _text("},"),
+        _text(""),
+    ).combine_chunks()
+    # The points end to end are the array's data buffer; the last one's comma gives way to "]".
+    _validity, offsets, data = points.buffers()
+    offsets = pa.Array.from_buffers(pa.int64(), len(points) + 1, [None, offsets], offset=points.offset)
+    start, end = offsets[0].as_py(), offsets[-1].as_py()
+    return b"[" + memoryview(data)[start : end - 1].tobytes() + b"]", token
+
+
+def _text(value: str) -> pa.Scalar:
+    return pa.scalar(value, pa.large_string())
+
+
+def _number_text(values: pa.Array) -> pa.Array:
+    """The JSON text of each double; Arrow writes "nan" and "inf", which JSON does not have."""
+    text = pc.cast(values, pa.large_string())
+    if pc.all(pc.is_finite(values)).as_py():
+        return text
+    text = pc.if_else(pc.is_nan(values), _text('"NaN"'), text)
+    text = pc.if_else(pc.and_(pc.is_inf(values), pc.greater(values, 0)), _text('"Infinity"'), text)
+    return pc.if_else(pc.and_(pc.is_inf(values), pc.less(values, 0)), _text('"-Infinity"'), text)
 
 
 def metric_history_arrow(con, run_ids, keys=None) -> pa.Table:

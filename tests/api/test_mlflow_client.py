@@ -75,6 +75,8 @@ def test_metric_history_latest_nan_and_infinity(client, exp_id):
     (found,) = [r for r in client.search_runs([exp_id]) if r.info.run_id == run_id]
     assert math.isnan(found.data.metrics["nan"]) and found.data.metrics["inf"] == metrics["inf"]
     assert found.data.metrics["loss"] == metrics["loss"]
+    (nan_point,) = client.get_metric_history(run_id, "nan")
+    assert math.isnan(nan_point.value) and nan_point.step == 0
 
 
 def test_search_grammar_and_paging(client, exp_id):

@@ -134,6 +134,10 @@ def test_latest_metric_and_history(projection, log, runs):
     assert [(h["step"], h["value"]) for h in history][:2] == [(1, 3.0), (2, 1.0)] and len(history) == 3
     page, token = projection.metric_history("r2", "m", max_results=2)
     assert len(page) == 2 and token
+    rest, last = projection.metric_history("r2", "m", max_results=2, page_token=token)
+    assert repr(page + rest) == repr(history) and last is None  # repr: nan != nan
+    text, _ = projection.metric_history_json("r2", "m", max_results=2, page_token=token)
+    assert json.loads(text) == [{"key": "m", "value": "NaN", "timestamp": 5, "step": 2}]
     table = projection.metric_history_arrow(["r0", "r2"], ["acc", "m"])
     assert table.num_rows == 5 and table.column_names == ["run_id", "key", "step", "timestamp", "value"]
 
