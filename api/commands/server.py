@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.abc
 import logging
 import os
 import signal
 import socket
+import sys
 
 from api.commands._common import add_store_option
 
@@ -56,7 +58,20 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _RefusePandas(importlib.abc.MetaPathFinder):
+    """pyarrow imports pandas (~45 MB resident) at its first array whenever pandas is installed,
+    only to check whether it was handed pandas objects. The server never hands it any and never
+    needs pandas, so its process refuses the import (pyarrow then takes pandas as absent)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "pandas":
+            raise ImportError("the trackledger server does not load pandas", name=name)
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
+    if "pandas" not in sys.modules:
+        sys.meta_path.insert(0, _RefusePandas())
     import uvicorn
 
     class Server(uvicorn.Server):

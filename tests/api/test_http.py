@@ -7,6 +7,7 @@ import io
 import math
 import socket
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -277,3 +278,14 @@ def test_non_finite_metric_values_are_strings_in_json():
     values = [math.nan, math.inf, -math.inf, 1.5]
     run = {"data": {"metrics": [{"key": str(i), "value": v} for i, v in enumerate(values)]}}
     assert [m["value"] for m in fix_run(run)["data"]["metrics"]] == ["NaN", "Infinity", "-Infinity", 1.5]
+
+
+def test_the_server_process_never_loads_pandas(server, http, run_id):
+    # pyarrow imports pandas, when installed (the mlflow client needs it), at its first array:
+    # a log call makes arrays.
+    metric = {"run_id": run_id, "key": "pandas-check", "value": 1.0, "timestamp": 1, "step": 0}
+    assert http.post(f"{API}/runs/log-metric", json=metric).status_code == 200
+    assert http.get(
+        f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "pandas-check"}
+    ).json()
+    assert "/pandas/" not in Path(f"/proc/{server.proc.pid}/maps").read_text()
