@@ -24,7 +24,7 @@ from projections.sources import Progress, apply_table, catch_up
 
 log = logging.getLogger(__name__)
 
-# A DuckDB apply costs ~30 ms however small its batch, so with no reader waiting the writer
+# A DuckDB apply costs tens of ms however small its batch, so with no reader waiting the writer
 # gathers what arrives for up to APPLY_DELAY_S and applies it as one batch; a reader's ``flush``
 # cuts the wait short. Bounded so a reader never waits behind a huge transaction.
 APPLY_DELAY_S = 0.5
