@@ -65,7 +65,7 @@ class _RefusePandas(importlib.abc.MetaPathFinder):
 
     def find_spec(self, name, path=None, target=None):
         if name.partition(".")[0] == "pandas":
-            raise ImportError("the trackledger server does not load pandas", name=name)
+            raise ModuleNotFoundError("the trackledger server does not load pandas", name=name)
         return None
 
 
