@@ -74,7 +74,8 @@ def parse_relpath(relpath: str) -> tuple[str, int, int] | None:
 
 def chain_hash(prev_digest: str, prev_file_sha256: str):
     """The digest's hash before any event: feed it ``canonical_bytes`` of the events in order."""
-    return hashlib.sha256(prev_digest.encode("ascii") + prev_file_sha256.encode("ascii"))
+    # UTF-8, not ASCII: both are hex when written, but verify must hash whatever a tampered footer holds.
+    return hashlib.sha256((prev_digest + prev_file_sha256).encode())
 
 
 def chain_digest(prev_digest: str, prev_file_sha256: str, events: Sequence[Event]) -> str:

@@ -98,6 +98,14 @@ def _check_segment(store: Store, relpath: str, writer: str, summary: WriterSumma
     return Problem(relpath, writer, reason) if reason else None
 
 
+def _claimed_seqs(meta: dict[str, str]) -> tuple[int, int] | None:
+    """The seq range the footer claims, or None when a changed byte left it unreadable as numbers."""
+    try:
+        return int(meta["first_seq"]), int(meta["last_seq"])
+    except ValueError:
+        return None
+
+
 _PREVIOUS_FILE_CHANGED = "file changed: its bytes do not match the next segment's prev_file_sha256"
 
 
@@ -112,7 +120,10 @@ def _check_contents(store: Store, relpath: str, writer: str, summary: WriterSumm
     missing = [k for k in seg.METADATA_KEYS if k not in meta]
     if missing:
         return f"metadata lacks {', '.join(missing)}"
-    if meta["writer"] != writer or (int(meta["first_seq"]), int(meta["last_seq"])) != (name_first, name_last):
+    claimed_seqs = _claimed_seqs(meta)
+    if claimed_seqs is None:
+        return f"metadata is malformed: seq {meta['first_seq']!r}..{meta['last_seq']!r} is not a number range"
+    if meta["writer"] != writer or claimed_seqs != (name_first, name_last):
         return (
             f"file name does not match its metadata (writer {meta['writer']}, "
             f"seq {meta['first_seq']}..{meta['last_seq']}): moved or swapped"

@@ -120,6 +120,32 @@ def test_any_changed_byte_of_a_segment_names_it(store):
     assert verify(str(store)).ok
 
 
+def test_every_changed_byte_of_the_footer_metadata_names_it(store):
+    """The seq range, writer and digests in the footer: a flip may leave them unparsable, never unnoticed."""
+    target = segment_files(store)[1]
+    original = target.read_bytes()
+    # The key-value pairs from first_seq to the digests; pyarrow writes its ARROW:schema pair after them.
+    start = original.index(b"first_seq")
+    for position in range(start, original.index(b"ARROW:schema", start)):
+        data = bytearray(original)
+        data[position] ^= 0x40
+        target.write_bytes(bytes(data))
+        report = verify(str(store))
+        assert report.first_bad is not None and report.first_bad.path.endswith(target.name), position
+    target.write_bytes(original)
+    assert verify(str(store)).ok
+
+
+def test_rewritten_footer_with_any_text_is_named(store):
+    """A forger who rewrites a segment may put non-hex text in its footer; verify still names it."""
+    target = segment_files(store)[1]
+    table = pq.read_table(target)
+    metadata = {**pq.read_metadata(target).metadata, b"prev_file_sha256": "é".encode() * 64}
+    pq.write_table(table.replace_schema_metadata(metadata), target)
+    report = verify(str(store))
+    assert report.first_bad is not None and report.first_bad.path.endswith(target.name)
+
+
 def test_removed_middle_segment_is_detected(store):
     files = segment_files(store)
     files[1].unlink()
