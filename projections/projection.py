@@ -113,6 +113,8 @@ class Projection:
                 self._applied += len(batches)
                 self._backlog -= items
                 self._progress.notify_all()
+            # Not kept alive while the next gather waits: a batch can hold 100k metric points.
+            del batches
 
     def _gather(self) -> tuple[list[list[Event]], int, bool]:
         """The next batches to apply together, their items, and whether the projection is stopping.
