@@ -3,12 +3,16 @@ and the JSON form of values JSON cannot hold."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import math
 import socket
+import threading
 import time
 from pathlib import Path
 
+import psutil
 import pyarrow.parquet as pq
 import pytest
 
@@ -208,6 +212,64 @@ def test_artifact_listing_rules_and_chunked_upload(http, run_id):
     assert written[0]["size"] == 18 and written[0]["run_id"] == run_id and len(written[0]["sha256"]) == 64
     assert http.delete(f"{base}/{path}/dir/chunked.txt").status_code == 200
     assert http.get(base, params={"path": f"{path}/dir"}).json() == {}
+
+
+class PeakRss:
+    """The highest RSS a process reaches while the block runs (sampled every 20 ms)."""
+
+    def __init__(self, pid: int):
+        self.process = psutil.Process(pid)
+        self.start = self.peak = self.process.memory_info().rss
+
+    def __enter__(self) -> PeakRss:
+        self._running = True
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while self._running:
+            with contextlib.suppress(psutil.Error):
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.02)
+
+    def __exit__(self, *exc_info) -> None:
+        self._running = False
+        self._thread.join()
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.start
+
+
+def test_large_artifact_streams_both_ways_in_bounded_memory(server, http, run_id):
+    """512 MiB up and down: a server that held a whole file in memory would grow by at least that."""
+    size_mib = 512
+    block = hashlib.sha256(b"seed").digest() * (2**20 // 32)
+
+    def body():
+        for i in range(size_mib):
+            yield i.to_bytes(8, "big") + block[8:]
+
+    expected = hashlib.sha256()
+    for chunk in body():
+        expected.update(chunk)
+    url = f"/api/2.0/mlflow-artifacts/artifacts/1/{run_id}/artifacts/big.bin"
+    with PeakRss(server.proc.pid) as upload:
+        assert http.put(url, content=body(), timeout=600).status_code == 200
+    received, size = hashlib.sha256(), 0
+    with PeakRss(server.proc.pid) as download, http.stream("GET", url, timeout=600) as resp:
+        assert resp.status_code == 200
+        assert int(resp.headers["content-length"]) == size_mib * 2**20
+        for chunk in resp.iter_bytes():
+            received.update(chunk)
+            size += len(chunk)
+    assert size == size_mib * 2**20 and received.hexdigest() == expected.hexdigest()
+    (written,) = [e for e in _events(http, type="artifact_written") if e["path"].endswith("big.bin")]
+    assert written["size"] == size_mib * 2**20 and written["sha256"] == expected.hexdigest()
+    bound = 128 * 2**20
+    assert upload.growth < bound, f"upload grew the server by {upload.growth / 2**20:.0f} MiB"
+    assert download.growth < bound, f"download grew the server by {download.growth / 2**20:.0f} MiB"
 
 
 def test_sql_endpoint_formats(http, run_id):
