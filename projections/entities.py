@@ -21,6 +21,8 @@ EXPERIMENT_ATTRIBUTES = {
     "creation_time": ("e.creation_time", True),
     "last_update_time": ("e.last_update_time", True),
 }
+# Experiment ids are numbers in text: they sort as numbers, as MLflow's integer column does.
+EXPERIMENT_ID_ORDER = "TRY_CAST(e.experiment_id AS BIGINT)"
 EXPERIMENT_VIEWS = {
     "ACTIVE_ONLY": "e.lifecycle_stage = 'active'",
     "DELETED_ONLY": "e.lifecycle_stage = 'deleted'",
@@ -130,7 +132,17 @@ def _where(clauses, attributes: dict, children: dict, id_column: str, params: li
     return where
 
 
-def _order(order_by, attributes: dict, children: dict, id_column: str, default: str, params: list) -> str:
+def _order(
+    order_by,
+    attributes: dict,
+    children: dict,
+    id_column: str,
+    default: str,
+    params: list,
+    sort_columns: dict[str, str] | None = None,
+) -> str:
+    """ORDER BY terms for ``order_by`` then ``default``; ``sort_columns`` overrides the sort
+    expression of an attribute (e.g. text ids that sort as numbers)."""
     terms = []
     parent = id_column.split(".")[1]
     for key in parse_order_by(order_by, default_entity="attribute"):
@@ -139,7 +151,7 @@ def _order(order_by, attributes: dict, children: dict, id_column: str, default: 
                 raise InvalidQuery(
                     f"Invalid order_by attribute {key.key!r}; expected one of {sorted(attributes)}"
                 )
-            expr = attributes[key.key][0]
+            expr = (sort_columns or {}).get(key.key) or attributes[key.key][0]
         elif key.entity in children:
             table = children[key.entity][0]
             expr = f"(SELECT x.value FROM {table} x WHERE x.{parent} = {id_column} AND x.key = ?)"
@@ -174,14 +186,16 @@ def search_experiments(
     where += _where(
         parse_filter(filter, "attribute"), EXPERIMENT_ATTRIBUTES, children, "e.experiment_id", params
     )
-    order = _order(
-        order_by,
-        EXPERIMENT_ATTRIBUTES,
-        children,
-        "e.experiment_id",
-        "e.creation_time DESC, TRY_CAST(e.experiment_id AS BIGINT) DESC, e.experiment_id",
-        params,
-    )
+    # MLflow's defaults: newest first, then by id; the id breaks ties of any other order, descending.
+    keys = parse_order_by(order_by, default_entity="attribute")
+    if not keys:
+        default = f"e.creation_time DESC, {EXPERIMENT_ID_ORDER} ASC, e.experiment_id"
+    elif any(k.entity == "attribute" and k.key == "experiment_id" for k in keys):
+        default = "e.experiment_id"
+    else:
+        default = f"{EXPERIMENT_ID_ORDER} DESC, e.experiment_id"
+    numeric_id = {"experiment_id": EXPERIMENT_ID_ORDER}
+    order = _order(order_by, EXPERIMENT_ATTRIBUTES, children, "e.experiment_id", default, params, numeric_id)
     rows, token = _page(con, EXPERIMENT_SELECT, where, order, params, max_results, page_token)
     return [_experiment_dict(row) for row in rows], token
 

@@ -16,11 +16,15 @@ from projections.filters import (
     parse_order_by,
 )
 
-# attribute name -> (column, is numeric)
+# attribute name -> (column, is numeric); MLflow's spellings with a space ("Run name") and
+# "created" / "Created" are its aliases of run_name and start_time.
 RUN_ATTRIBUTES = {
     "run_id": ("r.run_id", False),
     "run_uuid": ("r.run_id", False),
     "run_name": ("r.run_name", False),
+    "run name": ("r.run_name", False),
+    "Run name": ("r.run_name", False),
+    "Run Name": ("r.run_name", False),
     "status": ("r.status", False),
     "user_id": ("r.user_id", False),
     "artifact_uri": ("r.artifact_uri", False),
@@ -28,6 +32,7 @@ RUN_ATTRIBUTES = {
     "experiment_id": ("r.experiment_id", False),
     "start_time": ("r.start_time", True),
     "created": ("r.start_time", True),
+    "Created": ("r.start_time", True),
     "end_time": ("r.end_time", True),
 }
 # entity -> (table, value column, numeric)
@@ -96,6 +101,9 @@ def _clause_sql(clause, params: list) -> str:
         negate = "NOT " if clause.comparator == "IS NULL" else ""
         return f"{negate}EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.run_id AND x.key = ?)"
     sql, values = comparison("x.value", clause, numeric)
+    if clause.entity == "metric" and clause.comparator != "!=":
+        # DuckDB orders NaN above every number; in MLflow a NaN metric only ever matches !=.
+        sql = f"{sql} AND NOT isnan(x.value)"
     params.append(clause.key)
     params.extend(values)
     return f"EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.run_id AND x.key = ? AND {sql})"
@@ -106,26 +114,35 @@ def run_filter_sql(filter: str | None) -> tuple[str, list]:
 
     The condition reads the table ``runs`` under the alias ``r`` (``... FROM runs r WHERE {sql}``)
     and may use correlated subqueries on the child tables; every key and value is a parameter.
-    An empty filter gives ``("true", [])``. Raises ``InvalidQuery`` naming the problem.
+    A key without a prefix is an attribute, as in MLflow. An empty filter gives ``("true", [])``.
+    Raises ``InvalidQuery`` naming the problem.
     """
     params: list = []
-    clauses = [_clause_sql(clause, params) for clause in parse_filter(filter)]
+    clauses = [_clause_sql(clause, params) for clause in parse_filter(filter, "attribute")]
     return " AND ".join(clauses) or "true", params
 
 
 def _order_sql(n: int, order_key, params: list) -> tuple[str, str]:
-    """(join clause, sort expression) for one order_by key; children join on their key."""
+    """(join clause, ORDER BY terms) for one order_by key; children join on their key.
+
+    As in MLflow, runs lacking the key come last in either direction, and a NaN metric comes
+    after every number but before the runs lacking it."""
+    direction = "DESC" if order_key.descending else "ASC"
     if order_key.entity == "attribute":
         if order_key.key not in RUN_ATTRIBUTES:
             raise InvalidQuery(
                 f"Invalid order_by attribute {order_key.key!r}; expected one of {sorted(RUN_ATTRIBUTES)}"
             )
-        return "", RUN_ATTRIBUTES[order_key.key][0]
+        expr = RUN_ATTRIBUTES[order_key.key][0]
+        return "", f"{expr} IS NULL, {expr} {direction}"
     if order_key.entity == "dataset":
         raise InvalidQuery("order_by on datasets is not supported")
     table, _ = RUN_CHILDREN[order_key.entity]
     params.append(order_key.key)
-    return f" LEFT JOIN {table} o{n} ON o{n}.run_id = r.run_id AND o{n}.key = ?", f"o{n}.value"
+    expr = f"o{n}.value"
+    nan_last = f"isnan({expr}), " if order_key.entity == "metric" else ""
+    join = f" LEFT JOIN {table} o{n} ON o{n}.run_id = r.run_id AND o{n}.key = ?"
+    return join, f"{expr} IS NULL, {nan_last}{expr} {direction}"
 
 
 # A scan of the (small) experiments table: an IN (subquery) would be a hash join, a few ms.
@@ -166,11 +183,10 @@ def search_runs_json(
     offset = decode_page_token(page_token)
     join_params: list = []
     joins, order = [], []
-    for n, key in enumerate(parse_order_by(order_by)):
-        join, expr = _order_sql(n, key, join_params)
+    for n, key in enumerate(parse_order_by(order_by, "attribute")):
+        join, terms = _order_sql(n, key, join_params)
         joins.append(join)
-        # MLflow puts runs lacking the key last, in either direction.
-        order.append(f"{expr} IS NULL, {expr} {'DESC' if key.descending else 'ASC'}, ")
+        order.append(f"{terms}, ")
     condition, filter_params = run_filter_sql(filter)
     view, view_params = _view_sql(con, experiment_ids, run_view_type)
     sql = f"""SELECT r.run_id FROM runs r{"".join(joins)}

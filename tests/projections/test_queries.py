@@ -95,6 +95,32 @@ def test_order_by_puts_missing_last_both_ways(projection, runs):
     ]
 
 
+def test_nan_metrics_match_only_not_equal_and_sort_after_numbers(projection, runs, log):
+    log(make(E.BatchLogged, run_id="r2", metrics=[E.Metric("acc", math.nan, 100, 1)]))
+    search = lambda f: sorted(ids(projection.search_runs(["1"], f)))  # noqa: E731
+    assert search("metrics.acc > 0.6") == ["r0"]
+    assert search("metrics.acc >= 0.5") == ["r0", "r1"]
+    assert search("metrics.acc > 1e308") == []
+    assert search("metrics.acc < 10") == ["r0", "r1"]
+    assert search("metrics.acc != 0.5") == ["r0", "r2"]
+    no_acc = dict(experiment_id="1", run_id="r3", name="d", user_id="u", start_time=1, artifact_uri="")
+    log(make(E.RunCreated, **no_acc))
+    order = lambda o: ids(projection.search_runs(["1"], order_by=[o]))  # noqa: E731
+    assert order("metrics.acc DESC") == ["r0", "r1", "r2", "r3"]
+    assert order("metrics.acc ASC") == ["r1", "r0", "r2", "r3"]
+
+
+def test_keys_without_a_prefix_are_attributes_with_mlflow_aliases(projection, runs):
+    search = lambda f, o=(): ids(projection.search_runs(["1"], f, order_by=o))  # noqa: E731
+    assert search("run_name = 'bob run'") == ["r1"]
+    assert search("`Run name` = 'bob run'") == ["r1"]
+    assert search("attributes.`run name` LIKE 'bob%'") == ["r1"]
+    assert search("attributes.Created > 10") == ["r2", "r1"]
+    assert search("", ["start_time ASC"]) == ["r0", "r1", "r2"]
+    assert search("", ["run_name DESC"]) == ["r2", "r1", "r0"]
+    assert search("", ["Created"]) == ["r0", "r1", "r2"]
+
+
 def test_paging(projection, runs):
     page, token = projection.search_runs(["1"], max_results=2)
     assert len(page) == 2 and token
@@ -184,6 +210,18 @@ def test_run_shape_and_datasets(projection, log, runs):
     assert run["outputs"] == {}
     assert "end_time" not in projection.run("r2")["info"]
     assert projection.run("missing") is None
+
+
+def test_experiments_order_by_id_as_numbers_and_break_ties_as_mlflow(projection, log):
+    same_time = dict(artifact_location="", creation_time=1)
+    log(*[make(E.ExperimentCreated, experiment_id=str(i), name=f"e{i}", **same_time) for i in range(1, 13)])
+    order = lambda *o: [e["experiment_id"] for e in projection.search_experiments(order_by=o)[0]]  # noqa: E731
+    numbers = [str(i) for i in range(1, 13)]
+    assert order("experiment_id") == numbers
+    assert order("experiment_id DESC") == numbers[::-1]
+    assert order() == numbers  # newest first, then by id
+    assert order("creation_time") == numbers[::-1]  # any other order: ties by id, descending
+    assert order("creation_time", "experiment_id ASC") == numbers
 
 
 def test_experiments(projection, runs, log):
