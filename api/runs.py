@@ -354,18 +354,18 @@ async def metric_history_bulk_interval(ctx, request: Request):
 
     def read() -> list[dict]:
         ctx.projection.flush()
+        by_run: dict[str, list[dict]] = {run_id: [] for run_id in run_ids}
+        # In step order (for charts), exact duplicates once.
+        for m in ctx.projection.metric_history_arrow(list(by_run), [key]).to_pylist():
+            if (start is None or m["step"] >= int(start)) and (end is None or m["step"] <= int(end)):
+                by_run[m["run_id"]].append(m)
         out = []
-        for run_id in run_ids:
-            points, _ = ctx.projection.metric_history(run_id, key)
-            points = [
-                m
-                for m in points
-                if (start is None or m["step"] >= int(start)) and (end is None or m["step"] <= int(end))
-            ]
+        for run_id, points in by_run.items():
             if len(points) > limit:  # keep the first and last, evenly spaced in between
                 stride = (len(points) - 1) / (limit - 1) if limit > 1 else len(points)
                 points = [points[round(i * stride)] for i in range(limit)]
-            out += [{**m, "run_id": run_id} for m in points]
+            out += [{"key": key, **{f: m[f] for f in ("value", "timestamp", "step")}, "run_id": run_id}
+                    for m in points]
         return out
 
     metrics = await blocking(read)

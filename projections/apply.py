@@ -161,29 +161,39 @@ RUNS = [
     ),
 ]
 
+# MLflow keeps NaN as 0 beside an is-NaN flag, and compares that 0 when it picks the latest point.
+NAN_AS_ZERO = "CASE WHEN isnan({v}) THEN 0 ELSE {v} END"
+
 METRICS = [
     _s(
         "batch_logged",
         f"""CREATE OR REPLACE TEMP TABLE batch_metrics AS
         SELECT run_id, item.key AS key, item.value AS value, item.timestamp AS timestamp, item.step AS step,
                item.model_id AS model_id, item.dataset_name AS dataset_name,
-               item.dataset_digest AS dataset_digest, seq
+               item.dataset_digest AS dataset_digest, seq, writer, pos
         FROM {_items("metrics", "'batch_logged'", "run_id")}""",
     ),
-    _s("batch_logged", "INSERT INTO metrics SELECT * FROM batch_metrics"),
-    # MLflow's "latest": highest step, then latest timestamp, then largest value; NaN loses ties.
     _s(
         "batch_logged",
-        """INSERT INTO latest_metrics
+        """INSERT INTO metrics SELECT run_id, key, value, timestamp, step, model_id, dataset_name,
+                                      dataset_digest, seq FROM batch_metrics""",
+    ),
+    # MLflow's "latest": highest step, then latest timestamp, then largest value (NaN counting as
+    # 0); of points equal in all three, the first logged stays.
+    _s(
+        "batch_logged",
+        f"""INSERT INTO latest_metrics
        SELECT run_id, key, best.value, best.timestamp, best.step FROM (
-         SELECT run_id, key, max({'step': step, 'timestamp': timestamp, 'real': NOT isnan(value),
-                                  'value': value}) AS best
+         SELECT run_id, key,
+                arg_max({{'value': value, 'timestamp': timestamp, 'step': step}},
+                        {{'step': step, 'timestamp': timestamp, 'value': {NAN_AS_ZERO.format(v="value")},
+                          'seq': -seq, 'pos': -pos, 'writer': writer}}) AS best
          FROM batch_metrics GROUP BY ALL)
        ON CONFLICT DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, step = excluded.step
-       WHERE {'step': excluded.step, 'timestamp': excluded.timestamp, 'real': NOT isnan(excluded.value),
-              'value': excluded.value}
-           > {'step': latest_metrics.step, 'timestamp': latest_metrics.timestamp,
-              'real': NOT isnan(latest_metrics.value), 'value': latest_metrics.value}""",
+       WHERE {{'step': excluded.step, 'timestamp': excluded.timestamp,
+               'value': {NAN_AS_ZERO.format(v="excluded.value")}}}
+           > {{'step': latest_metrics.step, 'timestamp': latest_metrics.timestamp,
+               'value': {NAN_AS_ZERO.format(v="latest_metrics.value")}}}""",
     ),
     _s(
         "batch_logged",

@@ -203,13 +203,17 @@ def search_runs(con: duckdb.DuckDBPyConnection, *args, **kwargs) -> tuple[list[d
     return decode_runs(text), token
 
 
-HISTORY = """SELECT value, timestamp, step FROM metrics WHERE run_id = ? AND key = ?
-             GROUP BY ALL ORDER BY step, timestamp, value LIMIT ? OFFSET ?"""
+# MLflow's order (its pages depend on it): timestamp, step, then value with NaN counted as 0.
+HISTORY = """SELECT value, timestamp, step
+             FROM (SELECT DISTINCT value, timestamp, step FROM metrics WHERE run_id = ? AND key = ?)
+             ORDER BY timestamp, step, CASE WHEN isnan(value) THEN 0 ELSE value END, isnan(value)
+             LIMIT ? OFFSET ?"""
 
 
 def _history_page(con, run_id: str, key: str, max_results, page_token) -> tuple[pa.Table, str | None]:
-    """One run's history of one metric, a page of it as Arrow (value, timestamp, step), and the next
-    page's token (None on the last page); exact duplicate points count once (as in MLflow)."""
+    """One run's history of one metric in MLflow's order, a page of it as Arrow (value, timestamp,
+    step), and the next page's token (None on the last page); exact duplicate points count once
+    (as in MLflow)."""
     offset = decode_page_token(page_token)
     limit = max_results + 1 if max_results else None
     page = con.sql(HISTORY, params=[run_id, key, limit, offset]).to_arrow_table()

@@ -9,6 +9,7 @@ import pytest
 
 from ledger import events as E
 from projections import InvalidQuery, as_of, connect
+from projections.filters import encode_page_token
 from tests.projections.conftest import make
 
 
@@ -157,15 +158,39 @@ def test_latest_metric_and_history(projection, log, runs):
     latest = {m["key"]: m for m in projection.run("r2")["data"]["metrics"]}
     assert latest["m"] == {"key": "m", "value": 1.0, "timestamp": 5, "step": 2}
     history, token = projection.metric_history("r2", "m")
-    assert [(h["step"], h["value"]) for h in history][:2] == [(1, 3.0), (2, 1.0)] and len(history) == 3
+    # MLflow's order: timestamp, step, then value with NaN as 0; the duplicate point counts once.
+    assert repr([(h["timestamp"], h["step"], h["value"]) for h in history]) == repr(
+        [(1, 1, 3.0), (5, 2, math.nan), (5, 2, 1.0)]
+    )
     page, token = projection.metric_history("r2", "m", max_results=2)
     assert len(page) == 2 and token
     rest, last = projection.metric_history("r2", "m", max_results=2, page_token=token)
     assert repr(page + rest) == repr(history) and last is None  # repr: nan != nan
-    text, _ = projection.metric_history_json("r2", "m", max_results=2, page_token=token)
+    text, _ = projection.metric_history_json("r2", "m", max_results=1, page_token=encode_page_token(1))
     assert json.loads(text) == [{"key": "m", "value": "NaN", "timestamp": 5, "step": 2}]
     table = projection.metric_history_arrow(["r0", "r2"], ["acc", "m"])
     assert table.num_rows == 5 and table.column_names == ["run_id", "key", "step", "timestamp", "value"]
+
+
+@pytest.mark.parametrize(
+    ("points", "latest"),
+    [
+        ([(math.nan, 5, 2), (-5.0, 5, 2)], math.nan),  # a tie of -5 against NaN (as 0): NaN stays
+        ([(-math.inf, 5, 2), (math.nan, 5, 2)], math.nan),  # NaN (as 0) beats -inf
+        ([(math.nan, 5, 2), (0.0, 5, 2)], math.nan),  # a full tie: the first logged stays
+        ([(math.nan, 5, 2), (0.5, 5, 2)], 0.5),
+        ([(2.0, 5, 2), (1.0, 6, 2)], 1.0),  # a later timestamp beats a larger value
+        ([(2.0, 9, 2), (1.0, 1, 3)], 1.0),  # a higher step beats a later timestamp
+    ],
+)
+@pytest.mark.parametrize("split", [False, True], ids=["one call", "two calls"])
+def test_latest_metric_follows_mlflow_with_nan_as_zero(projection, log, runs, points, latest, split):
+    metrics = [E.Metric("t", value, ts, step) for value, ts, step in points]
+    calls = [[m] for m in metrics] if split else [metrics]
+    for call in calls:
+        log(make(E.BatchLogged, run_id="r1", metrics=call))
+    (value,) = [m["value"] for m in projection.run("r1")["data"]["metrics"] if m["key"] == "t"]
+    assert repr(value) == repr(latest)
 
 
 def test_non_finite_latest_metrics_are_floats_in_dicts_and_strings_in_json(projection, log, runs):
