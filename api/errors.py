@@ -47,4 +47,7 @@ def already_exists(message: str) -> MlflowError:
 
 
 def missing(name: str) -> MlflowError:
-    return invalid(f"Missing value for required parameter '{name}'.")
+    return invalid(
+        f"Missing value for required parameter '{name}'. "
+        "See the API docs for more information about request parameters."
+    )

@@ -109,16 +109,16 @@ async def search(ctx, request: Request):
     return json_response(out)
 
 
-def _lifecycle_change(event_type, want: str | None, refuse: str | None):
+def _lifecycle_change(event_type, from_lifecycle: str):
     async def handler(ctx, request: Request):
         req = await body_as(request, p.ExperimentRef)
         experiment_id = v.experiment_id(req.experiment_id)
         writes = ctx.writes
 
         def build(envelope):
-            exp = writes.experiment(experiment_id)
-            if refuse and exp.lifecycle == want:
-                raise MlflowError(refuse, "INVALID_STATE")
+            # MLflow looks the experiment up among the ones in ``from_lifecycle`` only.
+            if writes.experiment(experiment_id).lifecycle != from_lifecycle:
+                raise not_found(f"No Experiment with id={experiment_id} exists")
             return [event_type(**envelope(0, experiment_id=experiment_id))]
 
         await blocking(writes.commit, origin_of(request), build)
@@ -127,8 +127,8 @@ def _lifecycle_change(event_type, want: str | None, refuse: str | None):
     return handler
 
 
-delete = _lifecycle_change(ExperimentDeleted, None, None)
-restore = _lifecycle_change(ExperimentRestored, "active", "Cannot restore an active experiment.")
+delete = _lifecycle_change(ExperimentDeleted, "active")
+restore = _lifecycle_change(ExperimentRestored, "deleted")
 
 
 async def update(ctx, request: Request):
@@ -136,10 +136,11 @@ async def update(ctx, request: Request):
     experiment_id = v.experiment_id(req.experiment_id)
     writes = ctx.writes
 
+    if not req.new_name:
+        raise missing("new_name")
+
     def build(envelope):
         exp = writes.experiment(experiment_id)
-        if not req.new_name:
-            return []
         name = v.experiment_name(req.new_name)
         if exp.lifecycle != "active":
             raise MlflowError("Cannot rename a non-active experiment.", "INVALID_STATE")
@@ -160,16 +161,18 @@ async def set_tag(ctx, request: Request):
     writes = ctx.writes
 
     def build(envelope):
-        exp = writes.experiment(experiment_id)
-        if exp.lifecycle != "active":
-            raise invalid(
-                f"The experiment {experiment_id} must be in the 'active' state. "
-                f"Current state is {exp.lifecycle}."
-            )
+        _active(writes.experiment(experiment_id), experiment_id)
         return [ExperimentTagSet(**envelope(0, experiment_id=experiment_id), key=tag.key, value=tag.value)]
 
     await blocking(writes.commit, origin_of(request), build)
     return json_response()
+
+
+def _active(exp, experiment_id: str) -> None:
+    if exp.lifecycle != "active":
+        raise invalid(
+            f"The experiment {experiment_id} must be in the 'active' state. Current state is {exp.lifecycle}."
+        )
 
 
 async def delete_tag(ctx, request: Request):
@@ -179,7 +182,9 @@ async def delete_tag(ctx, request: Request):
     writes = ctx.writes
 
     def build(envelope):
-        writes.experiment(experiment_id)
+        _active(writes.experiment(experiment_id), experiment_id)
+        if not writes.projection_has("experiment_tags", experiment_id=experiment_id, key=key):
+            raise not_found(f"No tag with name: {key} in experiment with id {experiment_id}")
         return [ExperimentTagDeleted(**envelope(0, experiment_id=experiment_id), key=key)]
 
     await blocking(writes.commit, origin_of(request), build)

@@ -74,14 +74,15 @@ class WriteIndex:
         self.experiment_by_name[name] = experiment_id
 
     def run_lifecycle(self, run_id: str) -> str | None:
-        """``deleted`` also when the run's experiment is deleted: MLflow deletes its runs with it."""
         run = self.runs.get(run_id)
-        if run is None:
-            return None
-        if run.lifecycle != "active":
-            return run.lifecycle
-        exp = self.experiments.get(run.experiment_id)
-        return exp.lifecycle if exp else "active"
+        return None if run is None else run.lifecycle
+
+    def _set_experiment_lifecycle(self, experiment_id: str, lifecycle: str) -> None:
+        """As in MLflow, deleting an experiment deletes its runs, and restoring it restores them all."""
+        self.experiments[experiment_id].lifecycle = lifecycle
+        for run in self.runs.values():
+            if run.experiment_id == experiment_id:
+                run.lifecycle = lifecycle
 
     def cache_params(self, run_id: str, params: dict[str, str]) -> dict[str, str]:
         if len(self.params) >= PARAM_CACHE_RUNS:
@@ -112,9 +113,9 @@ class WriteIndex:
                 exp.name = event.name
                 self.experiment_by_name[event.name] = event.experiment_id
             elif isinstance(event, ExperimentDeleted):
-                self.experiments[event.experiment_id].lifecycle = "deleted"
+                self._set_experiment_lifecycle(event.experiment_id, "deleted")
             elif isinstance(event, ExperimentRestored):
-                self.experiments[event.experiment_id].lifecycle = "active"
+                self._set_experiment_lifecycle(event.experiment_id, "active")
             elif isinstance(event, LoggedModelCreated):
                 self.logged_models[event.model_id] = event.experiment_id
                 self.model_source_runs[event.model_id] = event.source_run_id

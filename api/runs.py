@@ -234,6 +234,8 @@ async def delete_tag(ctx, request: Request):
 
     def build(envelope):
         experiment_id = writes.active_run(run_id)
+        if not writes.projection_has("run_tags", run_id=run_id, key=key):
+            raise not_found(f"No tag with name: {key} in run with id {run_id}")
         return [RunTagDeleted(**envelope(0, experiment_id=experiment_id, run_id=run_id), key=key)]
 
     await blocking(writes.commit, origin_of(request), build)

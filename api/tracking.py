@@ -206,6 +206,14 @@ class WriteService:
             raise not_found(f"No Experiment with id={experiment_id} exists")
         return exp
 
+    def projection_has(self, table: str, **columns: str) -> bool:
+        """Whether ``table`` has a row with these column values, counting every write staged so
+        far: under the lock, everything staged is submitted, and the projection is flushed first."""
+        self.projection.flush()
+        where = " AND ".join(f"{column} = ?" for column in columns)
+        found = self.projection.read(f"SELECT 1 FROM {table} WHERE {where} LIMIT 1", list(columns.values()))
+        return bool(found)
+
     def run_params(self, run_id: str) -> dict[str, str]:
         cached = self.index.params.get(run_id)
         if cached is None:

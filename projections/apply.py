@@ -314,18 +314,28 @@ def run_json(values: dict[str, str], details: str) -> str:
     return f"""'{{"info":{{' || concat_ws(',', {info}) || '}},' || {details} || '}}'"""
 
 
-# Every event type that can change a run's row or its JSON.
+# Every event type that can change a run's row or its JSON. As in MLflow, deleting an experiment
+# deletes its runs and restoring it restores them all (also those deleted before it).
 _RUN_TYPES = """run_created run_updated run_deleted run_restored batch_logged run_tag_deleted inputs_logged
-  outputs_logged"""
-_TOUCHED_RUNS = "SELECT run_id FROM ev WHERE type IN ({})".format(
-    ", ".join(f"'{t}'" for t in _RUN_TYPES.split())
+  outputs_logged experiment_deleted experiment_restored"""
+_EXPERIMENT_STAGE_TYPES = "'experiment_deleted', 'experiment_restored'"
+_EXPERIMENT_STAGE_RUNS = f"""SELECT r.run_id, e.type, e.seq, e.writer FROM ev e
+    JOIN runs r ON r.experiment_id = e.experiment_id WHERE e.type IN ({_EXPERIMENT_STAGE_TYPES})"""
+_TOUCHED_RUNS = "SELECT run_id FROM ev WHERE type IN ({}) UNION ALL SELECT run_id FROM ({})".format(
+    ", ".join(f"'{t}'" for t in _RUN_TYPES.split()), _EXPERIMENT_STAGE_RUNS
 )
+# A run's lifecycle: the last of its own delete/restore events and its experiment's.
+_RUN_STAGES = f"""SELECT run_id, arg_max(CASE WHEN type LIKE '%deleted' THEN 'deleted' ELSE 'active' END,
+                                      {EVENT_ORDER}) AS stage
+    FROM (SELECT run_id, type, seq, writer FROM ev WHERE type IN ('run_deleted', 'run_restored')
+          UNION ALL {_EXPERIMENT_STAGE_RUNS})
+    GROUP BY run_id"""
 # A touched run's new values: status, end time and lifecycle from the run events, the name from the
 # last mlflow.runName set (deleting that tag leaves the name alone).
 _NEW_RUN_VALUES = {
     "status": "coalesce(u.status, r.status)",
     "end_time": "coalesce(u.end_time, r.end_time)",
-    "lifecycle_stage": "coalesce(u.stage, r.lifecycle_stage)",
+    "lifecycle_stage": "coalesce(s.stage, r.lifecycle_stage)",
     "run_name": "coalesce(n.name, r.run_name)",
 }
 
@@ -342,11 +352,10 @@ RUN_UPDATE = [
                arg_max(status, {EVENT_ORDER}) FILTER (WHERE type = 'run_updated' AND status IS NOT NULL)
                  AS status,
                arg_max(end_time, {EVENT_ORDER}) FILTER (WHERE type = 'run_updated' AND end_time IS NOT NULL)
-                 AS end_time,
-               arg_max(CASE type WHEN 'run_deleted' THEN 'deleted' ELSE 'active' END, {EVENT_ORDER})
-                 FILTER (WHERE type IN ('run_deleted', 'run_restored')) AS stage
-             FROM ev WHERE type IN ('run_updated', 'run_deleted', 'run_restored') GROUP BY run_id) u
+                 AS end_time
+             FROM ev WHERE type = 'run_updated' GROUP BY run_id) u
          USING (run_id)
+       LEFT JOIN ({_RUN_STAGES}) s USING (run_id)
        LEFT JOIN (SELECT run_id, arg_max(value, o) AS name FROM ({_RUN_TAG_OPS})
               WHERE key = 'mlflow.runName' AND NOT deleted GROUP BY run_id) n USING (run_id)
        WHERE r.run_id = d.run_id""",

@@ -43,8 +43,6 @@ RUN_CHILDREN = {
 }
 DATASET_FIELDS = ("name", "digest", "context")
 
-VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
-
 # A page of runs is one narrow query: each run's JSON object is kept current by apply in
 # ``runs.run_json``, and the page's array is put together in DuckDB, which costs a third of
 # fetching the texts into Python to join them. Reading the child tables here instead scanned each
@@ -145,24 +143,12 @@ def _order_sql(n: int, order_key, params: list) -> tuple[str, str]:
     return join, f"{expr} IS NULL, {nan_last}{expr} {direction}"
 
 
-# A scan of the (small) experiments table: an IN (subquery) would be a hash join, a few ms.
-EXPERIMENT_STAGES = """SELECT experiment_id, lifecycle_stage FROM experiments
-                       WHERE list_contains(?::VARCHAR[], experiment_id)"""
-
-
-def _view_sql(con, experiment_ids: list[str], run_view_type: str) -> tuple[str, list]:
-    """The condition on ``r`` for the experiments and the view type: runs of a deleted experiment
-    count as deleted. The experiments' stages are read first, so that the search itself joins
-    nothing for them (every hash join costs DuckDB a few ms however small)."""
-    stages = dict(con.execute(EXPERIMENT_STAGES, [experiment_ids]).fetchall())
-    active = [e for e in experiment_ids if stages.get(e) == "active"]
-    if run_view_type == "ACTIVE_ONLY":
-        return "list_contains(?::VARCHAR[], r.experiment_id) AND r.lifecycle_stage = 'active'", [active]
-    known = [e for e in experiment_ids if e in stages]
-    if run_view_type == "DELETED_ONLY":
-        condition = "(r.lifecycle_stage = 'deleted' OR NOT list_contains(?::VARCHAR[], r.experiment_id))"
-        return f"list_contains(?::VARCHAR[], r.experiment_id) AND {condition}", [known, active]
-    return "list_contains(?::VARCHAR[], r.experiment_id)", [known]
+# Runs of a deleted experiment are deleted with it (apply cascades its lifecycle to them).
+RUN_VIEWS = {
+    "ACTIVE_ONLY": " AND r.lifecycle_stage = 'active'",
+    "DELETED_ONLY": " AND r.lifecycle_stage = 'deleted'",
+    "ALL": "",
+}
 
 
 def search_runs_json(
@@ -175,8 +161,8 @@ def search_runs_json(
     page_token: str | None = None,
 ) -> tuple[bytes, str | None]:
     """A page of runs as ``runs_json`` gives them, and the token of the next page (None if last)."""
-    if run_view_type not in VIEW_TYPES:
-        raise InvalidQuery(f"Invalid run_view_type {run_view_type!r}; expected one of {list(VIEW_TYPES)}")
+    if run_view_type not in RUN_VIEWS:
+        raise InvalidQuery(f"Invalid run_view_type {run_view_type!r}; expected one of {list(RUN_VIEWS)}")
     if max_results is None or max_results < 1:
         raise InvalidQuery(f"Invalid max_results {max_results!r}: must be a positive integer")
     experiment_ids = [str(e) for e in experiment_ids or ()]
@@ -188,7 +174,8 @@ def search_runs_json(
         joins.append(join)
         order.append(f"{terms}, ")
     condition, filter_params = run_filter_sql(filter)
-    view, view_params = _view_sql(con, experiment_ids, run_view_type)
+    view = f"list_contains(?::VARCHAR[], r.experiment_id){RUN_VIEWS[run_view_type]}"
+    view_params = [experiment_ids]
     sql = f"""SELECT r.run_id FROM runs r{"".join(joins)}
               WHERE {view} AND {condition}
               ORDER BY {"".join(order)}r.start_time DESC, r.run_id LIMIT ? OFFSET ?"""

@@ -115,14 +115,48 @@ def test_search_grammar_and_paging(client, exp_id):
     assert err.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
-def test_deleted_experiment_hides_its_runs(client):
+def test_deleting_an_experiment_deletes_its_runs_and_restoring_restores_them(client):
     exp = client.create_experiment("to-delete")
-    run_id = client.create_run(exp).info.run_id
+    kept, deleted_first = (client.create_run(exp).info.run_id for _ in range(2))
+    client.delete_run(deleted_first)
     client.delete_experiment(exp)
     assert client.get_experiment(exp).lifecycle_stage == "deleted"
+    assert client.get_run(kept).info.lifecycle_stage == "deleted"
     assert client.search_runs([exp]) == []
+    with pytest.raises(RestException) as err:
+        client.log_metric(kept, "m", 1.0)
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(RestException) as err:  # MLflow only deletes an active experiment
+        client.delete_experiment(exp)
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
     client.restore_experiment(exp)
-    assert [r.info.run_id for r in client.search_runs([exp])] == [run_id]
+    assert {r.info.run_id for r in client.search_runs([exp])} == {kept, deleted_first}
+    with pytest.raises(RestException) as err:  # ... and only restores a deleted one
+        client.restore_experiment(exp)
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_deleting_a_missing_tag_is_an_error(client, exp_id):
+    run_id = client.create_run(exp_id).info.run_id
+    client.set_tag(run_id, "k", "v")
+    client.delete_tag(run_id, "k")
+    for _ in range(2):  # never set, then already deleted
+        with pytest.raises(RestException) as err:
+            client.delete_tag(run_id, "k")
+        assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+        assert f"No tag with name: k in run with id {run_id}" in err.value.message
+    exp = client.create_experiment("tag-deletes", tags={"k": "v"})
+    client.delete_experiment_tag(exp, "k")
+    with pytest.raises(RestException) as err:
+        client.delete_experiment_tag(exp, "k")
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    client.set_experiment_tag(exp, "k2", "v")
+    client.delete_experiment(exp)
+    with pytest.raises(RestException) as err:
+        client.delete_experiment_tag(exp, "k2")
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE" and "'active' state" in err.value.message
+    client.restore_experiment(exp)
+    assert client.get_experiment(exp).tags == {"k2": "v"}
 
 
 def test_experiment_errors_rename_and_tags(client):
@@ -131,6 +165,9 @@ def test_experiment_errors_rename_and_tags(client):
         client.create_experiment("exp-a")
     assert err.value.error_code == "RESOURCE_ALREADY_EXISTS"
     client.rename_experiment(exp, "exp-b")
+    with pytest.raises(RestException) as err:
+        client.rename_experiment(exp, "")
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE" and "'new_name'" in err.value.message
     client.set_experiment_tag(exp, "k", "v")
     got = client.get_experiment_by_name("exp-b")
     assert got.experiment_id == exp and got.tags == {"owner": "me", "k": "v"}

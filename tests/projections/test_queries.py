@@ -136,10 +136,21 @@ def test_view_types_and_deleted_experiment(projection, runs, log):
     assert ids(projection.search_runs(["1"], run_view_type="DELETED_ONLY")) == ["r0"]
     assert projection.run("r0")["info"]["lifecycle_stage"] == "deleted"
     log(make(E.ExperimentDeleted, experiment_id="1"))
+    # As in MLflow, deleting an experiment deletes its runs, and restoring it restores them all.
     assert ids(projection.search_runs(["1"])) == []
-    assert len(ids(projection.search_runs(["1"], run_view_type="ALL"))) == 3
+    assert ids(projection.search_runs(["1"], run_view_type="DELETED_ONLY")) == ["r2", "r1", "r0"]
+    assert projection.run("r1")["info"]["lifecycle_stage"] == "deleted"
+    assert ids(projection.search_runs(["1"], "attributes.lifecycle_stage = 'deleted'", "ALL")) == [
+        "r2",
+        "r1",
+        "r0",
+    ]
     log(make(E.ExperimentRestored, experiment_id="1"))
-    assert ids(projection.search_runs(["1"])) == ["r2", "r1"]
+    assert ids(projection.search_runs(["1"])) == ["r2", "r1", "r0"]
+    assert projection.run("r0")["info"]["lifecycle_stage"] == "active"
+    log(make(E.RunDeleted, run_id="r2"), make(E.ExperimentDeleted, experiment_id="1"))
+    log(make(E.RunRestored, run_id="r1"))  # a run restored on its own while its experiment stays deleted
+    assert ids(projection.search_runs(["1"])) == ["r1"]
 
 
 def test_latest_metric_and_history(projection, log, runs):
