@@ -35,13 +35,14 @@ async def create(ctx, request: Request):
     req = await body_as(request, p.CreateExperiment)
     name = v.experiment_name(req.name)
     tags = [_tag(t.key, t.value) for t in req.tags]
+    custom_location = v.artifact_location(req.artifact_location) if req.artifact_location else None
     writes = ctx.writes
 
     def build(envelope):
         if name in writes.index.experiment_by_name:
             raise already_exists(f"Experiment(name={name}) already exists.")
         experiment_id = writes.index.next_experiment_id()
-        location = req.artifact_location or f"mlflow-artifacts:/{experiment_id}"
+        location = custom_location or f"mlflow-artifacts:/{experiment_id}"
         return [
             ExperimentCreated(
                 **envelope(0, experiment_id=experiment_id),

@@ -8,6 +8,7 @@ int64 fields as strings, as protobuf JSON allows.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -235,9 +236,28 @@ def decode(kind: type[T], body: bytes) -> T:
     try:
         return decoder.decode(body or b"{}")
     except msgspec.ValidationError as exc:
+        if str(exc).startswith("Number out of range") and (decoded := _decode_lenient(kind, body)):
+            return decoded
         raise invalid(f"Invalid request body: {exc}") from None
     except msgspec.DecodeError as exc:
-        raise MlflowError(f"Malformed JSON in request body: {exc}", "BAD_REQUEST") from None
+        decoded = _decode_lenient(kind, body)
+        if decoded is None:
+            raise MlflowError(f"Malformed JSON in request body: {exc}", "BAD_REQUEST") from None
+        return decoded
+
+
+def _decode_lenient(kind: type[T], body: bytes) -> T | None:
+    """The body as Python's json module reads it, which is what it writes for NaN, Infinity and
+    floats out of range (bare ``NaN``, ``Infinity``, ``1e999``): MLflow's server takes those.
+    Only the error path comes here."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    try:
+        return msgspec.convert(data, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise invalid(f"Invalid request body: {exc}") from None
 
 
 def convert(kind: type[T], params: dict[str, Any]) -> T:

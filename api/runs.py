@@ -39,7 +39,9 @@ def _read(ctx, fn, *args, **kwargs):
 
 
 def _tags(items, path="tags") -> list[Tag]:
-    return [Tag(v.check_key(t.key, f"{path}[{i}].key"), v.tag_value(t.value)) for i, t in enumerate(items)]
+    """Tags to set on a run. As in MLflow, an empty ``mlflow.runName`` changes nothing."""
+    tags = (Tag(v.check_key(t.key, f"{path}[{i}].key"), v.tag_value(t.value)) for i, t in enumerate(items))
+    return [t for t in tags if t.key != RUN_NAME_TAG or t.value]
 
 
 # Lifecycle ---------------------------------------------------------------------------
@@ -48,7 +50,9 @@ def _tags(items, path="tags") -> list[Tag]:
 async def create(ctx, request: Request):
     req = await body_as(request, p.CreateRun)
     experiment_id = v.experiment_id(req.experiment_id or "0")
-    tags = _tags(req.tags)
+    key = v.created_run_tag_key
+    tags = [Tag(key(t.key, f"tags[{i}].key"), v.tag_value(t.value)) for i, t in enumerate(req.tags)]
+    tags = [t for t in tags if t.key != RUN_NAME_TAG or t.value]  # an empty one names nothing
     tag_name = next((t.value for t in tags if t.key == RUN_NAME_TAG), None)
     if req.run_name and tag_name and req.run_name != tag_name:
         raise invalid(
@@ -193,9 +197,7 @@ async def log_metric(ctx, request: Request):
 async def log_param(ctx, request: Request):
     req = await body_as(request, p.LogParam)
     run_id = _run_id(req)
-    if req.value is None:
-        raise missing("value")
-    param = Param(v.check_key(req.key), v.param_value(req.value))
+    param = Param(v.check_key(req.key), v.param_value(req.value))  # no value: "", as in MLflow
     await ctx.writes.log_batch(origin_of(request), run_id, params=[param], single_param=True)
     return json_response()
 
@@ -203,10 +205,11 @@ async def log_param(ctx, request: Request):
 async def set_tag(ctx, request: Request):
     req = await body_as(request, p.SetTag)
     run_id = _run_id(req)
-    if req.value is None:
-        raise missing("value")
-    tag = Tag(v.check_key(req.key), v.tag_value(req.value))
-    await ctx.writes.log_batch(origin_of(request), run_id, tags=[tag])
+    tags = _tags([req])  # no value: "", as in MLflow
+    if tags:
+        await ctx.writes.log_batch(origin_of(request), run_id, tags=tags)
+    else:
+        ctx.writes.active_run(run_id)  # refused as a write would be, though nothing is written
     return json_response()
 
 
@@ -245,13 +248,7 @@ async def delete_tag(ctx, request: Request):
 async def log_inputs(ctx, request: Request):
     req = await body_as(request, p.LogInputs)
     run_id = _run_id(req)
-    datasets = []
-    for i, item in enumerate(req.datasets):
-        d = item.dataset
-        if d is None or not d.name or not d.digest:
-            raise missing(f"datasets[{i}].dataset")
-        tags = [Tag(t.key or "", t.value or "") for t in item.tags]
-        datasets.append(Dataset(d.name, d.digest, d.source_type, d.source, d.schema, d.profile, tags))
+    datasets = [_dataset_input(item, i) for i, item in enumerate(req.datasets)]
     models = [ModelOutput(m.model_id, m.step) for m in req.models if m.model_id]
     writes = ctx.writes
 
@@ -264,6 +261,31 @@ async def log_inputs(ctx, request: Request):
 
     await blocking(writes.commit, origin_of(request), build)
     return json_response()
+
+
+def _dataset_input(item: p.DatasetInputIn, index: int) -> Dataset:
+    """A dataset input checked as MLflow checks it: present fields, its column sizes."""
+    d = item.dataset
+    if d is None:
+        raise missing(f"datasets[{index}].dataset")
+    for field in ("name", "digest"):
+        if getattr(d, field) is None:
+            raise invalid(f"Dataset {field} cannot be None")
+    for field, limit in (
+        ("name", v.MAX_DATASET_NAME_SIZE),
+        ("digest", v.MAX_DATASET_DIGEST_SIZE),
+        ("source", v.MAX_DATASET_SOURCE_SIZE),
+        ("schema", v.MAX_DATASET_SCHEMA_SIZE),
+        ("profile", v.MAX_DATASET_PROFILE_SIZE),
+    ):
+        v.exceeds(field, getattr(d, field), limit)
+    for tag in item.tags:
+        if tag.key is None or tag.value is None:
+            raise invalid(f"InputTag {'key' if tag.key is None else 'value'} cannot be None")
+        v.exceeds("key", tag.key, v.MAX_INPUT_TAG_KEY_SIZE)
+        v.exceeds("value", tag.value, v.MAX_INPUT_TAG_VALUE_SIZE)
+    tags = [Tag(t.key, t.value) for t in item.tags]
+    return Dataset(d.name, d.digest, d.source_type, d.source, d.schema, d.profile, tags)
 
 
 async def log_outputs(ctx, request: Request):
@@ -289,11 +311,7 @@ async def search(ctx, request: Request):
     req = await body_as(request, p.SearchRuns)
     if req.run_view_type not in VIEW_TYPES:
         raise invalid(f"Invalid run_view_type '{req.run_view_type}'")
-    if not 1 <= req.max_results <= 50_000:
-        raise invalid(
-            f"Invalid value {req.max_results} for parameter 'max_results' supplied. "
-            "It must be at most 50000, but got value"
-        )
+    _check_max_results(req.max_results, at_most=50_000)
     experiment_ids = [v.experiment_id(e) for e in req.experiment_ids]
     runs, token = await blocking(
         _read,
@@ -322,12 +340,10 @@ async def metric_history(ctx, request: Request):
     if key is None:
         raise missing("metric_key")
     raw_max = query(request, "max_results")
-    max_results = int(raw_max) if raw_max and raw_max.isdigit() else None
+    max_results = None if raw_max in (None, "") else _check_max_results(_integer(raw_max, "max_results"))
 
     def read():
-        ctx.projection.flush()
-        if run_id not in ctx.writes.index.runs:
-            raise not_found(f"Run with id={run_id} not found")
+        ctx.projection.flush()  # an unknown run has no history (MLflow answers {} too)
         return ctx.projection.metric_history_json(
             run_id, key, max_results=max_results, page_token=query(request, "page_token")
         )
@@ -339,6 +355,25 @@ async def metric_history(ctx, request: Request):
     if token:
         out["next_page_token"] = token
     return json_response(out)
+
+
+def _integer(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise invalid(f"Invalid value {text!r} for parameter '{name}' supplied.") from None
+
+
+def _check_max_results(value: int, at_most: int | None = None) -> int:
+    if value < 1:
+        raise invalid(
+            f"Invalid value {value} for parameter 'max_results' supplied. It must be a positive integer."
+        )
+    if at_most is not None and value > at_most:
+        raise invalid(
+            f"Invalid value {value} for parameter 'max_results' supplied. It must be at most {at_most}"
+        )
+    return value
 
 
 async def metric_history_bulk_interval(ctx, request: Request):

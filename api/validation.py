@@ -6,6 +6,7 @@ import json
 import math
 import posixpath
 import re
+import urllib.parse
 
 from api.errors import invalid, missing
 
@@ -18,6 +19,15 @@ MAX_TAG_VAL_LENGTH = 8000
 MAX_ENTITY_KEY_LENGTH = 250
 MAX_EXPERIMENT_NAME_LENGTH = 500
 MAX_EXPERIMENT_TAG_VAL_LENGTH = 20000
+MAX_ARTIFACT_LOCATION_LENGTH = 2048
+# Dataset inputs (MLflow's column sizes, which it checks on the way in)
+MAX_DATASET_NAME_SIZE = 500
+MAX_DATASET_DIGEST_SIZE = 36
+MAX_DATASET_SOURCE_SIZE = 65535
+MAX_DATASET_SCHEMA_SIZE = 1048575
+MAX_DATASET_PROFILE_SIZE = 16777215
+MAX_INPUT_TAG_KEY_SIZE = 255
+MAX_INPUT_TAG_VALUE_SIZE = 500
 # The SQL store clamps infinities to the largest double; we do the same on the way in.
 MAX_DOUBLE = 1.7976931348623157e308
 
@@ -65,6 +75,34 @@ def check_key(name: str | None, path: str = "key") -> str:
         ACCEPTED_KEYS.clear()
     ACCEPTED_KEYS.add(name)
     return name
+
+
+def exceeds(path: str, value: str | None, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        raise invalid(f"'{path}' exceeds the maximum length of {limit} characters")
+
+
+def created_run_tag_key(name: str | None, path: str) -> str:
+    """A tag key given at run creation: MLflow checks neither its characters nor its form there."""
+    if name is None:
+        raise missing(path)
+    exceeds(path, name, MAX_ENTITY_KEY_LENGTH)
+    return name
+
+
+def artifact_location(location: str) -> str:
+    """An experiment's own artifact location, refused as MLflow refuses it."""
+    parsed = urllib.parse.urlparse(location)
+    if parsed.fragment or parsed.params:
+        raise invalid("'artifact_location' URL can't include fragments or params.")
+    if location.startswith("runs:"):
+        raise invalid(f"Artifact location cannot be a runs:/ URI. Given: '{location}'")
+    if len(location) > MAX_ARTIFACT_LOCATION_LENGTH:
+        raise invalid(
+            "Invalid artifact path length. The length of the artifact path cannot be greater than "
+            f"{MAX_ARTIFACT_LOCATION_LENGTH} characters."
+        )
+    return location
 
 
 def param_value(value: str | None) -> str:

@@ -211,7 +211,7 @@ def _batch_rows(table: str, event_type: str) -> str:
 
 
 INPUTS = [
-    # The same dataset (name, digest) in the same context is recorded once per run: the first.
+    # The same dataset (name, digest) is recorded once per run, whatever its context: the first.
     _s(
         "inputs_logged",
         f"""INSERT INTO dataset_inputs
@@ -220,10 +220,9 @@ INPUTS = [
                  list_filter(item.tags, lambda t: t.key = 'mlflow.data.context')[1].value AS context,
                  item.source_type, item.source, item.schema, item.profile, item.tags, seq, {ITEM_ORDER} AS o
           FROM {_items("datasets", "'inputs_logged'", "run_id")}
-          QUALIFY row_number() OVER (PARTITION BY run_id, item.name, item.digest, context ORDER BY o) = 1) b
+          QUALIFY row_number() OVER (PARTITION BY run_id, item.name, item.digest ORDER BY o) = 1) b
         WHERE NOT EXISTS (SELECT 1 FROM ({_batch_rows("dataset_inputs", "inputs_logged")}) d
-                          WHERE d.run_id = b.run_id AND d.name = b.name
-                          AND d.digest = b.digest AND d.context IS NOT DISTINCT FROM b.context)""",
+                          WHERE d.run_id = b.run_id AND d.name = b.name AND d.digest = b.digest)""",
     ),
     *[
         _s(

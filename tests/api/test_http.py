@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import math
 import socket
 import threading
@@ -121,6 +122,67 @@ def test_bad_input_changes_nothing(http, run_id):
     assert _events(http) == before
     data = http.get(f"{API}/runs/get", params={"run_id": run_id}).json()["run"]["data"]
     assert "metrics" not in data and "params" not in data
+
+
+def test_what_mlflow_accepts_is_accepted(http):
+    exp = http.post(f"{API}/experiments/create", json={"name": "lenient"}).json()["experiment_id"]
+    # MLflow checks no tag key at run creation; an empty mlflow.runName names nothing.
+    body = {"experiment_id": exp, "run_name": "kept", "tags": [{"key": "a*b", "value": "x"}]}
+    run_id = http.post(f"{API}/runs/create", json=body).json()["run"]["info"]["run_id"]
+    # Python's json module writes NaN and out-of-range floats bare; MLflow's server reads them.
+    raw = json.dumps({"run_id": run_id, "key": "nan", "value": math.nan, "timestamp": 1}).encode()
+    assert http.post(f"{API}/runs/log-metric", content=raw).status_code == 200
+    raw = b'{"run_id": "%s", "key": "big", "value": 1e999, "timestamp": 1}' % run_id.encode()
+    assert http.post(f"{API}/runs/log-metric", content=raw).status_code == 200
+    # A missing value is the empty string.
+    assert http.post(f"{API}/runs/set-tag", json={"run_id": run_id, "key": "t"}).status_code == 200
+    assert http.post(f"{API}/runs/log-parameter", json={"run_id": run_id, "key": "p"}).status_code == 200
+    empty_name = {"run_id": run_id, "key": "mlflow.runName", "value": ""}
+    assert http.post(f"{API}/runs/set-tag", json=empty_name).status_code == 200
+    run = http.get(f"{API}/runs/get", params={"run_id": run_id}).json()["run"]
+    assert run["info"]["run_name"] == "kept"
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    assert tags == {"a*b": "x", "t": "", "mlflow.runName": "kept"}
+    assert run["data"]["params"] == [{"key": "p", "value": ""}]
+    metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+    assert metrics == {"nan": "NaN", "big": 1.7976931348623157e308}
+    # The same dataset logged again under another context stays one input, with the first context.
+    dataset = {"name": "d", "digest": "abc", "source_type": "local", "source": "{}"}
+    for context in ("train", "eval"):
+        inputs = [{"dataset": dataset, "tags": [{"key": "mlflow.data.context", "value": context}]}]
+        resp = http.post(f"{API}/runs/log-inputs", json={"run_id": run_id, "datasets": inputs})
+        assert resp.status_code == 200
+    run = http.get(f"{API}/runs/get", params={"run_id": run_id}).json()["run"]
+    assert [i["tags"][0]["value"] for i in run["inputs"]["dataset_inputs"]] == ["train"]
+    # An unknown run has no history.
+    missing_run = {"run_id": "f" * 32, "metric_key": "m"}
+    assert http.get(f"{API}/metrics/get-history", params=missing_run).json() == {}
+
+
+def test_what_mlflow_refuses_is_refused_and_writes_nothing(http, run_id):
+    before = _events(http)
+    def log_input(digest: str, tag_value: str) -> str:
+        dataset = {"name": "d", "digest": digest, "source_type": "local", "source": "{}"}
+        inputs = [{"dataset": dataset, "tags": [{"key": "k", "value": tag_value}]}]
+        resp = http.post(f"{API}/runs/log-inputs", json={"run_id": run_id, "datasets": inputs})
+        return _error(resp, 400, "INVALID_PARAMETER_VALUE")["message"]
+
+    assert "'digest' exceeds the maximum length of 36" in log_input("x" * 37, "v")
+    assert "'value' exceeds the maximum length of 500" in log_input("abc", "v" * 501)
+    for location, message in (
+        ("runs:/abc/x", "cannot be a runs:/ URI"),
+        ("/tmp/" + "a" * 2048, "Invalid artifact path length"),
+        ("s3://bucket/x#frag", "can't include fragments or params"),
+    ):
+        body = {"name": f"loc-{len(location)}", "artifact_location": location}
+        resp = http.post(f"{API}/experiments/create", json=body)
+        assert message in _error(resp, 400, "INVALID_PARAMETER_VALUE")["message"]
+    for max_results in ("0", "-1", "x"):
+        params = {"run_id": run_id, "metric_key": "m", "max_results": max_results}
+        _error(http.get(f"{API}/metrics/get-history", params=params), 400, "INVALID_PARAMETER_VALUE")
+    resp = http.post(f"{API}/runs/search", json={"experiment_ids": ["1"], "max_results": 0})
+    assert "must be a positive integer" in _error(resp, 400, "INVALID_PARAMETER_VALUE")["message"]
+    assert _events(http) == before
 
 
 def test_run_uuid_accepted_and_actor_recorded(http, run_id):
