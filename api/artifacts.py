@@ -27,13 +27,27 @@ from ledger.events import ArtifactWritten
 
 CHUNK = 1 << 20
 TEMP_PREFIX = ".tl-upload-"
+MAX_NAME_BYTES = 255  # of one path part: what local file systems take
+# Served as text/plain, as MLflow serves text formats; pages and scripts too (which MLflow serves
+# as what they are), so no artifact can run as a page or script in the web UI's origin.
+TEXT_EXTENSIONS = frozenset(
+    [
+        *("txt", "log", "err", "cfg", "conf", "cnf", "cf", "ini", "properties", "prop", "hocon", "toml"),
+        *("yaml", "yml", "xml", "json", "js", "mjs", "py", "py3", "csv", "tsv", "md", "rst"),
+        *("html", "htm", "xhtml", "svg", "MLmodel", "mlproject"),
+    ]
+)
 _RUN_PATH = re.compile(r"^(?P<exp>\d+)/(?P<run>[0-9a-f]{32})/artifacts(/|$)")
 _MODEL_PATH = re.compile(r"^(?P<exp>\d+)/models/(?P<model>m-[0-9a-f]{32})/artifacts(/|$)")
 
 
 def safe_path(raw: str | None, allow_empty: bool = False) -> str:
-    """A relative artifact path with no way out of the artifact root, else a 400."""
+    """A relative artifact path with no way out of the artifact root, else a 400.
+
+    With ``allow_empty`` (listings), an empty path or ``.`` is the root."""
     path = raw or ""
+    if allow_empty and path.strip("/") == ".":
+        return ""
     for candidate in (path, urllib.parse.unquote(path)):
         parts = candidate.split("/")
         if (
@@ -45,6 +59,8 @@ def safe_path(raw: str | None, allow_empty: bool = False) -> str:
             or any(part.startswith(TEMP_PREFIX) for part in parts)
         ):
             raise invalid(f"Invalid artifact path: '{raw}'")
+        if any(len(part.encode()) > MAX_NAME_BYTES for part in parts):
+            raise invalid(f"Invalid artifact path: '{raw}': a name is longer than {MAX_NAME_BYTES} bytes")
     path = path.strip("/")
     if not path and not allow_empty:
         raise invalid("Invalid artifact path: ''")
@@ -70,7 +86,10 @@ class ArtifactStore:
         target = self.full(path)
         if self.local:
             folder = os.path.dirname(target)
-            os.makedirs(folder, exist_ok=True)
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                raise invalid(f"Artifact path '{path}' is under a file, not a directory") from None
             temp = os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
             return open(temp, "wb"), temp
         return self.fs.open(target, "wb", block_size=8 * CHUNK), None
@@ -126,16 +145,17 @@ class ArtifactStore:
                 continue
             if entry["type"] == "directory":
                 files.append({"path": name, "is_dir": True})
-            else:
-                files.append({"path": name, "is_dir": False, "file_size": int(entry.get("size") or 0)})
+            elif size := int(entry.get("size") or 0):
+                files.append({"path": name, "is_dir": False, "file_size": size})
+            else:  # MLflow leaves an empty file's size out
+                files.append({"path": name, "is_dir": False})
         return sorted(files, key=lambda f: f["path"])
 
-    def delete(self, path: str) -> bool:
+    def delete(self, path: str) -> None:
+        """Remove a file or a folder; a missing path is no error (as in MLflow)."""
         target = self.full(path)
-        if not self.fs.exists(target):
-            return False
-        self.fs.rm(target, recursive=True)
-        return True
+        if self.fs.exists(target):
+            self.fs.rm(target, recursive=True)
 
 
 def entity_keys(path: str) -> dict:
@@ -148,6 +168,8 @@ def entity_keys(path: str) -> dict:
 
 
 async def upload(ctx, request: Request, path: str):
+    if path.endswith("/"):
+        raise invalid(f"Invalid artifact path: '{path}': it must include a file name")
     path = safe_path(path)
     store: ArtifactStore = ctx.artifacts
     handle, temp = await blocking(store.open_upload, path)
@@ -197,12 +219,25 @@ async def download(ctx, request: Request, path: str):
             await blocking(handle.close)
 
     name = posixpath.basename(path)
-    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     headers = {
         "content-length": str(info.get("size") or 0),
-        "content-disposition": f'attachment; filename="{name}"',
+        "content-disposition": attachment_disposition(name),
+        "x-content-type-options": "nosniff",
     }
-    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
+    return StreamingResponse(chunks(), media_type=media_type(name), headers=headers)
+
+
+def media_type(name: str) -> str:
+    extension = posixpath.splitext(name)[1].lstrip(".") or name  # MLmodel, mlproject
+    if extension in TEXT_EXTENSIONS:
+        return "text/plain"
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def attachment_disposition(name: str) -> str:
+    """RFC 6266: an ASCII ``filename`` (headers are Latin-1) and the exact name in ``filename*``."""
+    fallback = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_").replace("\\", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
 
 
 async def list_artifacts(ctx, request: Request):
@@ -212,7 +247,5 @@ async def list_artifacts(ctx, request: Request):
 
 
 async def delete(ctx, request: Request, path: str):
-    path = safe_path(path)
-    if not await blocking(ctx.artifacts.delete, path):
-        raise not_found(f"No such artifact: '{path}'")
+    await blocking(ctx.artifacts.delete, safe_path(path))
     return json_response()

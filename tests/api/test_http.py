@@ -276,6 +276,32 @@ def test_artifact_listing_rules_and_chunked_upload(http, run_id):
     assert http.get(base, params={"path": f"{path}/dir"}).json() == {}
 
 
+def test_artifact_mistakes_are_400s_and_downloads_never_run_as_pages(http, run_id):
+    base = f"/api/2.0/mlflow-artifacts/artifacts/1/{run_id}/artifacts"
+    before = _events(http, type="artifact_written")
+    assert http.put(f"{base}/file.txt", content=b"x").status_code == 200
+    for bad in (f"{base}/file.txt/child.txt", f"{base}/{'n' * 256}.txt", f"{base}/folder/"):
+        _error(http.put(bad, content=b"y"), 400, "INVALID_PARAMETER_VALUE")
+    _error(http.get(f"{base}/{'n' * 256}.txt"), 400, "INVALID_PARAMETER_VALUE")
+    assert len(_events(http, type="artifact_written")) == len(before) + 1
+    assert http.delete(f"{base}/never-written.txt").status_code == 200  # as in MLflow
+    # Pages and scripts come back as plain text, never sniffed; any file name survives the header.
+    for name, body in (("page.html", b"<script>alert(1)</script>"), ("数据 \"q\".svg", b"<svg/>")):
+        assert http.put(f"{base}/{name}", content=body).status_code == 200
+        resp = http.get(f"{base}/{name}")
+        assert resp.status_code == 200 and resp.content == body
+        assert resp.headers["content-type"].startswith("text/plain")
+        assert resp.headers["x-content-type-options"] == "nosniff"
+        assert resp.headers["content-disposition"].startswith("attachment;")
+    disposition = http.get(f"{base}/数据 \"q\".svg").headers["content-disposition"]
+    assert "filename*=UTF-8''%E6%95%B0%E6%8D%AE%20%22q%22.svg" in disposition
+    assert http.put(f"{base}/empty.bin", content=b"").status_code == 200
+    listing = http.get("/api/2.0/mlflow-artifacts/artifacts", params={"path": f"1/{run_id}/artifacts"}).json()
+    assert {"path": "empty.bin", "is_dir": False} in listing["files"]  # no size, as MLflow lists it
+    root = http.get("/api/2.0/mlflow-artifacts/artifacts", params={"path": "."}).json()
+    assert root == http.get("/api/2.0/mlflow-artifacts/artifacts").json() and root["files"]
+
+
 class PeakRss:
     """The highest RSS a process reaches while the block runs (sampled every 20 ms)."""
 
