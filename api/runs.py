@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import msgspec
@@ -279,12 +280,10 @@ def _dataset_input(item: p.DatasetInputIn, index: int) -> Dataset:
         ("profile", v.MAX_DATASET_PROFILE_SIZE),
     ):
         v.exceeds(field, getattr(d, field), limit)
-    for tag in item.tags:
-        if tag.key is None or tag.value is None:
-            raise invalid(f"InputTag {'key' if tag.key is None else 'value'} cannot be None")
+    tags = [Tag(t.key or "", t.value or "") for t in item.tags]  # missing: "", as in MLflow
+    for tag in tags:
         v.exceeds("key", tag.key, v.MAX_INPUT_TAG_KEY_SIZE)
         v.exceeds("value", tag.value, v.MAX_INPUT_TAG_VALUE_SIZE)
-    tags = [Tag(t.key, t.value) for t in item.tags]
     return Dataset(d.name, d.digest, d.source_type, d.source, d.schema, d.profile, tags)
 
 
@@ -340,7 +339,9 @@ async def metric_history(ctx, request: Request):
     if key is None:
         raise missing("metric_key")
     raw_max = query(request, "max_results")
-    max_results = None if raw_max in (None, "") else _check_max_results(_integer(raw_max, "max_results"))
+    # Not a number: all of it, as MLflow answers; zero or less: refused, as MLflow refuses it.
+    is_number = raw_max is not None and re.fullmatch(r"-?[0-9]+", raw_max)
+    max_results = _check_max_results(int(raw_max)) if is_number else None
 
     def read():
         ctx.projection.flush()  # an unknown run has no history (MLflow answers {} too)
@@ -355,13 +356,6 @@ async def metric_history(ctx, request: Request):
     if token:
         out["next_page_token"] = token
     return json_response(out)
-
-
-def _integer(text: str, name: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise invalid(f"Invalid value {text!r} for parameter '{name}' supplied.") from None
 
 
 def _check_max_results(value: int, at_most: int | None = None) -> int:

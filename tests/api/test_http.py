@@ -154,9 +154,15 @@ def test_what_mlflow_accepts_is_accepted(http):
         assert resp.status_code == 200
     run = http.get(f"{API}/runs/get", params={"run_id": run_id}).json()["run"]
     assert [i["tags"][0]["value"] for i in run["inputs"]["dataset_inputs"]] == ["train"]
-    # An unknown run has no history.
+    # An unknown run has no history; a max_results that is no number asks for all of it.
     missing_run = {"run_id": "f" * 32, "metric_key": "m"}
     assert http.get(f"{API}/metrics/get-history", params=missing_run).json() == {}
+    for not_a_number in ("abc", "--1"):
+        history = {"run_id": run_id, "metric_key": "nan", "max_results": not_a_number}
+        assert len(http.get(f"{API}/metrics/get-history", params=history).json()["metrics"]) == 1
+    # An input tag without a key or value gets the empty string.
+    inputs = [{"dataset": {**dataset, "digest": "other"}, "tags": [{"value": "v"}]}]
+    assert http.post(f"{API}/runs/log-inputs", json={"run_id": run_id, "datasets": inputs}).status_code == 200
 
 
 def test_what_mlflow_refuses_is_refused_and_writes_nothing(http, run_id):
@@ -177,7 +183,7 @@ def test_what_mlflow_refuses_is_refused_and_writes_nothing(http, run_id):
         body = {"name": f"loc-{len(location)}", "artifact_location": location}
         resp = http.post(f"{API}/experiments/create", json=body)
         assert message in _error(resp, 400, "INVALID_PARAMETER_VALUE")["message"]
-    for max_results in ("0", "-1", "x"):
+    for max_results in ("0", "-1"):
         params = {"run_id": run_id, "metric_key": "m", "max_results": max_results}
         _error(http.get(f"{API}/metrics/get-history", params=params), 400, "INVALID_PARAMETER_VALUE")
     resp = http.post(f"{API}/runs/search", json={"experiment_ids": ["1"], "max_results": 0})
