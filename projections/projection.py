@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # cuts the wait short. Bounded so a reader never waits behind a huge transaction.
 APPLY_DELAY_S = 0.5
 MAX_BATCH_EVENTS = 5_000
-MAX_BATCH_POINTS = 100_000
+MAX_BATCH_POINTS = 50_000
 
 # What the tables mean: their columns and the statements deriving them. A projection file made by
 # code with another digest is derived again from the ledger when opened, never read as it is.
@@ -113,7 +113,7 @@ class Projection:
                 self._applied += len(batches)
                 self._backlog -= items
                 self._progress.notify_all()
-            # Not kept alive while the next gather waits: a batch can hold 100k metric points.
+            # Not kept alive while the next gather waits: a batch can hold 50k metric points.
             del batches
 
     def _gather(self) -> tuple[list[list[Event]], int, bool]:

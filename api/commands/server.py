@@ -72,7 +72,13 @@ class _RefusePandas(importlib.abc.MetaPathFinder):
 def run(args: argparse.Namespace) -> int:
     if "pandas" not in sys.modules:
         sys.meta_path.insert(0, _RefusePandas())
+    import pyarrow
     import uvicorn
+
+    # Arrow's default pool (mimalloc) keeps what it freed; the server's Arrow buffers are
+    # short-lived (a batch into DuckDB, a history page), and the system allocator gives them back:
+    # 10-20 MB less resident after the benchmark's workloads, at no measurable cost in speed.
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
