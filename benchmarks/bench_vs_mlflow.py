@@ -4,10 +4,10 @@ Both servers run on loopback; clients are keep-alive ``http.client`` connections
 identical for both servers. Loops are bounded by counts, MLflow's smaller where it is ~50x slower
 (rates are per second, so the counts do not change the figures). Metric values are noisy curves,
 not round numbers, so that bytes per point are what real training logs cost. Memory is the RSS of
-each server's whole process tree, at the end and at its peak (sampled every 50 ms). Prints one
-table with the ratio.
+each server's whole process tree, at the end and at its peak (sampled every 50 ms). Last, a 2 GiB
+artifact goes up and down through each server's artifact proxy. Prints one table with the ratio.
 
-    python3 benchmarks/bench_vs_mlflow.py [--quick] [--skip-mlflow] [--durability fsync|os]
+    python3 benchmarks/bench_vs_mlflow.py [--quick] [--skip-mlflow] [--durability fsync|os] [--artifact-gib N]
 """
 
 from __future__ import annotations
@@ -92,8 +92,11 @@ class Server:
         raise RuntimeError(f"{name} did not start")
 
     def watch_peak_rss(self, every_s: float = 0.05) -> None:
-        """Sample the process tree's RSS in the background from now on; ``peak_rss_mb`` is the max."""
+        """Sample the process tree's RSS in the background; ``peak_rss_mb`` is the max since the
+        last call (a second call starts the peak over)."""
         self.peak_rss_mb = 0.0
+        if self._watching:
+            return
         self._watching = True
 
         def sample() -> None:
@@ -102,8 +105,7 @@ class Server:
                     self.peak_rss_mb = max(self.peak_rss_mb, self.rss_mb()[0])
                 time.sleep(every_s)
 
-        self._watcher = threading.Thread(target=sample, daemon=True)
-        self._watcher.start()
+        threading.Thread(target=sample, daemon=True).start()
 
     def rss_mb(self) -> tuple[float, int]:
         procs = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
@@ -262,6 +264,44 @@ def run_workloads(port: int, scale: dict) -> tuple[dict, int]:
     return out, points
 
 
+def artifact_round_trip(server: Server, gib: float) -> dict:
+    """One file of ``gib`` GiB up and down through the artifact proxy, streamed both ways; MB/s
+    and the server's peak RSS meanwhile (bounded memory: it must not grow with the file)."""
+    conn = Conn(server.port)
+    created = conn.ok("POST", f"{API}/experiments/create", {"name": f"artifacts-{time.time_ns()}"})
+    exp = created["experiment_id"]
+    run_id = new_run(conn, exp)
+    size = int(gib * 2**30)
+    block = random.Random(7).randbytes(2**20)
+    url = f"/api/2.0/mlflow-artifacts/artifacts/{exp}/{run_id}/artifacts/big.bin"
+
+    def body():
+        for start in range(0, size, len(block)):
+            yield block[: min(len(block), size - start)]
+
+    server.watch_peak_rss()
+    t0 = time.perf_counter()
+    conn.c.request("PUT", url, body=body(), headers={"Content-Length": str(size)})
+    resp = conn.c.getresponse()
+    resp.read()
+    assert resp.status == 200, resp.status
+    up_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    conn.c.request("GET", url)
+    resp = conn.c.getresponse()
+    received = 0
+    while chunk := resp.read(2**20):
+        received += len(chunk)
+    assert resp.status == 200 and received == size, (resp.status, received)
+    down_s = time.perf_counter() - t0
+    label = f"{gib:g} GiB artifact"
+    return {
+        f"{label} up (MB/s)": size / up_s / 1e6,
+        f"{label} down (MB/s)": size / down_s / 1e6,
+        f"peak RSS during the {label} (MB)": server.peak_rss_mb,
+    }
+
+
 def dir_bytes(path: Path, skip: tuple[str, ...] = ()) -> int:
     total = 0
     for root, dirs, files in os.walk(path):
@@ -276,6 +316,9 @@ def main() -> int:
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument(
         "--durability", choices=("fsync", "os"), default="fsync", help="the server's --durability"
+    )
+    ap.add_argument(
+        "--artifact-gib", type=float, default=2.0, help="size of the artifact sent up and down (0: skip)"
     )
     args = ap.parse_args()
     tl_scale = {"seq": 5000, "batches": 300, "conc": 1000, "runs": 2000}
@@ -312,6 +355,8 @@ def main() -> int:
             figures, points = run_workloads(port, tl_scale)
             figures["RSS of process tree at the end (MB)"], nprocs = tl.rss_mb()
             figures["peak RSS of process tree (MB)"] = tl.peak_rss_mb
+            if args.artifact_gib:
+                figures.update(artifact_round_trip(tl, args.artifact_gib))
         finally:
             tl.stop()  # also on failure: never leave a server behind; the WAL rolls into a segment
         # The ledger is the record; the DuckDB projection in .state is derived from it (rebuildable).
@@ -347,6 +392,8 @@ def main() -> int:
                 figures, points = run_workloads(port, ml_scale)
                 figures["RSS of process tree at the end (MB)"], nprocs = ml.rss_mb()
                 figures["peak RSS of process tree (MB)"] = ml.peak_rss_mb
+                if args.artifact_gib:
+                    figures.update(artifact_round_trip(ml, args.artifact_gib))
             finally:
                 ml.stop()
             figures["bytes on disk per point: ledger"] = dir_bytes(work / "ml", skip=("artifacts",)) / points
@@ -357,7 +404,7 @@ def main() -> int:
 
     tl_fig, tl_n = results["trackledger"]
     ml_fig, ml_n = results.get("mlflow", ({}, 0))
-    lower_is_better = ("ms", "MB", "bytes", "errors")
+    lower_is_better = ("ms", "(MB)", "bytes", "errors")
     print("\n| workload | trackledger | mlflow 3.17.2 + SQLite | ratio |\n|---|---:|---:|---:|")
     for key, value in tl_fig.items():
         other = ml_fig.get(key)
