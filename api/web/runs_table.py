@@ -31,6 +31,10 @@ class Column:
     next_direction: str = "asc"
 
 
+# Pages past this one would put the row offset outside DuckDB's int64; they are all empty anyway.
+MAX_PAGE = 1_000_000_000
+
+
 @dataclass
 class RunsQuery:
     filter: str = ""
@@ -51,7 +55,7 @@ class RunsQuery:
             filter=q.get("filter", "").strip(),
             sort=q.get("sort") or "start",
             direction="asc" if q.get("dir") == "asc" else "desc",
-            page=max(1, _int(q.get("page"), 1)),
+            page=min(max(1, _int(q.get("page"), 1)), MAX_PAGE),
             per_page=per_page if per_page in PAGE_SIZES else DEFAULT_PAGE_SIZE,
             view=q.get("view") if q.get("view") in VIEWS else "active",
             chosen_params=q.getlist("p") if chosen else None,

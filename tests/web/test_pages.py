@@ -170,6 +170,12 @@ def test_not_found_pages_are_helpful_pages(page, path, title):
     expect(page.locator("body")).not_to_contain_text("Traceback")
 
 
+def test_a_page_number_past_the_end_shows_an_empty_page(page, two_runs):
+    response = page.goto(f"/experiments/{two_runs['experiment_id']}?page=99999999999999999999")
+    assert response.status == 200
+    expect(page.locator("body")).not_to_contain_text("could not be built")
+
+
 def test_plotly_is_served_by_the_server_itself(page, web_server):
     response = page.request.get("/vendor/plotly.min.js")
     assert response.status == 200
