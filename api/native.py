@@ -36,6 +36,8 @@ async def events(ctx, request: Request):
     from the ledger (segments, then the WAL), so the page is what a replica needs.
     """
     after = _int(request, "after", 0)
+    if after < 0:
+        raise invalid(f"'after' must be a seq, 0 or more, got {after}")
     limit = _int(request, "limit", 100)
     if limit < 1 or limit > MAX_EVENTS_PAGE:
         raise invalid(f"'limit' must be between 1 and {MAX_EVENTS_PAGE}")

@@ -233,6 +233,9 @@ def test_events_endpoint_pages_with_a_cursor(http, run_id):
         after = page["next_after"]
     assert [e["seq"] for e in seen] == [e["seq"] for e in everything]
     assert [e["seq"] for e in everything] == sorted(e["seq"] for e in everything)
+    for bad in ({"after": -1}, {"after": "x"}, {"limit": 0}, {"limit": 10_001}):
+        _error(http.get("/api/ledger/events", params=bad), 400, "INVALID_PARAMETER_VALUE")
+    assert http.get("/api/ledger/events", params={"after": 10**30}).json() == {"events": []}
 
 
 @pytest.mark.parametrize(
