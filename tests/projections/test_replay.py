@@ -36,7 +36,168 @@ def _metric(data):
     )
 
 
-def _event(data):
+REGISTRY_KINDS = (
+    "rm_create",
+    "rm_rename",
+    "rm_rename",
+    "rm_update",
+    "rm_delete",
+    "rm_tag",
+    "rm_tag_del",
+    "mv_create",
+    "mv_create",
+    "mv_update",
+    "mv_stage",
+    "mv_stage",
+    "mv_delete",
+    "mv_tag",
+    "mv_tag_del",
+    "alias",
+    "alias_del",
+)
+MODEL_NAMES = ["rm", "m2", "m3"]
+
+
+class Registry:
+    """The registry as the write path knows it, by model name, to draw only requests the server
+    would accept, and to check what the tables hold after them. The setup's model "rm" predates
+    registered_model_id: its key is its name."""
+
+    def __init__(self) -> None:
+        versions = {n: {"stage": "None", "description": "", "tags": {"a": "x"}} for n in (1, 2)}
+        self.models: dict[str, dict] = {
+            "rm": {
+                "key": "rm",
+                "latest": 2,
+                "description": "",
+                "tags": {"a": "x"},
+                "aliases": {},
+                "versions": versions,
+            }
+        }
+
+    def request(self, data, kind: str) -> list:
+        free = [n for n in MODEL_NAMES if n not in self.models]
+        if kind == "rm_create" or not self.models:
+            if not free:
+                return []
+            name = data.draw(st.sampled_from(free))
+            tag = E.Tag(data.draw(keys), data.draw(values))
+            event = make(E.RegisteredModelCreated, name=name, tags=[tag])
+            event = E.RegisteredModelCreated(**{**_fields(event), "registered_model_id": event.id})
+            self.models[name] = {
+                "key": event.id,
+                "latest": 0,
+                "description": "",
+                "tags": {tag.key: tag.value},
+                "aliases": {},
+                "versions": {},
+            }
+            return [event]
+        name = data.draw(st.sampled_from(sorted(self.models)))
+        model = self.models[name]
+        versions = model["versions"]
+
+        def on(cls, **fields):
+            return make(cls, name=name, registered_model_id=model["key"], **fields)
+
+        if kind == "rm_rename":
+            new_name = data.draw(st.sampled_from([name, *free]))
+            self.models[new_name] = self.models.pop(name)
+            return [on(E.RegisteredModelRenamed, new_name=new_name)]
+        if kind == "rm_update":
+            model["description"] = data.draw(st.sampled_from(["", "d"]))
+            return [on(E.RegisteredModelUpdated, description=model["description"])]
+        if kind == "rm_delete":
+            del self.models[name]
+            return [on(E.RegisteredModelDeleted)]
+        if kind in ("rm_tag", "rm_tag_del", "alias_del"):
+            key = data.draw(keys)
+            if kind == "rm_tag":
+                model["tags"][key] = data.draw(values)
+                return [on(E.RegisteredModelTagSet, key=key, value=model["tags"][key])]
+            model["tags" if kind == "rm_tag_del" else "aliases"].pop(key, None)
+            cls = E.RegisteredModelTagDeleted if kind == "rm_tag_del" else E.RegisteredModelAliasDeleted
+            return [on(cls, key=key)]
+        if kind == "mv_create" or not versions:
+            number = model["latest"] = model["latest"] + 1
+            tag = E.Tag(data.draw(keys), data.draw(values))
+            versions[number] = {"stage": "None", "description": "", "tags": {tag.key: tag.value}}
+            return [on(E.ModelVersionCreated, version=number, source="s", tags=[tag])]
+        number = data.draw(st.sampled_from(sorted(versions)))
+        version = versions[number]
+        if kind == "mv_update":
+            version["description"] = data.draw(st.sampled_from([None, "d"]))
+            return [on(E.ModelVersionUpdated, version=number, description=version["description"])]
+        if kind == "mv_stage":
+            stage = data.draw(st.sampled_from(["None", "Staging", "Production", "Archived"]))
+            archive = stage in ("Staging", "Production") and data.draw(st.booleans())
+            others = [
+                n for n, v in sorted(versions.items()) if archive and v["stage"] == stage and n != number
+            ]
+            changes = [(number, stage)] + [(n, "Archived") for n in others]
+            for n, s in changes:
+                versions[n]["stage"] = s
+            return [on(E.ModelVersionStageChanged, version=n, stage=s) for n, s in changes]
+        if kind == "mv_delete":
+            del versions[number]
+            model["aliases"] = {a: n for a, n in model["aliases"].items() if n != number}
+            return [on(E.ModelVersionDeleted, version=number)]
+        key = data.draw(keys)
+        if kind == "mv_tag":
+            version["tags"][key] = data.draw(values)
+            return [on(E.ModelVersionTagSet, version=number, key=key, value=version["tags"][key])]
+        if kind == "mv_tag_del":
+            version["tags"].pop(key, None)
+            return [on(E.ModelVersionTagDeleted, version=number, key=key)]
+        model["aliases"][key] = number
+        return [on(E.RegisteredModelAliasSet, key=key, version=number)]
+
+
+def _registry_in(read) -> dict[str, dict]:
+    """The registry the tables hold, shaped as ``Registry.models``; rows left of a deleted model fail."""
+    models = {}
+    for key, name, description in read(
+        "SELECT registered_model_id, name, description FROM registered_models"
+    ):
+        models[key] = {"key": key, "name": name, "latest": 0, "description": description, "tags": {},
+                       "aliases": {}, "versions": {}}  # fmt: skip
+    for key, *_ in read(
+        """SELECT registered_model_id FROM registered_model_tags UNION ALL
+           SELECT registered_model_id FROM registered_model_aliases UNION ALL
+           SELECT registered_model_id FROM model_versions UNION ALL
+           SELECT registered_model_id FROM model_version_tags"""
+    ):
+        assert key in models, f"a row of the deleted model {key} is left"
+    for key, tag, value in read("SELECT registered_model_id, key, value FROM registered_model_tags"):
+        models[key]["tags"][tag] = value
+    for key, alias, number in read(
+        "SELECT registered_model_id, alias, version FROM registered_model_aliases"
+    ):
+        models[key]["aliases"][alias] = number
+    for key, number, stage, description, deleted in read(
+        "SELECT registered_model_id, version, current_stage, description, deleted FROM model_versions"
+    ):
+        models[key]["latest"] = max(models[key]["latest"], number)
+        if not deleted:
+            models[key]["versions"][number] = {"stage": stage, "description": description, "tags": {}}
+    for key, number, tag, value in read(
+        "SELECT registered_model_id, version, key, value FROM model_version_tags"
+    ):
+        if number in models[key]["versions"]:
+            models[key]["versions"][number]["tags"][tag] = value
+    return {model.pop("name"): model for model in models.values()}
+
+
+def _fields(event) -> dict:
+    return {f: getattr(event, f) for f in event.__struct_fields__}
+
+
+def _request(data, registry: Registry) -> list:
+    """One request's events: a registry request is decided by the registry's state, as the write
+    path decides it (so the sequence is one the server could have written)."""
+    if data.draw(st.booleans()):
+        return registry.request(data, data.draw(st.sampled_from(REGISTRY_KINDS)))
     run = data.draw(st.sampled_from(RUNS))
     exp = data.draw(st.sampled_from(EXPERIMENTS))
     kind = data.draw(
@@ -60,70 +221,79 @@ def _event(data):
                 "model_update",
                 "model_tags",
                 "model_tag_del",
-                "alias",
-                "alias_del",
             ]
         )
     )
     if kind == "rename_exp":
-        return make(E.ExperimentRenamed, experiment_id=exp, name=data.draw(values))
+        return [make(E.ExperimentRenamed, experiment_id=exp, name=data.draw(values))]
     if kind == "del_exp":
-        return make(E.ExperimentDeleted, experiment_id=exp)
+        return [make(E.ExperimentDeleted, experiment_id=exp)]
     if kind == "restore_exp":
-        return make(E.ExperimentRestored, experiment_id=exp)
+        return [make(E.ExperimentRestored, experiment_id=exp)]
     if kind == "exp_tag":
-        return make(E.ExperimentTagSet, experiment_id=exp, key=data.draw(keys), value=data.draw(values))
+        return [make(E.ExperimentTagSet, experiment_id=exp, key=data.draw(keys), value=data.draw(values))]
     if kind == "exp_tag_del":
-        return make(E.ExperimentTagDeleted, experiment_id=exp, key=data.draw(keys))
+        return [make(E.ExperimentTagDeleted, experiment_id=exp, key=data.draw(keys))]
     if kind == "update":
-        return make(
-            E.RunUpdated,
-            run_id=run,
-            status=data.draw(st.sampled_from([None, "FINISHED", "RUNNING"])),
-            end_time=data.draw(st.sampled_from([None, 5, 9])),
-            name=data.draw(st.sampled_from([None, "n1"])),
-        )
+        return [
+            make(
+                E.RunUpdated,
+                run_id=run,
+                status=data.draw(st.sampled_from([None, "FINISHED", "RUNNING"])),
+                end_time=data.draw(st.sampled_from([None, 5, 9])),
+                name=data.draw(st.sampled_from([None, "n1"])),
+            )
+        ]
     if kind == "del":
-        return make(E.RunDeleted, run_id=run)
+        return [make(E.RunDeleted, run_id=run)]
     if kind == "restore":
-        return make(E.RunRestored, run_id=run)
+        return [make(E.RunRestored, run_id=run)]
     if kind == "batch":
-        return make(
-            E.BatchLogged,
-            run_id=run,
-            params=[E.Param(data.draw(keys), data.draw(values)) for _ in range(data.draw(st.integers(0, 2)))],
-            metrics=[_metric(data) for _ in range(data.draw(st.integers(0, 3)))],
-            tags=[E.Tag(data.draw(keys), data.draw(values)) for _ in range(data.draw(st.integers(0, 2)))],
-        )
+        return [
+            make(
+                E.BatchLogged,
+                run_id=run,
+                params=[
+                    E.Param(data.draw(keys), data.draw(values)) for _ in range(data.draw(st.integers(0, 2)))
+                ],
+                metrics=[_metric(data) for _ in range(data.draw(st.integers(0, 3)))],
+                tags=[E.Tag(data.draw(keys), data.draw(values)) for _ in range(data.draw(st.integers(0, 2)))],
+            )
+        ]
     if kind == "tag_del":
-        return make(E.RunTagDeleted, run_id=run, key=data.draw(keys))
+        return [make(E.RunTagDeleted, run_id=run, key=data.draw(keys))]
     if kind == "inputs":
         context = [E.Tag("mlflow.data.context", data.draw(st.sampled_from(["train", "eval"])))]
-        return make(
-            E.InputsLogged,
-            run_id=run,
-            datasets=[E.Dataset("ds", data.draw(values), tags=context)],
-            models=[E.ModelOutput("m-1")],
-        )
+        return [
+            make(
+                E.InputsLogged,
+                run_id=run,
+                datasets=[E.Dataset("ds", data.draw(values), tags=context)],
+                models=[E.ModelOutput("m-1")],
+            )
+        ]
     if kind == "outputs":
-        return make(E.OutputsLogged, run_id=run, models=[E.ModelOutput("m-1", data.draw(st.integers(0, 1)))])
+        return [
+            make(E.OutputsLogged, run_id=run, models=[E.ModelOutput("m-1", data.draw(st.integers(0, 1)))])
+        ]
     if kind == "artifact":
-        return make(
-            E.ArtifactWritten, run_id=run, path=f"{run}/{data.draw(values)}", size=1, sha256=data.draw(values)
-        )
+        return [
+            make(
+                E.ArtifactWritten,
+                run_id=run,
+                path=f"{run}/{data.draw(values)}",
+                size=1,
+                sha256=data.draw(values),
+            )
+        ]
     if kind == "model_update":
-        return make(
-            E.LoggedModelUpdated, model_id="m-1", status=data.draw(st.sampled_from(["READY", "FAILED"]))
-        )
+        return [
+            make(E.LoggedModelUpdated, model_id="m-1", status=data.draw(st.sampled_from(["READY", "FAILED"])))
+        ]
     if kind == "model_tags":
-        return make(E.LoggedModelTagsSet, model_id="m-1", tags=[E.Tag(data.draw(keys), data.draw(values))])
+        return [make(E.LoggedModelTagsSet, model_id="m-1", tags=[E.Tag(data.draw(keys), data.draw(values))])]
     if kind == "model_tag_del":
-        return make(E.LoggedModelTagDeleted, model_id="m-1", key=data.draw(keys))
-    if kind == "alias":
-        return make(
-            E.RegisteredModelAliasSet, name="rm", key=data.draw(keys), version=data.draw(st.integers(1, 2))
-        )
-    return make(E.RegisteredModelAliasDeleted, name="rm", key=data.draw(keys))
+        return [make(E.LoggedModelTagDeleted, model_id="m-1", key=data.draw(keys))]
 
 
 def _setup():
@@ -173,11 +343,17 @@ def _setup():
 
 def _stamp(events):
     return [
-        E.TYPE_BY_TAG[e.__struct_config__.tag](
-            **{**{f: getattr(e, f) for f in e.__struct_fields__}, "seq": i + 1, "ts": 1000 + i, "writer": "w"}
-        )
+        E.TYPE_BY_TAG[e.__struct_config__.tag](**{**_fields(e), "seq": i + 1, "ts": 1000 + i, "writer": "w"})
         for i, e in enumerate(events)
     ]
+
+
+def _appends(data, sizes: list[int]) -> tuple[list[list], Registry]:
+    """The events of each append (``size`` requests' events, one after the other) and the registry
+    they leave."""
+    registry = Registry()
+    appends = [[e for _ in range(size) for e in _request(data, registry)] for size in sizes]
+    return [events for events in appends if events], registry
 
 
 def _tables(con) -> dict[str, list]:
@@ -198,7 +374,8 @@ def _tables_read(read) -> dict[str, list]:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_incremental_equals_rebuild(data):
-    events = _stamp(_setup() + [_event(data) for _ in range(data.draw(st.integers(1, 40)))])
+    appends, registry = _appends(data, [1] * data.draw(st.integers(1, 40)))
+    events = _stamp(_setup() + [event for events in appends for event in events])
     cuts = sorted(data.draw(st.lists(st.integers(1, len(events) - 1), max_size=4, unique=True)))
     incremental, rebuilt = duckdb.connect(), duckdb.connect()
     create_tables(incremental)
@@ -207,6 +384,8 @@ def test_incremental_equals_rebuild(data):
         apply_table(incremental, events_to_table(events[start:end]))
     apply_table(rebuilt, events_to_table(events))
     assert _tables(incremental) == _tables(rebuilt)
+    # Equal tables could be equally wrong: the registry must also be what the requests made it.
+    assert _registry_in(lambda sql: incremental.execute(sql).fetchall()) == registry.models
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -216,7 +395,8 @@ def test_live_projection_equals_rebuild_from_segments_and_wal(data):
     segments at random points) and applied by the projection writer, against ``rebuild_file``,
     which reads the segments with ``read_parquet`` and the WAL tail."""
     sizes = data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=25))
-    requests = [[e] for e in _setup()] + [[_event(data) for _ in range(size)] for size in sizes]
+    appends, registry = _appends(data, sizes)
+    requests = [[e] for e in _setup()] + appends
     rolls = set(data.draw(st.lists(st.integers(0, len(requests) - 1), max_size=4)))
     with tempfile.TemporaryDirectory() as root:
         with Ledger(Path(root, "store"), Path(root, "state"), durability="os") as ledger:
@@ -228,6 +408,7 @@ def test_live_projection_equals_rebuild_from_segments_and_wal(data):
                         ledger.roll()
                 live.flush()
                 live_tables = _tables_read(live.read)
+                live_registry = _registry_in(live.read)
             finally:
                 live.close()
             rebuild_file(ledger, Path(root, "rebuilt.duckdb"))
@@ -239,6 +420,7 @@ def test_live_projection_equals_rebuild_from_segments_and_wal(data):
     assert rebuilt_tables.keys() == live_tables.keys()
     for name in TABLES:
         assert rebuilt_tables[name] == live_tables[name], name
+    assert live_registry == registry.models
 
 
 def test_reapplying_a_batch_is_a_no_op():
