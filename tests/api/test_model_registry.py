@@ -52,7 +52,7 @@ def test_registered_model_search(client, trained):
     assert _names(search("tags.team = 'growth'")) == ["Churn-EU", "churn"]
     assert _names(search("tags.team = 'growth' AND name != 'churn'")) == ["Churn-EU"]
     assert _names(search(order_by=["name DESC"])) == ["fraud", "churn", "Churn-EU"]
-    # churn's last update is its tag? No: tags leave it alone, so Churn-EU (created after) is newer.
+    # Setting a tag leaves a model's last update alone: churn's is still its second version's creation.
     assert _names(search(order_by=["last_updated_timestamp DESC"])) == ["Churn-EU", "fraud", "churn"]
     first = search(max_results=2)
     assert _names(first) == ["Churn-EU", "churn"] and first.token
