@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from api import artifacts, experiments, models, native, runs
+from api import artifacts, experiments, model_versions, models, native, registry, runs
 from api.context import ServerContext, Settings
 from api.errors import MlflowError
 from api.http import error_response, json_response
@@ -23,7 +23,13 @@ from projections import InvalidQuery
 log = logging.getLogger("trackledger.api")
 VERSION = "3.17.2"  # the MLflow REST version we speak; clients compare it for feature gates
 
-MLFLOW_ROUTES = {**experiments.ROUTES, **runs.ROUTES, **models.ROUTES}
+MLFLOW_ROUTES = {
+    **experiments.ROUTES,
+    **runs.ROUTES,
+    **models.ROUTES,
+    **registry.ROUTES,
+    **model_versions.ROUTES,
+}
 PATTERN_ROUTES = [
     (method, re.compile(pattern + "$"), fn) for (method, pattern), fn in models.PATTERN_ROUTES.items()
 ]

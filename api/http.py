@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.errors import MlflowError
-from api.protocol import decode
+from api.protocol import convert, decode
 from api.tracking import Origin
 
 T = TypeVar("T")
@@ -31,6 +31,19 @@ def error_response(exc: MlflowError) -> Response:
 
 async def body_as(request: Request, kind: type[T]) -> T:
     return decode(kind, await request.body())
+
+
+async def fields_as(request: Request, kind: type[T], repeated: tuple[str, ...] = ()) -> T:
+    """The request's fields: the query string of a GET (or of a DELETE without a body), else
+    the JSON body. ``repeated`` fields may appear several times in a query string."""
+    body = await request.body()
+    if request.method == "GET" or (request.method == "DELETE" and not body.strip()):
+        params: dict = dict(request.query_params)
+        for name in repeated:
+            if name in params:
+                params[name] = request.query_params.getlist(name)
+        return convert(kind, params)
+    return decode(kind, body)
 
 
 def origin_of(request: Request) -> Origin:

@@ -6,7 +6,7 @@ only writer (one server per state dir). Params are cached per run, loaded on fir
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ledger.events import (
     BatchLogged,
@@ -17,7 +17,11 @@ from ledger.events import (
     ExperimentRestored,
     LoggedModelCreated,
     ModelVersionCreated,
+    ModelVersionDeleted,
+    ModelVersionStageChanged,
     RegisteredModelCreated,
+    RegisteredModelDeleted,
+    RegisteredModelRenamed,
     RunCreated,
     RunDeleted,
     RunRestored,
@@ -40,6 +44,13 @@ class ExperimentEntry:
     artifact_location: str
 
 
+@dataclass(slots=True)
+class RegisteredModelEntry:
+    key: str  # registered_model_id, or the name for models created before renames existed
+    latest_version: int = 0  # the highest version number ever used, deleted versions included
+    stages: dict[int, str] = field(default_factory=dict)  # live version -> its stage
+
+
 class WriteIndex:
     def __init__(self) -> None:
         self.runs: dict[str, RunEntry] = {}
@@ -48,7 +59,7 @@ class WriteIndex:
         self.params: dict[str, dict[str, str]] = {}
         self.logged_models: dict[str, str] = {}  # model_id -> experiment_id
         self.model_source_runs: dict[str, str | None] = {}  # model_id -> the run that logged it
-        self.registered_versions: dict[str, int] = {}  # registered model name -> latest version
+        self.registered_models: dict[str, RegisteredModelEntry] = {}  # by current name
 
     def load(self, projection) -> None:
         token = None
@@ -65,6 +76,12 @@ class WriteIndex:
                 break
         for run_id, (experiment_id, lifecycle) in projection.all_runs_index().items():
             self.runs[run_id] = RunEntry(str(experiment_id), lifecycle)
+        for name, key, version, stage, deleted in projection.registry_index():
+            model = self.registered_models.setdefault(name, RegisteredModelEntry(key))
+            if version is not None:
+                model.latest_version = max(model.latest_version, version)
+                if not deleted:
+                    model.stages[version] = stage
 
     def next_experiment_id(self) -> str:
         return str(max((int(i) for i in self.experiments), default=-1) + 1)
@@ -120,6 +137,17 @@ class WriteIndex:
                 self.logged_models[event.model_id] = event.experiment_id
                 self.model_source_runs[event.model_id] = event.source_run_id
             elif isinstance(event, RegisteredModelCreated):
-                self.registered_versions[event.name] = 0
+                key = event.registered_model_id or event.name
+                self.registered_models[event.name] = RegisteredModelEntry(key)
+            elif isinstance(event, RegisteredModelRenamed):
+                self.registered_models[event.new_name] = self.registered_models.pop(event.name)
+            elif isinstance(event, RegisteredModelDeleted):
+                del self.registered_models[event.name]
             elif isinstance(event, ModelVersionCreated):
-                self.registered_versions[event.name] = event.version
+                model = self.registered_models[event.name]
+                model.latest_version = event.version
+                model.stages[event.version] = "None"
+            elif isinstance(event, ModelVersionStageChanged):
+                self.registered_models[event.name].stages[event.version] = event.stage
+            elif isinstance(event, ModelVersionDeleted):
+                del self.registered_models[event.name].stages[event.version]

@@ -216,6 +216,55 @@ class SetAlias(msgspec.Struct):
     version: str | None = None
 
 
+class RegisteredModelRef(msgspec.Struct):
+    name: str | None = None
+
+
+class RenameRegisteredModel(RegisteredModelRef):
+    new_name: str | None = None
+
+
+class UpdateRegisteredModel(RegisteredModelRef):
+    description: str | None = None
+
+
+class GetLatestVersions(RegisteredModelRef):
+    stages: list[str] = []
+
+
+class RegisteredModelTag(RegisteredModelRef):
+    key: str | None = None
+    value: str | None = None
+
+
+class ModelVersionRef(msgspec.Struct):
+    name: str | None = None
+    version: str | None = None
+
+
+class UpdateModelVersion(ModelVersionRef):
+    description: str | None = None
+
+
+class TransitionModelVersionStage(ModelVersionRef):
+    stage: str | None = None
+    archive_existing_versions: bool = False
+
+
+class ModelVersionTag(ModelVersionRef):
+    key: str | None = None
+    value: str | None = None
+
+
+class SearchRegistry(msgspec.Struct):
+    """Registered models or model versions: the default and the cap of max_results differ."""
+
+    filter: str | None = None
+    max_results: Int64 | None = None
+    order_by: list[str] = []
+    page_token: str | None = None
+
+
 # Native -------------------------------------------------------------------------------
 
 

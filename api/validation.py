@@ -19,6 +19,8 @@ MAX_TAG_VAL_LENGTH = 8000
 MAX_ENTITY_KEY_LENGTH = 250
 MAX_EXPERIMENT_NAME_LENGTH = 500
 MAX_EXPERIMENT_TAG_VAL_LENGTH = 20000
+MAX_REGISTRY_TAG_VAL_LENGTH = 100_000
+MAX_ALIAS_LENGTH = 255
 MAX_ARTIFACT_LOCATION_LENGTH = 2048
 # Dataset inputs (MLflow's column sizes, which it checks on the way in)
 MAX_DATASET_NAME_SIZE = 500
@@ -34,6 +36,8 @@ MAX_DOUBLE = 1.7976931348623157e308
 _NAME_RE = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 _EXPERIMENT_ID_RE = re.compile(r"^[0-9]+$")
+_ALIAS_RE = re.compile(r"^[\w\-]*$")
+_VERSION_ALIAS_RE = re.compile(r"^[vV]\d+$")
 
 
 def _invalid_value(path: str, value, message: str) -> str:
@@ -59,6 +63,17 @@ def check_key(name: str | None, path: str = "key") -> str:
                 " spaces ( ), colon(:) and slashes (/).",
             )
         )
+    _resolves_to_itself(path, name)
+    if len(name) > MAX_ENTITY_KEY_LENGTH:
+        raise invalid(f"'{path}' exceeds the maximum length of {MAX_ENTITY_KEY_LENGTH} characters")
+    if len(ACCEPTED_KEYS) > 100_000:
+        ACCEPTED_KEYS.clear()
+    ACCEPTED_KEYS.add(name)
+    return name
+
+
+def _resolves_to_itself(path: str, name: str) -> None:
+    """A name that may become a file name must not resolve to another one."""
     norm = posixpath.normpath(name)
     if norm != name or norm == "." or norm.startswith("..") or norm.startswith("/"):
         raise invalid(
@@ -69,12 +84,13 @@ def check_key(name: str | None, path: str = "key") -> str:
                 f" when treated as such. This name would resolve to {norm!r}",
             )
         )
-    if len(name) > MAX_ENTITY_KEY_LENGTH:
-        raise invalid(f"'{path}' exceeds the maximum length of {MAX_ENTITY_KEY_LENGTH} characters")
-    if len(ACCEPTED_KEYS) > 100_000:
-        ACCEPTED_KEYS.clear()
-    ACCEPTED_KEYS.add(name)
-    return name
+
+
+def required(request, *names: str) -> None:
+    """Each of the request Struct's fields ``names`` is given and not empty."""
+    for name in names:
+        if getattr(request, name) in (None, ""):
+            raise missing(name)
 
 
 def exceeds(path: str, value: str | None, limit: int) -> None:
@@ -173,4 +189,60 @@ def batch_size(body: bytes) -> None:
         raise invalid(
             f"Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, "
             f"got a request of size {len(body)}."
+        )
+
+
+# The model registry ------------------------------------------------------------------
+
+
+def model_name(name: str | None, path: str = "name") -> str:
+    """A registered model's new name (creation or rename), refused as MLflow refuses it."""
+    if name is None or name == "":
+        raise missing(path)
+    if name.strip() == "":  # MLflow's store says so, without its request checks' advice
+        raise invalid(f"Missing value for required parameter '{path}'.")
+    if "/" in name or ":" in name:
+        raise invalid(f"Invalid model name '{name}'. Names cannot contain '/' or ':'.")
+    _resolves_to_itself("name", name)
+    return name
+
+
+def model_version(version: str | None) -> int:
+    if version is None or version == "":
+        raise missing("version")
+    try:
+        return int(version)
+    except ValueError:
+        raise invalid(f"Parameter 'version' must be an integer, got '{version}'.") from None
+
+
+def registry_tag_value(value: str | None) -> str:
+    value = value or ""
+    exceeds("value", value, MAX_REGISTRY_TAG_VAL_LENGTH)
+    return value
+
+
+def alias_name(alias: str) -> str:
+    """An alias to set: MLflow's characters, and neither ``latest`` nor a version (``v1``)."""
+    if not _ALIAS_RE.match(alias):
+        raise invalid(
+            f"Invalid alias name: '{alias}'. Names may only contain alphanumerics, underscores (_), "
+            "and dashes (-)."
+        )
+    exceeds("Registered model alias name", alias, MAX_ALIAS_LENGTH)
+    if alias.lower() == "latest":
+        raise invalid("'latest' alias name (case insensitive) is reserved.")
+    if _VERSION_ALIAS_RE.match(alias):
+        raise invalid(f"Version alias name '{alias}' is reserved.")
+    return alias
+
+
+def at_most(path: str, value, limit: int) -> None:
+    """MLflow's server refuses a number over ``limit`` with the value as it was sent (text in a
+    query string)."""
+    if int(value) > limit:
+        shown = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        raise invalid(
+            f"Invalid value {shown} for parameter '{path}' supplied:  Hint: Value was of type "
+            f"'{type(value).__name__}'. See the API docs for more information about request parameters."
         )

@@ -17,7 +17,8 @@ import uuid
 
 import msgspec
 
-SCHEMA_VERSION = 1
+# 2: registry renames, updates, deletes, tags and stages (registered_model_id, new_name, stage)
+SCHEMA_VERSION = 2
 
 
 class Tag(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -194,12 +195,49 @@ class LoggedModelDeleted(Event, frozen=True, tag="logged_model_deleted"):
 
 
 # Model registry -------------------------------------------------------------------
+# Each registry event names its model by ``name`` as it was then (for a readable history) and by
+# ``registered_model_id``, the id of the event that created it, which survives renames and tells a
+# deleted model from a later one of the same name. Events written before renames existed carry
+# none: their model's key is its name, which could not change then.
 
 
 class RegisteredModelCreated(Event, frozen=True, tag="registered_model_created"):
     name: str
     description: str = ""
     tags: list[Tag] = []
+    registered_model_id: str | None = None
+
+
+class RegisteredModelRenamed(Event, frozen=True, tag="registered_model_renamed"):
+    name: str
+    new_name: str
+    registered_model_id: str | None = None
+
+
+class RegisteredModelUpdated(Event, frozen=True, tag="registered_model_updated"):
+    name: str
+    description: str = ""
+    registered_model_id: str | None = None
+
+
+class RegisteredModelDeleted(Event, frozen=True, tag="registered_model_deleted"):
+    """The model, its versions, tags and aliases are gone; its name is free again."""
+
+    name: str
+    registered_model_id: str | None = None
+
+
+class RegisteredModelTagSet(Event, frozen=True, tag="registered_model_tag_set"):
+    name: str
+    key: str
+    value: str
+    registered_model_id: str | None = None
+
+
+class RegisteredModelTagDeleted(Event, frozen=True, tag="registered_model_tag_deleted"):
+    name: str
+    key: str
+    registered_model_id: str | None = None
 
 
 class ModelVersionCreated(Event, frozen=True, tag="model_version_created"):
@@ -208,17 +246,61 @@ class ModelVersionCreated(Event, frozen=True, tag="model_version_created"):
     source: str
     description: str = ""
     tags: list[Tag] = []
+    registered_model_id: str | None = None
+
+
+class ModelVersionUpdated(Event, frozen=True, tag="model_version_updated"):
+    """A new description; None clears it (MLflow's update without a description does)."""
+
+    name: str
+    version: int
+    description: str | None = None
+    registered_model_id: str | None = None
+
+
+class ModelVersionStageChanged(Event, frozen=True, tag="model_version_stage_changed"):
+    """``stage`` is canonical: None, Staging, Production or Archived."""
+
+    name: str
+    version: int
+    stage: str
+    registered_model_id: str | None = None
+
+
+class ModelVersionDeleted(Event, frozen=True, tag="model_version_deleted"):
+    """The version is gone, with the aliases pointing to it; its number is never used again."""
+
+    name: str
+    version: int
+    registered_model_id: str | None = None
+
+
+class ModelVersionTagSet(Event, frozen=True, tag="model_version_tag_set"):
+    name: str
+    version: int
+    key: str
+    value: str
+    registered_model_id: str | None = None
+
+
+class ModelVersionTagDeleted(Event, frozen=True, tag="model_version_tag_deleted"):
+    name: str
+    version: int
+    key: str
+    registered_model_id: str | None = None
 
 
 class RegisteredModelAliasSet(Event, frozen=True, tag="registered_model_alias_set"):
     name: str
     key: str
     version: int
+    registered_model_id: str | None = None
 
 
 class RegisteredModelAliasDeleted(Event, frozen=True, tag="registered_model_alias_deleted"):
     name: str
     key: str
+    registered_model_id: str | None = None
 
 
 AnyEvent = (
@@ -243,7 +325,17 @@ AnyEvent = (
     | LoggedModelTagDeleted
     | LoggedModelDeleted
     | RegisteredModelCreated
+    | RegisteredModelRenamed
+    | RegisteredModelUpdated
+    | RegisteredModelDeleted
+    | RegisteredModelTagSet
+    | RegisteredModelTagDeleted
     | ModelVersionCreated
+    | ModelVersionUpdated
+    | ModelVersionStageChanged
+    | ModelVersionDeleted
+    | ModelVersionTagSet
+    | ModelVersionTagDeleted
     | RegisteredModelAliasSet
     | RegisteredModelAliasDeleted
 )

@@ -30,12 +30,12 @@ def _s(types: str | None, sql: str) -> Statement:
     return Statement(None if types is None else frozenset(types.split()), sql)
 
 
-def _items(column: str, types: str, *keys: str) -> str:
+def _items(column: str, types: str, *keys: str, source: str = "ev") -> str:
     """One row per element of ``column`` for events of ``types``, with its position."""
     cols = ", ".join(keys)
     return (
         f"(SELECT {cols}, seq, writer, ts, actor, unnest({column}) AS item, "
-        f"unnest(range(len({column}))) AS pos FROM ev WHERE type IN ({types}) AND len({column}) > 0)"
+        f"unnest(range(len({column}))) AS pos FROM {source} WHERE type IN ({types}) AND len({column}) > 0)"
     )
 
 
@@ -77,20 +77,22 @@ def _last_write_wins(
     return statements
 
 
-def _tag_ops(id_col: str, list_types: str, set_type: str | None, delete_type: str | None) -> str:
+def _tag_ops(
+    id_col: str, list_types: str, set_type: str | None, delete_type: str | None, source: str = "ev"
+) -> str:
     parts = [
         f"SELECT {id_col}, item.key AS key, item.value AS value, false AS deleted, {ITEM_ORDER} AS o "
-        f"FROM {_items('tags', list_types, id_col)}"
+        f"FROM {_items('tags', list_types, id_col, source=source)}"
     ]
     if set_type:
         parts.append(
             f"SELECT {id_col}, key, value, false, {{'seq': seq, 'writer': writer, 'pos': 0}} "
-            f"FROM ev WHERE type = '{set_type}'"
+            f"FROM {source} WHERE type = '{set_type}'"
         )
     if delete_type:
         parts.append(
             f"SELECT {id_col}, key, NULL, true, {{'seq': seq, 'writer': writer, 'pos': 0}} "
-            f"FROM ev WHERE type = '{delete_type}'"
+            f"FROM {source} WHERE type = '{delete_type}'"
         )
     return " UNION ALL ".join(parts)
 
@@ -403,48 +405,133 @@ LOGGED_MODELS = [
     ),
 ]
 
+# Registry events with their model's key in registered_model_id: the id of the event that created
+# the model, or, in events written before renames existed, its name (see ledger.events).
+REGISTRY_EV = "(SELECT * REPLACE (coalesce(registered_model_id, name) AS registered_model_id) FROM ev)"
+
+# Every effect that depends on the state (which versions a transition archives, which aliases a
+# deletion drops, the next version number) is decided on the write path, into the events; here
+# the last write wins, and deletions come last: nothing is written about a model or a version
+# after its deletion, so anything earlier in the batch is deleted with it.
 REGISTRY = [
     _s(
         "registered_model_created",
-        """INSERT INTO registered_models
-       SELECT name, description, ts, ts, actor FROM ev WHERE type = 'registered_model_created'
-       ON CONFLICT DO NOTHING""",
+        f"""INSERT INTO registered_models
+       SELECT registered_model_id, name, description, ts, ts, actor
+       FROM {REGISTRY_EV} WHERE type = 'registered_model_created' ON CONFLICT DO NOTHING""",
     ),
     _s(
         "model_version_created",
-        """INSERT INTO model_versions
-       SELECT name, version, source, run_id, model_id, description, ts, ts, actor
-       FROM ev WHERE type = 'model_version_created' ON CONFLICT DO NOTHING""",
+        f"""INSERT INTO model_versions
+       SELECT registered_model_id, version, source, run_id, model_id, description, 'None', ts, ts, actor,
+              false
+       FROM {REGISTRY_EV} WHERE type = 'model_version_created' ON CONFLICT DO NOTHING""",
     ),
+    # As in MLflow, a model's last update is its last description, rename, or version created,
+    # moved to a stage or deleted; tags and aliases leave it alone.
     _s(
-        "model_version_created",
-        """UPDATE registered_models r SET last_updated_timestamp = greatest(r.last_updated_timestamp, u.ts)
-       FROM (SELECT name, max(ts) AS ts FROM ev WHERE type = 'model_version_created' GROUP BY name) u
-       WHERE r.name = u.name""",
+        """registered_model_updated registered_model_renamed model_version_created model_version_stage_changed
+           model_version_deleted""",
+        f"""UPDATE registered_models r SET
+          name = coalesce(u.name, r.name),
+          description = CASE WHEN u.described THEN u.description ELSE r.description END,
+          last_updated_timestamp = greatest(r.last_updated_timestamp, u.ts)
+       FROM (SELECT registered_model_id,
+               arg_max(new_name, {EVENT_ORDER}) FILTER (WHERE type = 'registered_model_renamed') AS name,
+               arg_max_null(description, {EVENT_ORDER}) FILTER (WHERE type = 'registered_model_updated')
+                 AS description,
+               bool_or(type = 'registered_model_updated') AS described,
+               max(ts) AS ts
+             FROM {REGISTRY_EV}
+             WHERE type IN ('registered_model_updated', 'registered_model_renamed', 'model_version_created',
+                            'model_version_stage_changed', 'model_version_deleted')
+             GROUP BY registered_model_id) u
+       WHERE r.registered_model_id = u.registered_model_id""",
+    ),
+    # A version's last update: its description, stage, deletion, or (as in MLflow) its model's rename.
+    _s(
+        "model_version_updated model_version_stage_changed model_version_deleted registered_model_renamed",
+        f"""UPDATE model_versions v SET
+          description = CASE WHEN u.described THEN u.description ELSE v.description END,
+          current_stage = coalesce(u.stage, v.current_stage),
+          deleted = v.deleted OR u.deleted,
+          last_updated_timestamp = greatest(v.last_updated_timestamp, u.ts)
+       FROM (SELECT registered_model_id, version,
+               arg_max_null(description, o) FILTER (WHERE type = 'model_version_updated') AS description,
+               bool_or(type = 'model_version_updated') AS described,
+               arg_max(stage, o) FILTER (WHERE type = 'model_version_stage_changed') AS stage,
+               bool_or(type = 'model_version_deleted') AS deleted,
+               max(ts) AS ts
+             FROM (SELECT registered_model_id, version, type, description, stage, ts, {EVENT_ORDER} AS o
+                   FROM {REGISTRY_EV} WHERE type IN ('model_version_updated', 'model_version_stage_changed',
+                                                     'model_version_deleted')
+                   UNION ALL
+                   SELECT e.registered_model_id, m.version, e.type, NULL, NULL, e.ts,
+                          {{'seq': e.seq, 'writer': e.writer}}
+                   FROM {REGISTRY_EV} e JOIN model_versions m USING (registered_model_id)
+                   WHERE e.type = 'registered_model_renamed')
+             GROUP BY registered_model_id, version) u
+       WHERE v.registered_model_id = u.registered_model_id AND v.version = u.version""",
     ),
     *_last_write_wins(
         "registered_model_tags",
-        ("name",),
-        _tag_ops("name", "'registered_model_created'", None, None),
-        "registered_model_created",
+        ("registered_model_id",),
+        _tag_ops(
+            "registered_model_id",
+            "'registered_model_created'",
+            "registered_model_tag_set",
+            "registered_model_tag_deleted",
+            source=REGISTRY_EV,
+        ),
+        "registered_model_created registered_model_tag_set registered_model_tag_deleted",
+        "registered_model_tag_deleted",
     ),
     *_last_write_wins(
         "model_version_tags",
-        ("name", "version"),
-        _tag_ops("name, version", "'model_version_created'", None, None),
-        "model_version_created",
+        ("registered_model_id", "version"),
+        _tag_ops(
+            "registered_model_id, version",
+            "'model_version_created'",
+            "model_version_tag_set",
+            "model_version_tag_deleted",
+            source=REGISTRY_EV,
+        ),
+        "model_version_created model_version_tag_set model_version_tag_deleted",
+        "model_version_tag_deleted",
     ),
     *_last_write_wins(
         "registered_model_aliases",
-        ("name",),
-        """SELECT name, key AS alias, version, type = 'registered_model_alias_deleted' AS deleted,
-                  {'seq': seq, 'writer': writer} AS o
-           FROM ev WHERE type IN ('registered_model_alias_set', 'registered_model_alias_deleted')""",
+        ("registered_model_id",),
+        f"""SELECT registered_model_id, key AS alias, version,
+                  type = 'registered_model_alias_deleted' AS deleted, {EVENT_ORDER} AS o
+           FROM {REGISTRY_EV}
+           WHERE type IN ('registered_model_alias_set', 'registered_model_alias_deleted')""",
         "registered_model_alias_set registered_model_alias_deleted",
         "registered_model_alias_deleted",
         value="version",
         key="alias",
     ),
+    # A deleted version loses the aliases pointing to it, those set earlier in the batch included.
+    _s(
+        "model_version_deleted",
+        f"""DELETE FROM registered_model_aliases a
+       USING (SELECT registered_model_id, version FROM {REGISTRY_EV} WHERE type = 'model_version_deleted') d
+       WHERE a.registered_model_id = d.registered_model_id AND a.version = d.version""",
+    ),
+    *[
+        _s(
+            "registered_model_deleted",
+            f"""DELETE FROM {table} WHERE registered_model_id IN
+           (SELECT registered_model_id FROM {REGISTRY_EV} WHERE type = 'registered_model_deleted')""",
+        )
+        for table in (
+            "registered_model_aliases",
+            "model_version_tags",
+            "model_versions",
+            "registered_model_tags",
+            "registered_models",
+        )
+    ],
 ]
 
 AUDIT = [
@@ -487,6 +574,18 @@ AUDIT = [
                 WHEN 'model_version_created' THEN name || ' v' || version
                 WHEN 'registered_model_alias_set' THEN name || '@' || key || ' -> v' || version
                 WHEN 'registered_model_alias_deleted' THEN name || '@' || key
+                WHEN 'registered_model_renamed' THEN name || ' renamed to ' || new_name
+                WHEN 'registered_model_updated' THEN name || ': description '
+                  || CASE WHEN description = '' THEN 'cleared' ELSE 'set' END
+                WHEN 'registered_model_tag_set' THEN left(name || ': tag ' || key || '=' || value, 400)
+                WHEN 'registered_model_tag_deleted' THEN name || ': tag ' || key || ' deleted'
+                WHEN 'model_version_updated' THEN name || ' v' || version || ': description '
+                  || CASE WHEN coalesce(description, '') = '' THEN 'cleared' ELSE 'set' END
+                WHEN 'model_version_stage_changed' THEN name || ' v' || version || ' -> ' || stage
+                WHEN 'model_version_deleted' THEN name || ' v' || version
+                WHEN 'model_version_tag_set' THEN left(
+                  name || ' v' || version || ': tag ' || key || '=' || value, 400)
+                WHEN 'model_version_tag_deleted' THEN name || ' v' || version || ': tag ' || key || ' deleted'
                 WHEN 'logged_model_tags_set' THEN list_transform(tags, lambda t: t.key)::VARCHAR
                 ELSE coalesce(name, key, '')
               END

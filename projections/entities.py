@@ -1,4 +1,4 @@
-"""Reads of experiments, logged models, the model registry, artifacts and the audit log."""
+"""Reads of experiments, logged models, artifacts and the audit log (the registry: ``registry``)."""
 
 from __future__ import annotations
 
@@ -62,17 +62,8 @@ SELECT m.model_id, m.experiment_id, m.name, m.creation_timestamp_ms, m.last_upda
            FROM logged_model_metrics x WHERE x.model_id = m.model_id))
 FROM logged_models m"""
 
-VERSION_SELECT = """
-SELECT v.name, v.version, v.creation_timestamp, v.last_updated_timestamp, v.description, v.source,
-       coalesce(v.run_id, m.source_run_id),
-       (SELECT list(alias ORDER BY alias) FROM registered_model_aliases a
-        WHERE a.name = v.name AND a.version = v.version),
-       (SELECT list({'key': key, 'value': value} ORDER BY key) FROM model_version_tags t
-        WHERE t.name = v.name AND t.version = v.version)
-FROM model_versions v LEFT JOIN logged_models m ON m.model_id = v.model_id"""
 
-
-def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list):
+def one_row(con: duckdb.DuckDBPyConnection, sql: str, params: list):
     """The first row or None, with the result read to its end: DuckDB 2 refuses further ``sql()``
     on a connection whose last ``execute()`` result is unfinished (as ``fetchone()`` leaves it)."""
     rows = con.execute(sql, params).fetchall()
@@ -96,7 +87,7 @@ def _experiment_dict(row) -> dict:
 
 def experiment(con: duckdb.DuckDBPyConnection, *, experiment_id=None, name=None) -> dict | None:
     column, value = ("e.experiment_id", str(experiment_id)) if name is None else ("e.name", name)
-    row = _one(con, f"{EXPERIMENT_SELECT} WHERE {column} = ?", [value])
+    row = one_row(con, f"{EXPERIMENT_SELECT} WHERE {column} = ?", [value])
     return _experiment_dict(row) if row else None
 
 
@@ -164,7 +155,10 @@ def _order(
     return ", ".join([*terms, default])
 
 
-def _page(con, select: str, where: list[str], order: str, params: list, max_results: int, page_token):
+def fetch_page(
+    con, select: str, where: list[str], order: str, params: list, max_results: int, page_token
+):
+    """A page of ``select`` rows and the next page's token (None on the last page)."""
     if max_results is None or max_results < 1:
         raise InvalidQuery(f"Invalid max_results {max_results!r}: must be a positive integer")
     offset = decode_page_token(page_token)
@@ -196,7 +190,7 @@ def search_experiments(
         default = f"{EXPERIMENT_ID_ORDER} DESC, e.experiment_id"
     numeric_id = {"experiment_id": EXPERIMENT_ID_ORDER}
     order = _order(order_by, EXPERIMENT_ATTRIBUTES, children, "e.experiment_id", default, params, numeric_id)
-    rows, token = _page(con, EXPERIMENT_SELECT, where, order, params, max_results, page_token)
+    rows, token = fetch_page(con, EXPERIMENT_SELECT, where, order, params, max_results, page_token)
     return [_experiment_dict(row) for row in rows], token
 
 
@@ -226,7 +220,7 @@ def _model_dict(row) -> dict:
 
 
 def logged_model(con, model_id: str) -> dict | None:
-    row = _one(con, f"{MODEL_SELECT} WHERE m.model_id = ? AND m.lifecycle_stage = 'active'", [model_id])
+    row = one_row(con, f"{MODEL_SELECT} WHERE m.model_id = ? AND m.lifecycle_stage = 'active'", [model_id])
     return _model_dict(row) if row else None
 
 
@@ -242,72 +236,8 @@ def search_logged_models(con, experiment_ids, filter="", order_by=(), max_result
         "m.creation_timestamp_ms DESC, m.model_id",
         params,
     )
-    rows, token = _page(con, MODEL_SELECT, where, order, params, max_results, page_token)
+    rows, token = fetch_page(con, MODEL_SELECT, where, order, params, max_results, page_token)
     return [_model_dict(row) for row in rows], token
-
-
-def _version_dict(row) -> dict:
-    name, version, created, updated, description, source, run_id, aliases, tags = row
-    version_dict = {
-        "name": name,
-        "version": str(version),
-        "creation_timestamp": created,
-        "last_updated_timestamp": updated,
-        "current_stage": "None",
-        "description": description or "",
-        "source": source,
-        "run_id": run_id or "",
-        "status": "READY",
-        "run_link": "",
-    }
-    if tags:
-        version_dict["tags"] = tags
-    if aliases:
-        version_dict["aliases"] = aliases
-    return version_dict
-
-
-def model_version(con, name: str, version) -> dict | None:
-    try:
-        number = int(version)
-    except (TypeError, ValueError):
-        return None
-    row = _one(con, f"{VERSION_SELECT} WHERE v.name = ? AND v.version = ?", [name, number])
-    return _version_dict(row) if row else None
-
-
-def model_version_by_alias(con, name: str, alias: str) -> dict | None:
-    row = _one(
-        con, "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", [name, alias]
-    )
-    return model_version(con, name, row[0]) if row else None
-
-
-def registered_model(con, name: str) -> dict | None:
-    row = _one(
-        con,
-        """SELECT name, creation_timestamp, last_updated_timestamp, description,
-             (SELECT list({'key': key, 'value': value} ORDER BY key) FROM registered_model_tags t
-              WHERE t.name = r.name),
-             (SELECT list({'alias': alias, 'version': version::VARCHAR} ORDER BY alias)
-              FROM registered_model_aliases a WHERE a.name = r.name),
-             (SELECT max(version) FROM model_versions v WHERE v.name = r.name)
-           FROM registered_models r WHERE name = ?""",
-        [name],
-    )
-    if not row:
-        return None
-    name, created, updated, description, tags, aliases, latest = row
-    model = {"name": name, "creation_timestamp": created, "last_updated_timestamp": updated}
-    if description:
-        model["description"] = description
-    if latest is not None:
-        model["latest_versions"] = [model_version(con, name, latest)]
-    if tags:
-        model["tags"] = tags
-    if aliases:
-        model["aliases"] = aliases
-    return model
 
 
 def artifacts(con, run_id: str) -> list[dict]:

@@ -81,10 +81,18 @@ def _unquote(part: str) -> str:
     return part
 
 
-def split_identifier(word: str, default_entity: str | None) -> tuple[str, str]:
-    """``tags.`a.b``` -> ("tag", "a.b"); ``metrics.acc`` -> ("metric", "acc")."""
+def split_identifier(
+    word: str, default_entity: str | None, entities: dict[str, str] | None = None
+) -> tuple[str, str]:
+    """``tags.`a.b``` -> ("tag", "a.b"); ``metrics.acc`` -> ("metric", "acc").
+
+    ``entities`` (prefix -> entity) narrows the prefixes to those of one search; another prefix
+    is then an error, as MLflow's registry searches have it, not part of an attribute's name.
+    """
     head, dot, rest = word.partition(".")
-    entity = ENTITY_ALIASES.get(head.lower()) if dot else None
+    entity = (entities or ENTITY_ALIASES).get(head.lower()) if dot else None
+    if entity is None and dot and entities is not None:
+        raise InvalidQuery(f"Invalid entity type '{head}'. Valid entity types are {tuple(entities)}")
     if entity is None:
         if default_entity is None:
             raise InvalidQuery(
@@ -105,7 +113,9 @@ def _value(kind: str, text: str) -> str | float:
     raise InvalidQuery(f"Invalid value {text!r}: expected a quoted string or a number")
 
 
-def parse_filter(text: str | None, default_entity: str | None = None) -> list[Clause]:
+def parse_filter(
+    text: str | None, default_entity: str | None = None, entities: dict[str, str] | None = None
+) -> list[Clause]:
     if not text or not text.strip():
         return []
     tokens = _tokens(text)
@@ -114,7 +124,7 @@ def parse_filter(text: str | None, default_entity: str | None = None) -> list[Cl
         if i >= len(tokens) or tokens[i][0] != "word":
             got = tokens[i][1] if i < len(tokens) else "end of filter"
             raise InvalidQuery(f"Invalid filter {text!r}: expected an identifier, got {got!r}")
-        entity, key = split_identifier(tokens[i][1], default_entity)
+        entity, key = split_identifier(tokens[i][1], default_entity, entities)
         i += 1
         words = []
         while (
@@ -200,14 +210,16 @@ class OrderKey:
     descending: bool
 
 
-def parse_order_by(items, default_entity: str | None = None) -> list[OrderKey]:
+def parse_order_by(
+    items, default_entity: str | None = None, entities: dict[str, str] | None = None
+) -> list[OrderKey]:
     keys = []
     for item in items or ():
         text = item.strip()
         match = re.fullmatch(r"(.+?)(?:\s+(ASC|DESC))?", text, re.IGNORECASE)
         if not text or not match or not _tokens(match.group(1)) or len(_tokens(match.group(1))) != 1:
             raise InvalidQuery(f"Invalid order_by clause {item!r}: expected '<identifier> [ASC|DESC]'")
-        entity, key = split_identifier(match.group(1).strip(), default_entity)
+        entity, key = split_identifier(match.group(1).strip(), default_entity, entities)
         keys.append(OrderKey(entity, key, (match.group(2) or "ASC").upper() == "DESC"))
     return keys
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 from ledger import Ledger
 from ledger.events import BatchLogged, Event
 from ledger.schema import events_to_table
-from projections import entities, runs, sandbox
+from projections import entities, registry, runs, sandbox
 from projections.apply import STATEMENTS
 from projections.schema import TABLES, open_tables, reset_tables
 from projections.sources import Progress, apply_table, catch_up
@@ -270,15 +270,27 @@ class Projection:
 
     def registered_model(self, name: str) -> dict | None:
         with self._reading() as con:
-            return entities.registered_model(con, name)
+            return registry.registered_model(con, name)
 
-    def model_version(self, name: str, version) -> dict | None:
+    def model_version(self, name: str, version: int) -> dict | None:
         with self._reading() as con:
-            return entities.model_version(con, name, version)
+            return registry.model_version(con, name, version)
 
     def model_version_by_alias(self, name: str, alias: str) -> dict | None:
         with self._reading() as con:
-            return entities.model_version_by_alias(con, name, alias)
+            return registry.model_version_by_alias(con, name, alias)
+
+    def latest_versions(self, name: str, stages=()) -> list[dict] | None:
+        with self._reading() as con:
+            return registry.latest_versions(con, name, stages)
+
+    def search_registered_models(self, filter=None, order_by=(), max_results=100, page_token=None):
+        with self._reading() as con:
+            return registry.search_registered_models(con, filter, order_by, max_results, page_token)
+
+    def search_model_versions(self, filter=None, order_by=(), max_results=10_000, page_token=None):
+        with self._reading() as con:
+            return registry.search_model_versions(con, filter, order_by, max_results, page_token)
 
     def events_page(
         self,
@@ -309,6 +321,11 @@ class Projection:
     def artifacts(self, run_id: str) -> list[dict]:
         with self._reading() as con:
             return entities.artifacts(con, run_id)
+
+    def registry_index(self) -> list[tuple]:
+        """(name, registered_model_id, version, current_stage, deleted) rows, for validating writes."""
+        with self._reading() as con:
+            return registry.registry_index(con)
 
     def all_runs_index(self) -> dict[str, tuple[str, str]]:
         """run_id -> (experiment_id, lifecycle_stage), for validating writes."""

@@ -43,17 +43,23 @@ TABLES: dict[str, str] = {
     "logged_model_metrics": """
         model_id VARCHAR, run_id VARCHAR, key VARCHAR, value DOUBLE, timestamp BIGINT, step BIGINT,
         dataset_name VARCHAR, dataset_digest VARCHAR, seq BIGINT""",
+    # The registry is keyed by registered_model_id, which survives renames (see ledger.events).
     "registered_models": """
-        name VARCHAR PRIMARY KEY, description VARCHAR, creation_timestamp BIGINT,
-        last_updated_timestamp BIGINT, created_by VARCHAR""",
-    "registered_model_tags": "name VARCHAR, key VARCHAR, value VARCHAR, PRIMARY KEY (name, key)",
+        registered_model_id VARCHAR PRIMARY KEY, name VARCHAR, description VARCHAR,
+        creation_timestamp BIGINT, last_updated_timestamp BIGINT, created_by VARCHAR""",
+    "registered_model_tags": """
+        registered_model_id VARCHAR, key VARCHAR, value VARCHAR, PRIMARY KEY (registered_model_id, key)""",
     "model_versions": """
-        name VARCHAR, version BIGINT, source VARCHAR, run_id VARCHAR, model_id VARCHAR,
-        description VARCHAR, creation_timestamp BIGINT, last_updated_timestamp BIGINT,
-        created_by VARCHAR, PRIMARY KEY (name, version)""",
+        registered_model_id VARCHAR, version BIGINT, source VARCHAR, run_id VARCHAR, model_id VARCHAR,
+        description VARCHAR, current_stage VARCHAR, creation_timestamp BIGINT,
+        last_updated_timestamp BIGINT, created_by VARCHAR, deleted BOOLEAN,
+        PRIMARY KEY (registered_model_id, version)""",
     "model_version_tags": """
-        name VARCHAR, version BIGINT, key VARCHAR, value VARCHAR, PRIMARY KEY (name, version, key)""",
-    "registered_model_aliases": "name VARCHAR, alias VARCHAR, version BIGINT, PRIMARY KEY (name, alias)",
+        registered_model_id VARCHAR, version BIGINT, key VARCHAR, value VARCHAR,
+        PRIMARY KEY (registered_model_id, version, key)""",
+    "registered_model_aliases": """
+        registered_model_id VARCHAR, alias VARCHAR, version BIGINT,
+        PRIMARY KEY (registered_model_id, alias)""",
     "artifacts": """
         path VARCHAR PRIMARY KEY, experiment_id VARCHAR, run_id VARCHAR, model_id VARCHAR,
         size BIGINT, sha256 VARCHAR, actor VARCHAR, ts BIGINT, seq BIGINT""",

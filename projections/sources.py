@@ -1,17 +1,20 @@
 """Feeding events to the apply SQL from the store: Parquet segments, then the WAL tail.
 
 Segments are read by DuckDB itself (``read_parquet``, union_by_name so that older segments
-lacking newer columns still read); the tail arrives as an Arrow table. Both go through
-``apply.apply_source``, so a rebuild runs exactly the SQL of incremental apply.
+lacking newer columns still read, and columns no segment of a batch has read as null); the tail
+arrives as an Arrow table. Both go through ``apply.apply_source``, so a rebuild runs exactly the
+SQL of incremental apply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 import duckdb
 import pyarrow as pa
 
+from ledger.schema import SEGMENT_SCHEMA
 from ledger.segments import list_segments, parse_relpath
 from ledger.store import Store
 from projections.apply import apply_source
@@ -23,6 +26,27 @@ Progress = Callable[[int, int], None]
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+@cache
+def _column_types() -> dict[str, str]:
+    """Every segment column and its DuckDB type."""
+    con = duckdb.connect()
+    try:
+        con.register("segment_schema", SEGMENT_SCHEMA.empty_table())
+        return {row[0]: row[1] for row in con.execute("DESCRIBE SELECT * FROM segment_schema").fetchall()}
+    finally:
+        con.close()
+
+
+def _segments_relation(con: duckdb.DuckDBPyConnection, urls: str) -> str:
+    """A SELECT of segments with every column of SEGMENT_SCHEMA: union_by_name fills a column some
+    segments lack, but when none of them has it (all written before it existed) the apply
+    statements that name it would not bind, so it is added as null."""
+    source = f"read_parquet([{urls}], union_by_name = true)"
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    missing = [f'NULL::{kind} AS "{name}"' for name, kind in _column_types().items() if name not in present]
+    return f"SELECT {', '.join(['*', *missing])} FROM {source}"
 
 
 def as_of_filter(as_of_seq: int | None, as_of_ts: int | None) -> tuple[str, list]:
@@ -77,7 +101,7 @@ def apply_segments(
     applied = 0
     for start in range(0, len(segments), SEGMENTS_PER_BATCH):
         urls = ", ".join(_quote(url) for _w, _l, url in segments[start : start + SEGMENTS_PER_BATCH])
-        source = f"SELECT * FROM read_parquet([{urls}], union_by_name = true) WHERE {where}"
+        source = f"SELECT * FROM ({_segments_relation(con, urls)}) WHERE {where}"
         # Statements read the segments through a view: each reads only its columns from Parquet.
         applied += apply_in_transaction(con, source, params or [], copy=False)
         if progress:

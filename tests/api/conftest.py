@@ -35,7 +35,10 @@ class ServerProcess:
         self.store = store
         self.workdir = workdir
         self.args = args
-        self.env = {**os.environ, **(env or {})}
+        # The server runs this checkout's code: from its working directory, ``-m api.cli`` would
+        # import whatever an editable install of trackledger points at.
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+        self.env = {**os.environ, "PYTHONPATH": path, **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.log_path = workdir / "server.log"

@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from ledger import events as E
-from projections import InvalidQuery, entities, run_filter_sql
+from projections import InvalidQuery, entities, registry, run_filter_sql
 from projections.schema import create_tables
 from tests.projections.conftest import make
 
@@ -29,6 +29,9 @@ def test_single_row_reads_then_arrow_read_on_the_same_thread(projection, log):
         lambda: projection.registered_model("rm"),
         lambda: projection.model_version("rm", 1),
         lambda: projection.model_version_by_alias("rm", "champion"),
+        lambda: projection.latest_versions("rm"),
+        lambda: projection.search_registered_models(),
+        lambda: projection.search_model_versions(),
         lambda: projection.run("r1"),
     ]
     for read in reads:
@@ -42,13 +45,16 @@ def test_entity_reads_complete_their_results_on_a_plain_connection():
     con = duckdb.connect()
     create_tables(con)
     con.execute("INSERT INTO experiments VALUES ('1', 'exp', 'a', 'active', 1, 1, 'u')")
-    con.execute("INSERT INTO registered_models VALUES ('rm', NULL, 1, 1, 'u')")
-    con.execute("INSERT INTO model_versions VALUES ('rm', 1, 's', NULL, NULL, NULL, 1, 1, 'u')")
-    con.execute("INSERT INTO registered_model_aliases VALUES ('rm', 'a', 1)")
+    con.execute("INSERT INTO registered_models VALUES ('k', 'rm', NULL, 1, 1, 'u')")
+    con.execute("INSERT INTO model_versions VALUES ('k', 1, 's', NULL, NULL, NULL, 'None', 1, 1, 'u', false)")
+    con.execute("INSERT INTO registered_model_aliases VALUES ('k', 'a', 1)")
     for read in (
         lambda: entities.experiment(con, experiment_id="1"),
-        lambda: entities.registered_model(con, "rm"),
-        lambda: entities.model_version_by_alias(con, "rm", "a"),
+        lambda: registry.registered_model(con, "rm"),
+        lambda: registry.model_version_by_alias(con, "rm", "a"),
+        lambda: registry.latest_versions(con, "rm"),
+        lambda: registry.search_registered_models(con),
+        lambda: registry.search_model_versions(con),
         lambda: entities.logged_model(con, "none"),
     ):
         read()

@@ -18,6 +18,7 @@ from projections.projection import rebuild_file
 from projections.schema import TABLES, create_tables
 from projections.sources import apply_table
 from tests.projections.conftest import make
+from tests.projections.registry_requests import REGISTRY_KINDS, Registry, registry_in
 
 RUNS = ["r1", "r2", "r3"]
 EXPERIMENTS = ["1", "2"]
@@ -36,7 +37,11 @@ def _metric(data):
     )
 
 
-def _event(data):
+def _request(data, registry: Registry) -> list:
+    """One request's events: a registry request is decided by the registry's state, as the write
+    path decides it (so the sequence is one the server could have written)."""
+    if data.draw(st.booleans()):
+        return registry.request(data, data.draw(st.sampled_from(REGISTRY_KINDS)))
     run = data.draw(st.sampled_from(RUNS))
     exp = data.draw(st.sampled_from(EXPERIMENTS))
     kind = data.draw(
@@ -60,70 +65,79 @@ def _event(data):
                 "model_update",
                 "model_tags",
                 "model_tag_del",
-                "alias",
-                "alias_del",
             ]
         )
     )
     if kind == "rename_exp":
-        return make(E.ExperimentRenamed, experiment_id=exp, name=data.draw(values))
+        return [make(E.ExperimentRenamed, experiment_id=exp, name=data.draw(values))]
     if kind == "del_exp":
-        return make(E.ExperimentDeleted, experiment_id=exp)
+        return [make(E.ExperimentDeleted, experiment_id=exp)]
     if kind == "restore_exp":
-        return make(E.ExperimentRestored, experiment_id=exp)
+        return [make(E.ExperimentRestored, experiment_id=exp)]
     if kind == "exp_tag":
-        return make(E.ExperimentTagSet, experiment_id=exp, key=data.draw(keys), value=data.draw(values))
+        return [make(E.ExperimentTagSet, experiment_id=exp, key=data.draw(keys), value=data.draw(values))]
     if kind == "exp_tag_del":
-        return make(E.ExperimentTagDeleted, experiment_id=exp, key=data.draw(keys))
+        return [make(E.ExperimentTagDeleted, experiment_id=exp, key=data.draw(keys))]
     if kind == "update":
-        return make(
-            E.RunUpdated,
-            run_id=run,
-            status=data.draw(st.sampled_from([None, "FINISHED", "RUNNING"])),
-            end_time=data.draw(st.sampled_from([None, 5, 9])),
-            name=data.draw(st.sampled_from([None, "n1"])),
-        )
+        return [
+            make(
+                E.RunUpdated,
+                run_id=run,
+                status=data.draw(st.sampled_from([None, "FINISHED", "RUNNING"])),
+                end_time=data.draw(st.sampled_from([None, 5, 9])),
+                name=data.draw(st.sampled_from([None, "n1"])),
+            )
+        ]
     if kind == "del":
-        return make(E.RunDeleted, run_id=run)
+        return [make(E.RunDeleted, run_id=run)]
     if kind == "restore":
-        return make(E.RunRestored, run_id=run)
+        return [make(E.RunRestored, run_id=run)]
     if kind == "batch":
-        return make(
-            E.BatchLogged,
-            run_id=run,
-            params=[E.Param(data.draw(keys), data.draw(values)) for _ in range(data.draw(st.integers(0, 2)))],
-            metrics=[_metric(data) for _ in range(data.draw(st.integers(0, 3)))],
-            tags=[E.Tag(data.draw(keys), data.draw(values)) for _ in range(data.draw(st.integers(0, 2)))],
-        )
+        return [
+            make(
+                E.BatchLogged,
+                run_id=run,
+                params=[
+                    E.Param(data.draw(keys), data.draw(values)) for _ in range(data.draw(st.integers(0, 2)))
+                ],
+                metrics=[_metric(data) for _ in range(data.draw(st.integers(0, 3)))],
+                tags=[E.Tag(data.draw(keys), data.draw(values)) for _ in range(data.draw(st.integers(0, 2)))],
+            )
+        ]
     if kind == "tag_del":
-        return make(E.RunTagDeleted, run_id=run, key=data.draw(keys))
+        return [make(E.RunTagDeleted, run_id=run, key=data.draw(keys))]
     if kind == "inputs":
         context = [E.Tag("mlflow.data.context", data.draw(st.sampled_from(["train", "eval"])))]
-        return make(
-            E.InputsLogged,
-            run_id=run,
-            datasets=[E.Dataset("ds", data.draw(values), tags=context)],
-            models=[E.ModelOutput("m-1")],
-        )
+        return [
+            make(
+                E.InputsLogged,
+                run_id=run,
+                datasets=[E.Dataset("ds", data.draw(values), tags=context)],
+                models=[E.ModelOutput("m-1")],
+            )
+        ]
     if kind == "outputs":
-        return make(E.OutputsLogged, run_id=run, models=[E.ModelOutput("m-1", data.draw(st.integers(0, 1)))])
+        return [
+            make(E.OutputsLogged, run_id=run, models=[E.ModelOutput("m-1", data.draw(st.integers(0, 1)))])
+        ]
     if kind == "artifact":
-        return make(
-            E.ArtifactWritten, run_id=run, path=f"{run}/{data.draw(values)}", size=1, sha256=data.draw(values)
-        )
+        return [
+            make(
+                E.ArtifactWritten,
+                run_id=run,
+                path=f"{run}/{data.draw(values)}",
+                size=1,
+                sha256=data.draw(values),
+            )
+        ]
     if kind == "model_update":
-        return make(
-            E.LoggedModelUpdated, model_id="m-1", status=data.draw(st.sampled_from(["READY", "FAILED"]))
-        )
+        return [
+            make(E.LoggedModelUpdated, model_id="m-1", status=data.draw(st.sampled_from(["READY", "FAILED"])))
+        ]
     if kind == "model_tags":
-        return make(E.LoggedModelTagsSet, model_id="m-1", tags=[E.Tag(data.draw(keys), data.draw(values))])
+        return [make(E.LoggedModelTagsSet, model_id="m-1", tags=[E.Tag(data.draw(keys), data.draw(values))])]
     if kind == "model_tag_del":
-        return make(E.LoggedModelTagDeleted, model_id="m-1", key=data.draw(keys))
-    if kind == "alias":
-        return make(
-            E.RegisteredModelAliasSet, name="rm", key=data.draw(keys), version=data.draw(st.integers(1, 2))
-        )
-    return make(E.RegisteredModelAliasDeleted, name="rm", key=data.draw(keys))
+        return [make(E.LoggedModelTagDeleted, model_id="m-1", key=data.draw(keys))]
 
 
 def _setup():
@@ -180,6 +194,14 @@ def _stamp(events):
     ]
 
 
+def _appends(data, sizes: list[int]) -> tuple[list[list], Registry]:
+    """The events of each append (``size`` requests' events, one after the other) and the registry
+    they leave."""
+    registry = Registry()
+    appends = [[e for _ in range(size) for e in _request(data, registry)] for size in sizes]
+    return [events for events in appends if events], registry
+
+
 def _tables(con) -> dict[str, list]:
     return _tables_read(lambda sql: con.execute(sql).fetchall())
 
@@ -198,7 +220,8 @@ def _tables_read(read) -> dict[str, list]:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_incremental_equals_rebuild(data):
-    events = _stamp(_setup() + [_event(data) for _ in range(data.draw(st.integers(1, 40)))])
+    appends, registry = _appends(data, [1] * data.draw(st.integers(1, 40)))
+    events = _stamp(_setup() + [event for events in appends for event in events])
     cuts = sorted(data.draw(st.lists(st.integers(1, len(events) - 1), max_size=4, unique=True)))
     incremental, rebuilt = duckdb.connect(), duckdb.connect()
     create_tables(incremental)
@@ -207,6 +230,8 @@ def test_incremental_equals_rebuild(data):
         apply_table(incremental, events_to_table(events[start:end]))
     apply_table(rebuilt, events_to_table(events))
     assert _tables(incremental) == _tables(rebuilt)
+    # Equal tables could be equally wrong: the registry must also be what the requests made it.
+    assert registry_in(lambda sql: incremental.execute(sql).fetchall()) == registry.models
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -216,7 +241,8 @@ def test_live_projection_equals_rebuild_from_segments_and_wal(data):
     segments at random points) and applied by the projection writer, against ``rebuild_file``,
     which reads the segments with ``read_parquet`` and the WAL tail."""
     sizes = data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=25))
-    requests = [[e] for e in _setup()] + [[_event(data) for _ in range(size)] for size in sizes]
+    appends, registry = _appends(data, sizes)
+    requests = [[e] for e in _setup()] + appends
     rolls = set(data.draw(st.lists(st.integers(0, len(requests) - 1), max_size=4)))
     with tempfile.TemporaryDirectory() as root:
         with Ledger(Path(root, "store"), Path(root, "state"), durability="os") as ledger:
@@ -228,6 +254,7 @@ def test_live_projection_equals_rebuild_from_segments_and_wal(data):
                         ledger.roll()
                 live.flush()
                 live_tables = _tables_read(live.read)
+                live_registry = registry_in(live.read)
             finally:
                 live.close()
             rebuild_file(ledger, Path(root, "rebuilt.duckdb"))
@@ -239,6 +266,7 @@ def test_live_projection_equals_rebuild_from_segments_and_wal(data):
     assert rebuilt_tables.keys() == live_tables.keys()
     for name in TABLES:
         assert rebuilt_tables[name] == live_tables[name], name
+    assert live_registry == registry.models
 
 
 def test_reapplying_a_batch_is_a_no_op():

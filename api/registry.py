@@ -1,0 +1,300 @@
+"""MLflow's model registry: registered models, their tags, aliases and searches, and what the
+registry's endpoints share (``model_versions`` has the versions' endpoints).
+
+Writes name a model by its current name; the write index resolves that to the model's immutable
+key (``registered_model_id``) and every event carries it.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from api import protocol as p
+from api import validation as v
+from api.errors import already_exists, invalid, missing, not_found
+from api.http import body_as, fields_as, json_response, origin_of, query
+from api.index import RegisteredModelEntry
+from api.threads import blocking
+from ledger.events import (
+    RegisteredModelAliasDeleted,
+    RegisteredModelAliasSet,
+    RegisteredModelCreated,
+    RegisteredModelDeleted,
+    RegisteredModelRenamed,
+    RegisteredModelTagDeleted,
+    RegisteredModelTagSet,
+    RegisteredModelUpdated,
+    Tag,
+)
+
+MODELS_MAX_RESULTS = (100, 1000)  # MLflow's default and cap for a page of registered models
+VERSIONS_MAX_RESULTS = (10_000, 200_000)  # ... and of model versions
+
+
+def read(ctx, fn, *args, **kwargs):
+    ctx.projection.flush()  # read-your-writes
+    return fn(*args, **kwargs)
+
+
+def registry_tags(items) -> list[Tag]:
+    return [Tag(v.check_key(t.key), v.registry_tag_value(t.value)) for t in items]
+
+
+async def commit(ctx, request: Request, build) -> None:
+    await blocking(ctx.writes.commit, origin_of(request), build)
+
+
+async def _model_response(ctx, name: str):
+    model = await blocking(read, ctx, ctx.projection.registered_model, name)
+    if model is None:
+        raise not_found(f"Registered Model with name={name} not found")
+    return json_response({"registered_model": model})
+
+
+def name_version(req) -> tuple[str, int]:
+    v.required(req, "name", "version")
+    return req.name, v.model_version(req.version)
+
+
+# Checks run under the write lock ------------------------------------------------------
+
+
+def model_entry(ctx, name: str) -> RegisteredModelEntry:
+    model = ctx.writes.index.registered_models.get(name)
+    if model is None:
+        raise not_found(f"Registered Model with name={name} not found")
+    return model
+
+
+def live_version(ctx, name: str, version: int) -> RegisteredModelEntry:
+    model = ctx.writes.index.registered_models.get(name)
+    if model is None or version not in model.stages:
+        raise not_found(f"Model Version (name={name}, version={version}) not found")
+    return model
+
+
+# Registered models ----------------------------------------------------------------------
+
+
+async def create_registered_model(ctx, request: Request):
+    req = await body_as(request, p.CreateRegisteredModel)
+    name = v.model_name(req.name)
+    tags = registry_tags(req.tags)
+
+    def build(envelope):
+        if name in ctx.writes.index.registered_models:
+            raise already_exists(f"Registered Model (name={name}) already exists.")
+        keys = envelope(0)
+        return [
+            RegisteredModelCreated(
+                **keys, name=name, description=req.description, tags=tags, registered_model_id=keys["id"]
+            )
+        ]
+
+    await commit(ctx, request, build)
+    return await _model_response(ctx, name)
+
+
+async def get_registered_model(ctx, request: Request):
+    name = query(request, "name")
+    if not name:
+        raise missing("name")
+    return await _model_response(ctx, name)
+
+
+async def rename_registered_model(ctx, request: Request):
+    req = await fields_as(request, p.RenameRegisteredModel)
+    v.required(req, "name", "new_name")
+    new_name = v.model_name(req.new_name, "new_name")
+
+    def build(envelope):
+        model = model_entry(ctx, req.name)
+        if new_name != req.name and new_name in ctx.writes.index.registered_models:
+            raise already_exists(f"Registered Model (name={new_name}) already exists.")
+        return [
+            RegisteredModelRenamed(
+                **envelope(0), name=req.name, new_name=new_name, registered_model_id=model.key
+            )
+        ]
+
+    await commit(ctx, request, build)
+    return await _model_response(ctx, new_name)
+
+
+async def update_registered_model(ctx, request: Request):
+    req = await fields_as(request, p.UpdateRegisteredModel)
+    v.required(req, "name")
+
+    def build(envelope):
+        model = model_entry(ctx, req.name)
+        # As in MLflow, an update without a description clears it.
+        description = req.description or ""
+        return [
+            RegisteredModelUpdated(
+                **envelope(0), name=req.name, description=description, registered_model_id=model.key
+            )
+        ]
+
+    await commit(ctx, request, build)
+    return await _model_response(ctx, req.name)
+
+
+async def delete_registered_model(ctx, request: Request):
+    req = await fields_as(request, p.RegisteredModelRef)
+    v.required(req, "name")
+
+    def build(envelope):
+        model = model_entry(ctx, req.name)
+        return [RegisteredModelDeleted(**envelope(0), name=req.name, registered_model_id=model.key)]
+
+    await commit(ctx, request, build)
+    return json_response()
+
+
+def _max_results(request: Request, value: int | None, limits: tuple[int, int]) -> int:
+    default, cap = limits
+    if value is None:
+        return default
+    v.at_most("max_results", request.query_params.get("max_results", value), cap)
+    if value < 1:
+        raise invalid(f"Invalid value for max_results. It must be a positive integer, but got {value}")
+    return value
+
+
+async def search_page(ctx, request: Request, find, limits: tuple[int, int], field: str):
+    """A page of ``find`` (a projection's registry search) as the response ``field``."""
+    req = await fields_as(request, p.SearchRegistry, repeated=("order_by",))
+    found, token = await blocking(
+        read,
+        ctx,
+        find,
+        filter=req.filter or None,
+        order_by=tuple(req.order_by),
+        max_results=_max_results(request, req.max_results, limits),
+        page_token=req.page_token or None,
+    )
+    out: dict = {}
+    if found:
+        out[field] = found
+    if token:
+        out["next_page_token"] = token
+    return json_response(out)
+
+
+async def search_registered_models(ctx, request: Request):
+    find = ctx.projection.search_registered_models
+    return await search_page(ctx, request, find, MODELS_MAX_RESULTS, "registered_models")
+
+
+async def get_latest_versions(ctx, request: Request):
+    req = await fields_as(request, p.GetLatestVersions, repeated=("stages",))
+    v.required(req, "name")
+    versions = await blocking(read, ctx, ctx.projection.latest_versions, req.name, tuple(req.stages))
+    if versions is None:
+        raise not_found(f"Registered Model with name={req.name} not found")
+    return json_response({"model_versions": versions} if versions else None)
+
+
+async def set_registered_model_tag(ctx, request: Request):
+    req = await fields_as(request, p.RegisteredModelTag)
+    v.required(req, "name", "key")
+    key, value = v.check_key(req.key), v.registry_tag_value(req.value)
+
+    def build(envelope):
+        model = model_entry(ctx, req.name)
+        return [
+            RegisteredModelTagSet(
+                **envelope(0), name=req.name, key=key, value=value, registered_model_id=model.key
+            )
+        ]
+
+    await commit(ctx, request, build)
+    return json_response()
+
+
+async def delete_registered_model_tag(ctx, request: Request):
+    req = await fields_as(request, p.RegisteredModelTag)
+    v.required(req, "name", "key")
+    key = v.check_key(req.key)
+
+    def build(envelope):
+        model = model_entry(ctx, req.name)
+        return [
+            RegisteredModelTagDeleted(**envelope(0), name=req.name, key=key, registered_model_id=model.key)
+        ]
+
+    await commit(ctx, request, build)
+    return json_response()
+
+
+# Aliases --------------------------------------------------------------------------------
+
+
+async def set_alias(ctx, request: Request):
+    req = await body_as(request, p.SetAlias)
+    v.required(req, "name", "alias", "version")
+    alias = v.alias_name(req.alias)
+    name, version = name_version(req)
+
+    def build(envelope):
+        model = live_version(ctx, name, version)
+        return [
+            RegisteredModelAliasSet(
+                **envelope(0), name=name, key=alias, version=version, registered_model_id=model.key
+            )
+        ]
+
+    await commit(ctx, request, build)
+    return json_response()
+
+
+async def get_by_alias(ctx, request: Request):
+    name, alias = query(request, "name"), query(request, "alias")
+    if not name or not alias:
+        raise missing("name" if not name else "alias")
+
+    def find():
+        ctx.projection.flush()
+        mv = ctx.projection.model_version_by_alias(name, alias)
+        if mv is not None:
+            return mv
+        if ctx.projection.registered_model(name) is None:
+            raise not_found(f"Registered Model with name={name} not found")
+        if alias.lower() == "latest":
+            raise not_found(f"Latest version not found for model {name}.")
+        raise invalid(f"Registered model alias {alias} not found.")
+
+    return json_response({"model_version": await blocking(find)})
+
+
+async def delete_alias(ctx, request: Request):
+    req = await fields_as(request, p.SetAlias)
+    v.required(req, "name", "alias")
+
+    def build(envelope):
+        model = model_entry(ctx, req.name)
+        return [
+            RegisteredModelAliasDeleted(
+                **envelope(0), name=req.name, key=req.alias, registered_model_id=model.key
+            )
+        ]
+
+    await commit(ctx, request, build)
+    return json_response()
+
+
+ROUTES = {
+    ("POST", "registered-models/create"): create_registered_model,
+    ("GET", "registered-models/get"): get_registered_model,
+    ("POST", "registered-models/rename"): rename_registered_model,
+    ("PATCH", "registered-models/update"): update_registered_model,
+    ("DELETE", "registered-models/delete"): delete_registered_model,
+    ("GET", "registered-models/search"): search_registered_models,
+    ("POST", "registered-models/get-latest-versions"): get_latest_versions,
+    ("GET", "registered-models/get-latest-versions"): get_latest_versions,
+    ("POST", "registered-models/set-tag"): set_registered_model_tag,
+    ("DELETE", "registered-models/delete-tag"): delete_registered_model_tag,
+    ("POST", "registered-models/alias"): set_alias,
+    ("GET", "registered-models/alias"): get_by_alias,
+    ("DELETE", "registered-models/alias"): delete_alias,
+}
