@@ -8,7 +8,7 @@ from starlette.requests import Request
 
 from api import protocol as p
 from api import validation as v
-from api.errors import invalid, not_found
+from api.errors import invalid, missing, not_found
 from api.http import body_as, fix_metric_values, json_response, origin_of
 from api.threads import blocking
 from api.tracking import now_ms
@@ -21,6 +21,7 @@ from ledger.events import (
     Param,
     Tag,
 )
+from projections.logged_models import DatasetFilter, ModelOrderBy
 
 MODEL_STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
 
@@ -150,15 +151,23 @@ async def delete_logged_model(ctx, request: Request, model_id: str):
 async def search_logged_models(ctx, request: Request):
     req = await body_as(request, p.SearchLoggedModels)
     experiment_ids = [v.experiment_id(e) for e in req.experiment_ids]
+    if any(not d.dataset_name for d in req.datasets):
+        raise invalid("`dataset_name` in the `datasets` clause must be specified.")
+    if any(not o.field_name for o in req.order_by):
+        raise missing("order_by.field_name")
+    order_by = [
+        ModelOrderBy(o.field_name, o.ascending, o.dataset_name, o.dataset_digest) for o in req.order_by
+    ]
     models, token = await blocking(
         _read,
         ctx,
         ctx.projection.search_logged_models,
         experiment_ids,
         filter=req.filter or "",
-        order_by=tuple(req.order_by),
+        order_by=order_by,
         max_results=req.max_results,
         page_token=req.page_token,
+        datasets=[DatasetFilter(d.dataset_name, d.dataset_digest) for d in req.datasets],
     )
     out: dict = {}
     if models:

@@ -187,10 +187,23 @@ class SetLoggedModelTags(msgspec.Struct):
     tags: list[KeyValue] = []
 
 
+class LoggedModelOrderBy(msgspec.Struct):
+    field_name: str | None = None
+    ascending: bool = True
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+
+class DatasetFilterIn(msgspec.Struct):
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+
 class SearchLoggedModels(msgspec.Struct):
     experiment_ids: list[str] = []
     filter: str | None = None
-    order_by: list[Any] = []
+    datasets: list[DatasetFilterIn] = []
+    order_by: list[LoggedModelOrderBy] = []
     max_results: Int64 = 100
     page_token: str | None = None
 

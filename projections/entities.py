@@ -1,4 +1,5 @@
-"""Reads of experiments, logged models, artifacts and the audit log (the registry: ``registry``)."""
+"""Reads of experiments, artifacts and the audit log, and the query helpers the other reads share
+(logged models: ``logged_models``; the registry: ``registry``)."""
 
 from __future__ import annotations
 
@@ -34,35 +35,6 @@ SELECT e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, e.last_u
    WHERE t.experiment_id = e.experiment_id) AS tags
 FROM experiments e"""
 
-MODEL_ATTRIBUTES = {
-    "model_id": ("m.model_id", False),
-    "name": ("m.name", False),
-    "status": ("m.status", False),
-    "model_type": ("m.model_type", False),
-    "source_run_id": ("m.source_run_id", False),
-    "experiment_id": ("m.experiment_id", False),
-    "creation_timestamp": ("m.creation_timestamp_ms", True),
-    "creation_time": ("m.creation_timestamp_ms", True),
-    "creation_timestamp_ms": ("m.creation_timestamp_ms", True),
-    "last_updated_timestamp": ("m.last_updated_timestamp_ms", True),
-    "last_updated_timestamp_ms": ("m.last_updated_timestamp_ms", True),
-}
-MODEL_CHILDREN = {"param": ("logged_model_params", False), "tag": ("logged_model_tags", False)}
-MODEL_SELECT = """
-SELECT m.model_id, m.experiment_id, m.name, m.creation_timestamp_ms, m.last_updated_timestamp_ms,
-       m.artifact_location, m.status, m.model_type, m.source_run_id,
-  (SELECT list({'key': key, 'value': value} ORDER BY key) FROM logged_model_tags t
-   WHERE t.model_id = m.model_id),
-  (SELECT list({'key': key, 'value': value} ORDER BY key) FROM logged_model_params p
-   WHERE p.model_id = m.model_id),
-  (SELECT list({'key': key, 'value': value, 'timestamp': timestamp, 'step': step, 'model_id': model_id,
-                'run_id': run_id, 'dataset_name': dataset_name, 'dataset_digest': dataset_digest}
-               ORDER BY key, step, timestamp, value)
-     FROM (SELECT DISTINCT model_id, run_id, key, value, timestamp, step, dataset_name, dataset_digest
-           FROM logged_model_metrics x WHERE x.model_id = m.model_id))
-FROM logged_models m"""
-
-
 def one_row(con: duckdb.DuckDBPyConnection, sql: str, params: list):
     """The first row or None, with the result read to its end: DuckDB 2 refuses further ``sql()``
     on a connection whose last ``execute()`` result is unfinished (as ``fetchone()`` leaves it)."""
@@ -91,7 +63,9 @@ def experiment(con: duckdb.DuckDBPyConnection, *, experiment_id=None, name=None)
     return _experiment_dict(row) if row else None
 
 
-def _where(clauses, attributes: dict, children: dict, id_column: str, params: list) -> list[str]:
+def where_clauses(clauses, attributes: dict, children: dict, id_column: str, params: list) -> list[str]:
+    """SQL conditions for parsed filter clauses on ``attributes`` (name -> (column, numeric)) and on
+    child key/value tables (entity -> (table, numeric)) joined on ``id_column``; values to ``params``."""
     where = []
     for clause in clauses:
         if clause.entity == "attribute":
@@ -177,7 +151,7 @@ def search_experiments(
     params: list = []
     children = {"tag": ("experiment_tags", False)}
     where = [EXPERIMENT_VIEWS[view_type]]
-    where += _where(
+    where += where_clauses(
         parse_filter(filter, "attribute"), EXPERIMENT_ATTRIBUTES, children, "e.experiment_id", params
     )
     # MLflow's defaults: newest first, then by id; the id breaks ties of any other order, descending.
@@ -192,52 +166,6 @@ def search_experiments(
     order = _order(order_by, EXPERIMENT_ATTRIBUTES, children, "e.experiment_id", default, params, numeric_id)
     rows, token = fetch_page(con, EXPERIMENT_SELECT, where, order, params, max_results, page_token)
     return [_experiment_dict(row) for row in rows], token
-
-
-def _model_dict(row) -> dict:
-    model_id, experiment_id, name, created, updated, location, status, model_type, source_run_id = row[:9]
-    tags, params, metrics = row[9:]
-    info = {
-        "model_id": model_id,
-        "experiment_id": experiment_id,
-        "name": name,
-        "creation_timestamp_ms": created,
-        "last_updated_timestamp_ms": updated,
-        "artifact_uri": location,
-        "status": status,
-        "model_type": model_type or "",
-    }
-    if source_run_id:
-        info["source_run_id"] = source_run_id
-    if tags:
-        info["tags"] = tags
-    data = {}
-    if params:
-        data["params"] = params
-    if metrics:
-        data["metrics"] = [{k: v for k, v in m.items() if v is not None} for m in metrics]
-    return {"info": info, "data": data}
-
-
-def logged_model(con, model_id: str) -> dict | None:
-    row = one_row(con, f"{MODEL_SELECT} WHERE m.model_id = ? AND m.lifecycle_stage = 'active'", [model_id])
-    return _model_dict(row) if row else None
-
-
-def search_logged_models(con, experiment_ids, filter="", order_by=(), max_results=100, page_token=None):
-    params: list = [[str(e) for e in experiment_ids or ()]]
-    where = ["m.experiment_id = ANY(?::VARCHAR[])", "m.lifecycle_stage = 'active'"]
-    where += _where(parse_filter(filter, "attribute"), MODEL_ATTRIBUTES, MODEL_CHILDREN, "m.model_id", params)
-    order = _order(
-        order_by,
-        MODEL_ATTRIBUTES,
-        MODEL_CHILDREN,
-        "m.model_id",
-        "m.creation_timestamp_ms DESC, m.model_id",
-        params,
-    )
-    rows, token = fetch_page(con, MODEL_SELECT, where, order, params, max_results, page_token)
-    return [_model_dict(row) for row in rows], token
 
 
 def artifacts(con, run_id: str) -> list[dict]:

@@ -17,7 +17,7 @@ import pyarrow as pa
 from ledger import Ledger
 from ledger.events import BatchLogged, Event
 from ledger.schema import events_to_table
-from projections import entities, registry, runs, sandbox
+from projections import entities, logged_models, registry, runs, sandbox
 from projections.apply import STATEMENTS
 from projections.schema import TABLES, open_tables, reset_tables
 from projections.sources import Progress, apply_table, catch_up
@@ -260,12 +260,15 @@ class Projection:
 
     def logged_model(self, model_id: str) -> dict | None:
         with self._reading() as con:
-            return entities.logged_model(con, model_id)
+            return logged_models.logged_model(con, model_id)
 
-    def search_logged_models(self, experiment_ids, filter="", order_by=(), max_results=100, page_token=None):
+    def search_logged_models(
+        self, experiment_ids, filter="", order_by=(), max_results=100, page_token=None, datasets=()
+    ):
+        """See ``logged_models.search_logged_models``."""
         with self._reading() as con:
-            return entities.search_logged_models(
-                con, experiment_ids, filter, order_by, max_results, page_token
+            return logged_models.search_logged_models(
+                con, experiment_ids, filter, order_by, max_results, page_token, datasets
             )
 
     def registered_model(self, name: str) -> dict | None:

@@ -293,3 +293,39 @@ def test_log_inputs_dataset_shows_in_run(client, exp_id):
         mlflow.log_input(mlflow.data.from_pandas(df, name="churn-train", targets="label"), context="training")
     inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
     assert [i.dataset.name for i in inputs] == ["churn-train"]
+
+
+def test_search_logged_models_filters_on_metrics_and_datasets_and_orders_by_them(client, server):
+    import mlflow
+
+    exp = client.create_experiment("logged-model-search")
+    run_id = client.create_run(exp).info.run_id
+    models = {}
+    for name, (val_acc, test_acc) in {"a": (0.7, 0.99), "b": (0.9, 0.5), "c": (None, None)}.items():
+        model = client.create_logged_model(exp, name=name, source_run_id=run_id, params={"lr": name})
+        models[name] = model.model_id
+        time.sleep(0.005)  # creation times differ: the default order is newest first
+        if val_acc is not None:
+            for dataset, value in (("val", val_acc), ("test", test_acc)):
+                client.log_metric(run_id, "acc", value, step=1, model_id=model.model_id, dataset_name=dataset,
+                                  dataset_digest=f"{dataset}-digest")
+    mlflow.set_tracking_uri(server.url)
+
+    def search(**kwargs) -> list[str]:
+        found = mlflow.search_logged_models(experiment_ids=[exp], output_format="list", **kwargs)
+        return [m.name for m in found]
+
+    assert search(filter_string="metrics.acc > 0.8") == ["b", "a"]  # any point; newest first
+    assert search(filter_string="metrics.acc > 0.8", datasets=[{"dataset_name": "val"}]) == ["b"]
+    assert search(filter_string="params.lr = 'a'") == ["a"]
+    assert search(datasets=[{"dataset_name": "test", "dataset_digest": "test-digest"}]) == ["b", "a"]
+    by_val = [{"field_name": "metrics.acc", "ascending": False, "dataset_name": "val"}]
+    assert search(order_by=by_val) == ["b", "a", "c"]  # lacking the metric: last
+    by_test = [{"field_name": "metrics.acc", "ascending": True, "dataset_name": "test"}]
+    assert search(order_by=by_test) == ["b", "a", "c"]
+    assert search(order_by=[{"field_name": "name", "ascending": True}]) == ["a", "b", "c"]
+    assert search(order_by=[{"field_name": "creation_timestamp"}]) == ["a", "b", "c"]
+    for bad in ([{"field_name": "params.lr"}], [{"field_name": "nope"}]):
+        with pytest.raises(MlflowException) as err:
+            search(order_by=bad)
+        assert err.value.error_code == "INVALID_PARAMETER_VALUE"

@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from ledger import events as E
-from projections import InvalidQuery, entities, registry, run_filter_sql
+from projections import InvalidQuery, entities, logged_models, registry, run_filter_sql
 from projections.schema import create_tables
 from tests.projections.conftest import make
 
@@ -55,7 +55,7 @@ def test_entity_reads_complete_their_results_on_a_plain_connection():
         lambda: registry.latest_versions(con, "rm"),
         lambda: registry.search_registered_models(con),
         lambda: registry.search_model_versions(con),
-        lambda: entities.logged_model(con, "none"),
+        lambda: logged_models.logged_model(con, "none"),
     ):
         read()
         assert con.sql("SELECT count(*) FROM experiments").fetchall() == [(1,)]

@@ -1,0 +1,171 @@
+"""Reads of MLflow 3's logged models: one model, and the search the client sends.
+
+The search copies MLflow's: a filter on attributes, params, tags and metrics (a model matches a
+metric clause when any of its metric points does, on the given datasets if any), and order_by
+items ``{field_name, ascending, dataset_name, dataset_digest}`` where ``metrics.<key>`` sorts by
+the model's latest point of that metric; models lacking a sort value come last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from projections.entities import fetch_page, one_row, where_clauses
+from projections.filters import InvalidQuery, comparison, parse_filter
+
+MODEL_ATTRIBUTES = {
+    "model_id": ("m.model_id", False),
+    "name": ("m.name", False),
+    "status": ("m.status", False),
+    "model_type": ("m.model_type", False),
+    "source_run_id": ("m.source_run_id", False),
+    "experiment_id": ("m.experiment_id", False),
+    "creation_timestamp": ("m.creation_timestamp_ms", True),
+    "creation_time": ("m.creation_timestamp_ms", True),
+    "creation_timestamp_ms": ("m.creation_timestamp_ms", True),
+    "last_updated_timestamp": ("m.last_updated_timestamp_ms", True),
+    "last_updated_timestamp_ms": ("m.last_updated_timestamp_ms", True),
+}
+MODEL_CHILDREN = {"param": ("logged_model_params", False), "tag": ("logged_model_tags", False)}
+MODEL_SELECT = """
+SELECT m.model_id, m.experiment_id, m.name, m.creation_timestamp_ms, m.last_updated_timestamp_ms,
+       m.artifact_location, m.status, m.model_type, m.source_run_id,
+  (SELECT list({'key': key, 'value': value} ORDER BY key) FROM logged_model_tags t
+   WHERE t.model_id = m.model_id),
+  (SELECT list({'key': key, 'value': value} ORDER BY key) FROM logged_model_params p
+   WHERE p.model_id = m.model_id),
+  (SELECT list({'key': key, 'value': value, 'timestamp': timestamp, 'step': step, 'model_id': model_id,
+                'run_id': run_id, 'dataset_name': dataset_name, 'dataset_digest': dataset_digest}
+               ORDER BY key, step, timestamp, value)
+     FROM (SELECT DISTINCT model_id, run_id, key, value, timestamp, step, dataset_name, dataset_digest
+           FROM logged_model_metrics x WHERE x.model_id = m.model_id))
+FROM logged_models m"""
+# The newest point of a metric of the model, on the order's datasets if it names any.
+LATEST_METRIC = """(SELECT x.value FROM logged_model_metrics x
+  WHERE x.model_id = m.model_id AND x.key = ?{datasets}
+  ORDER BY x.timestamp DESC, x.step DESC, x.run_id LIMIT 1)"""
+
+
+@dataclass(frozen=True)
+class ModelOrderBy:
+    """One item of a logged-model search's order_by, as the mlflow client sends it."""
+
+    field_name: str
+    ascending: bool = True
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetFilter:
+    """Models with metric points on this dataset (any digest when ``dataset_digest`` is None)."""
+
+    dataset_name: str
+    dataset_digest: str | None = None
+
+
+def _dataset_sql(datasets) -> tuple[str, list]:
+    """A condition on a metric row ``x``: it was computed on one of ``datasets``."""
+    parts, params = [], []
+    for d in datasets:
+        if d.dataset_digest is None:
+            parts.append("x.dataset_name = ?")
+            params.append(d.dataset_name)
+        else:
+            parts.append("(x.dataset_name = ? AND x.dataset_digest = ?)")
+            params += [d.dataset_name, d.dataset_digest]
+    return " OR ".join(parts), params
+
+
+def _model_dict(row) -> dict:
+    model_id, experiment_id, name, created, updated, location, status, model_type, source_run_id = row[:9]
+    tags, params, metrics = row[9:]
+    info = {
+        "model_id": model_id,
+        "experiment_id": experiment_id,
+        "name": name,
+        "creation_timestamp_ms": created,
+        "last_updated_timestamp_ms": updated,
+        "artifact_uri": location,
+        "status": status,
+        "model_type": model_type or "",
+    }
+    if source_run_id:
+        info["source_run_id"] = source_run_id
+    if tags:
+        info["tags"] = tags
+    data = {}
+    if params:
+        data["params"] = params
+    if metrics:
+        data["metrics"] = [{k: v for k, v in m.items() if v is not None} for m in metrics]
+    return {"info": info, "data": data}
+
+
+def logged_model(con, model_id: str) -> dict | None:
+    row = one_row(con, f"{MODEL_SELECT} WHERE m.model_id = ? AND m.lifecycle_stage = 'active'", [model_id])
+    return _model_dict(row) if row else None
+
+
+def _metric_filters(clauses, datasets, params: list) -> list[str]:
+    dataset_sql, dataset_params = _dataset_sql(datasets)
+    on_datasets = f" AND ({dataset_sql})" if dataset_sql else ""
+    where = []
+    for clause in clauses:
+        sql, values = comparison("x.value", clause, True)
+        if clause.comparator != "!=":  # NaN would compare above every number in DuckDB
+            sql = f"{sql} AND NOT isnan(x.value)"
+        where.append(
+            f"EXISTS (SELECT 1 FROM logged_model_metrics x WHERE x.model_id = m.model_id AND x.key = ? "
+            f"AND {sql}{on_datasets})"
+        )
+        params += [clause.key, *values, *dataset_params]
+    if datasets and not clauses:  # any point on the datasets
+        on_model = "x.model_id = m.model_id"
+        where.append(f"EXISTS (SELECT 1 FROM logged_model_metrics x WHERE {on_model}{on_datasets})")
+        params += dataset_params
+    return where
+
+
+def _order_terms(order_by, params: list) -> str:
+    terms, columns = [], set()
+    for item in order_by:
+        direction = "ASC" if item.ascending else "DESC"
+        if "." not in item.field_name:
+            if item.field_name not in MODEL_ATTRIBUTES:
+                raise InvalidQuery(f"Invalid order by field name: {item.field_name}")
+            column = MODEL_ATTRIBUTES[item.field_name][0]
+            columns.add(column)
+            terms.append(f"{column} IS NULL, {column} {direction}")
+            continue
+        entity, key = item.field_name.split(".", 1)
+        if entity != "metrics":
+            raise InvalidQuery(f"Invalid order by field name: {item.field_name}. Only metrics are supported.")
+        datasets = [DatasetFilter(item.dataset_name, item.dataset_digest)] if item.dataset_name else []
+        dataset_sql, dataset_params = _dataset_sql(datasets)
+        value = LATEST_METRIC.format(datasets=f" AND ({dataset_sql})" if dataset_sql else "")
+        terms.append(f"{value} IS NULL, {value} {direction}")
+        params += [key, *dataset_params] * 2  # the subquery appears twice
+    # MLflow's tie-breaks: newest first, then by id, unless the order already names them.
+    if "m.creation_timestamp_ms" not in columns:
+        terms.append("m.creation_timestamp_ms DESC")
+    if "m.model_id" not in columns:
+        terms.append("m.model_id")
+    return ", ".join(terms)
+
+
+def search_logged_models(
+    con, experiment_ids, filter="", order_by=(), max_results=100, page_token=None, datasets=()
+) -> tuple[list[dict], str | None]:
+    """A page of active logged models of ``experiment_ids`` and the next page's token.
+
+    ``order_by``: ``ModelOrderBy`` items; ``datasets``: ``DatasetFilter`` items."""
+    params: list = [[str(e) for e in experiment_ids or ()]]
+    where = ["m.experiment_id = ANY(?::VARCHAR[])", "m.lifecycle_stage = 'active'"]
+    clauses = parse_filter(filter, "attribute")
+    other = [c for c in clauses if c.entity != "metric"]
+    where += where_clauses(other, MODEL_ATTRIBUTES, MODEL_CHILDREN, "m.model_id", params)
+    where += _metric_filters([c for c in clauses if c.entity == "metric"], datasets, params)
+    order = _order_terms(order_by, params)
+    rows, token = fetch_page(con, MODEL_SELECT, where, order, params, max_results, page_token)
+    return [_model_dict(row) for row in rows], token
