@@ -26,8 +26,8 @@ from ledger import Ledger
 from ledger import events as E
 from ledger.schema import events_to_table
 from projections import runs
-from projections.apply import run_details, run_json
 from projections.projection import rebuild_file
+from projections.run_json import run_details, run_json
 from projections.schema import create_tables
 from projections.sources import apply_table
 

@@ -5,106 +5,27 @@ rebuild (the batch is ``read_parquet`` over the segments plus the WAL tail), so 
 cannot drift apart. Inside a batch, events are ordered by ``(seq, writer)`` and list items
 by position: the last write wins for tags, names, status and lifecycle; the first value
 wins for params (a re-log of the same value is a no-op). Across batches, later batches win.
+
+The statement builders are in ``statements``, the registry's statements in ``apply_registry``,
+and the SQL that writes each run's MLflow JSON in ``run_json``.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import duckdb
 
-# The order of an event in its batch, and of an item inside an event's list.
-EVENT_ORDER = "{'seq': seq, 'writer': writer}"
-ITEM_ORDER = "{'seq': seq, 'writer': writer, 'pos': pos}"
-
-
-class Statement(NamedTuple):
-    """One apply statement and the event types that can make it change anything: a batch
-    without any of them skips it (every statement costs ~1-4 ms however small the batch)."""
-
-    types: frozenset[str] | None  # None: every batch
-    sql: str
-
-
-def _s(types: str | None, sql: str) -> Statement:
-    return Statement(None if types is None else frozenset(types.split()), sql)
-
-
-def _items(column: str, types: str, *keys: str, source: str = "ev") -> str:
-    """One row per element of ``column`` for events of ``types``, with its position."""
-    cols = ", ".join(keys)
-    return (
-        f"(SELECT {cols}, seq, writer, ts, actor, unnest({column}) AS item, "
-        f"unnest(range(len({column}))) AS pos FROM {source} WHERE type IN ({types}) AND len({column}) > 0)"
-    )
-
-
-def _last_write_wins(
-    table: str,
-    ids: tuple[str, ...],
-    ops: str,
-    types: str,
-    delete_types: str = "",
-    value: str = "value",
-    key: str = "key",
-) -> list[Statement]:
-    """Upserts and deletes for a keyed table from ``ops`` rows: ids, key, value, deleted, o.
-
-    ``types`` are the event types ``ops`` reads; only ``delete_types`` can make deleted rows.
-    """
-    cols = ", ".join((*ids, key))
-    match = " AND ".join(f"t.{c} = d.{c}" for c in (*ids, key))
-    statements = [
-        _s(
-            types,
-            f"""CREATE OR REPLACE TEMP TABLE lww AS
-            SELECT {cols}, arg_max_null({value}, o) AS {value}, arg_max(deleted, o) AS deleted
-            FROM ({ops}) GROUP BY ALL""",
-        ),
-        _s(
-            types,
-            f"""INSERT INTO {table} ({cols}, {value}) SELECT {cols}, {value} FROM lww WHERE NOT deleted
-            ON CONFLICT DO UPDATE SET {value} = excluded.{value}""",
-        ),
-    ]
-    if delete_types:
-        statements.insert(
-            1,
-            _s(
-                delete_types, f"DELETE FROM {table} t USING (SELECT * FROM lww WHERE deleted) d WHERE {match}"
-            ),
-        )
-    return statements
-
-
-def _tag_ops(
-    id_col: str, list_types: str, set_type: str | None, delete_type: str | None, source: str = "ev"
-) -> str:
-    parts = [
-        f"SELECT {id_col}, item.key AS key, item.value AS value, false AS deleted, {ITEM_ORDER} AS o "
-        f"FROM {_items('tags', list_types, id_col, source=source)}"
-    ]
-    if set_type:
-        parts.append(
-            f"SELECT {id_col}, key, value, false, {{'seq': seq, 'writer': writer, 'pos': 0}} "
-            f"FROM {source} WHERE type = '{set_type}'"
-        )
-    if delete_type:
-        parts.append(
-            f"SELECT {id_col}, key, NULL, true, {{'seq': seq, 'writer': writer, 'pos': 0}} "
-            f"FROM {source} WHERE type = '{delete_type}'"
-        )
-    return " UNION ALL ".join(parts)
-
+from projections.apply_registry import REGISTRY
+from projections.run_json import run_details, run_json
+from projections.statements import EVENT_ORDER, ITEM_ORDER, items, last_write_wins, statement, tag_ops
 
 EXPERIMENTS = [
-    _s(
+    statement(
         "experiment_created",
         """INSERT INTO experiments
        SELECT experiment_id, name, artifact_location, 'active', creation_time, creation_time, actor
        FROM ev WHERE type = 'experiment_created' ON CONFLICT DO NOTHING""",
     ),
-    _s(
+    statement(
         "experiment_renamed experiment_deleted experiment_restored",
         f"""UPDATE experiments e SET
           name = coalesce(u.name, e.name),
@@ -119,10 +40,10 @@ EXPERIMENTS = [
              GROUP BY experiment_id) u
        WHERE e.experiment_id = u.experiment_id""",
     ),
-    *_last_write_wins(
+    *last_write_wins(
         "experiment_tags",
         ("experiment_id",),
-        _tag_ops("experiment_id", "'experiment_created'", "experiment_tag_set", "experiment_tag_deleted"),
+        tag_ops("experiment_id", "'experiment_created'", "experiment_tag_set", "experiment_tag_deleted"),
         "experiment_created experiment_tag_set experiment_tag_deleted",
         "experiment_tag_deleted",
     ),
@@ -135,31 +56,31 @@ _RUN_NAME_OPS = """
     FROM ev WHERE type IN ('run_created', 'run_updated') AND name IS NOT NULL AND name <> ''"""
 
 _RUN_TAG_OPS = (
-    _tag_ops("run_id", "'run_created', 'batch_logged'", None, "run_tag_deleted")
+    tag_ops("run_id", "'run_created', 'batch_logged'", None, "run_tag_deleted")
     + " UNION ALL "
     + _RUN_NAME_OPS
 )
 
 RUNS = [
-    _s(
+    statement(
         "run_created",
         """INSERT INTO runs
        SELECT run_id, experiment_id, name, user_id, status, start_time, NULL, artifact_uri, 'active', actor,
               NULL
        FROM ev WHERE type = 'run_created' ON CONFLICT DO NOTHING""",
     ),
-    *_last_write_wins(
+    *last_write_wins(
         "run_tags",
         ("run_id",),
         _RUN_TAG_OPS,
         "run_created run_updated batch_logged run_tag_deleted",
         "run_tag_deleted",
     ),
-    _s(
+    statement(
         "batch_logged",
         f"""INSERT INTO params
         SELECT run_id, item.key, arg_min(item.value, {ITEM_ORDER})
-        FROM {_items("params", "'batch_logged'", "run_id")} GROUP BY ALL ON CONFLICT DO NOTHING""",
+        FROM {items("params", "'batch_logged'", "run_id")} GROUP BY ALL ON CONFLICT DO NOTHING""",
     ),
 ]
 
@@ -167,22 +88,22 @@ RUNS = [
 NAN_AS_ZERO = "CASE WHEN isnan({v}) THEN 0 ELSE {v} END"
 
 METRICS = [
-    _s(
+    statement(
         "batch_logged",
         f"""CREATE OR REPLACE TEMP TABLE batch_metrics AS
         SELECT run_id, item.key AS key, item.value AS value, item.timestamp AS timestamp, item.step AS step,
                item.model_id AS model_id, item.dataset_name AS dataset_name,
                item.dataset_digest AS dataset_digest, seq, writer, pos
-        FROM {_items("metrics", "'batch_logged'", "run_id")}""",
+        FROM {items("metrics", "'batch_logged'", "run_id")}""",
     ),
-    _s(
+    statement(
         "batch_logged",
         """INSERT INTO metrics SELECT run_id, key, value, timestamp, step, model_id, dataset_name,
                                       dataset_digest, seq FROM batch_metrics""",
     ),
     # MLflow's "latest": highest step, then latest timestamp, then largest value (NaN counting as
     # 0); of points equal in all three, the first logged stays.
-    _s(
+    statement(
         "batch_logged",
         f"""INSERT INTO latest_metrics
        SELECT run_id, key, best.value, best.timestamp, best.step FROM (
@@ -197,7 +118,7 @@ METRICS = [
            > {{'step': latest_metrics.step, 'timestamp': latest_metrics.timestamp,
                'value': {NAN_AS_ZERO.format(v="latest_metrics.value")}}}""",
     ),
-    _s(
+    statement(
         "batch_logged",
         """INSERT INTO logged_model_metrics
        SELECT model_id, run_id, key, value, timestamp, step, dataset_name, dataset_digest, seq
@@ -214,24 +135,24 @@ def _batch_rows(table: str, event_type: str) -> str:
 
 INPUTS = [
     # The same dataset (name, digest) is recorded once per run, whatever its context: the first.
-    _s(
+    statement(
         "inputs_logged",
         f"""INSERT INTO dataset_inputs
         SELECT * EXCLUDE (o) FROM (
           SELECT run_id, item.name, item.digest,
                  list_filter(item.tags, lambda t: t.key = 'mlflow.data.context')[1].value AS context,
                  item.source_type, item.source, item.schema, item.profile, item.tags, seq, {ITEM_ORDER} AS o
-          FROM {_items("datasets", "'inputs_logged'", "run_id")}
+          FROM {items("datasets", "'inputs_logged'", "run_id")}
           QUALIFY row_number() OVER (PARTITION BY run_id, item.name, item.digest ORDER BY o) = 1) b
         WHERE NOT EXISTS (SELECT 1 FROM ({_batch_rows("dataset_inputs", "inputs_logged")}) d
                           WHERE d.run_id = b.run_id AND d.name = b.name AND d.digest = b.digest)""",
     ),
     *[
-        _s(
+        statement(
             event_type,
             f"""INSERT INTO {table}
             SELECT run_id, item.model_id, item.step, min(seq)
-            FROM {_items("models", f"'{event_type}'", "run_id")} b
+            FROM {items("models", f"'{event_type}'", "run_id")} b
             WHERE NOT EXISTS (SELECT 1 FROM ({_batch_rows(table, event_type)}) d
                               WHERE d.run_id = b.run_id AND d.model_id = b.item.model_id
                                 AND d.step = b.item.step)
@@ -240,79 +161,6 @@ INPUTS = [
         for table, event_type in (("model_inputs", "inputs_logged"), ("model_outputs", "outputs_logged"))
     ],
 ]
-
-
-def _json_list(item: str, order: str) -> str:
-    return f"to_json(list({item} ORDER BY {order}))"
-
-
-def _number_json(column: str) -> str:
-    """SQL for the JSON text of a DOUBLE. JSON has no NaN or infinities: they are written as the
-    strings "NaN", "Infinity" and "-Infinity", as protobuf's JSON mapping (which the mlflow client
-    parses) does."""
-    return f"""(CASE WHEN isnan({column}) THEN '"NaN"'
-      WHEN isinf({column}) THEN CASE WHEN {column} > 0 THEN '"Infinity"' ELSE '"-Infinity"' END
-      ELSE to_json({column}) END)"""
-
-
-# A dataset input as MLflow returns it: fields that are null are left out, and so are empty tags.
-_DATASET_INPUT_JSON = """'{' || concat_ws(',', CASE WHEN len(tags) > 0 THEN '"tags":' || to_json(tags) END,
-  '"dataset":{' || concat_ws(',', '"name":' || to_json(name), '"digest":' || to_json(digest),
-    '"source_type":' || to_json(source_type), '"source":' || to_json(source), '"schema":' || to_json(schema),
-    '"profile":' || to_json(profile)) || '}') || '}'"""
-
-
-def run_details(runs: str) -> str:
-    """A SELECT of (run_id, details) for the runs ``runs`` (a SELECT of run_id): each run's data,
-    inputs and outputs as MLflow returns them, the members of a JSON object without its braces,
-    from the run's rows in the child tables."""
-    key_value = "{'key': key, 'value': value}"
-    metric = f"{{'key': key, 'value': ({_number_json('value')})::JSON, 'timestamp': timestamp, 'step': step}}"
-    children = {
-        "m": ("latest_metrics", _json_list(metric, "key")),
-        "p": ("params", _json_list(key_value, "key")),
-        "t": ("run_tags", _json_list(key_value, "key")),
-        "di": (
-            "dataset_inputs",
-            f"'[' || string_agg({_DATASET_INPUT_JSON}, ',' ORDER BY seq, name, digest, context) || ']'",
-        ),
-        "mi": ("model_inputs", _json_list("{'model_id': model_id}", "seq, model_id, step")),
-        "mo": ("model_outputs", _json_list("{'model_id': model_id, 'step': step}", "seq, model_id, step")),
-    }
-    joins = "".join(
-        f"\n  LEFT JOIN (SELECT run_id, {json} AS j FROM {table} WHERE run_id IN (SELECT run_id FROM touched)"
-        f" GROUP BY run_id) {alias} USING (run_id)"
-        for alias, (table, json) in children.items()
-    )
-    return f"""WITH touched AS MATERIALIZED ({runs})
-  SELECT run_id, '"data":{{' || concat_ws(',', '"metrics":' || m.j, '"params":' || p.j, '"tags":' || t.j)
-    || '}},"inputs":{{' || concat_ws(',', '"dataset_inputs":' || di.j, '"model_inputs":' || mi.j)
-    || '}},"outputs":{{' || concat_ws(',', '"model_outputs":' || mo.j) || '}}' AS details
-  FROM (SELECT DISTINCT run_id FROM touched) k{joins}"""
-
-
-# MLflow's run info: (field, runs column); null ones are left out.
-_RUN_INFO = (
-    ("run_uuid", "run_id"),
-    ("experiment_id", "experiment_id"),
-    ("run_name", "run_name"),
-    ("user_id", "user_id"),
-    ("status", "status"),
-    ("start_time", "start_time"),
-    ("end_time", "end_time"),
-    ("artifact_uri", "artifact_uri"),
-    ("lifecycle_stage", "lifecycle_stage"),
-    ("run_id", "run_id"),
-)
-
-
-def run_json(values: dict[str, str], details: str) -> str:
-    """SQL for a run's JSON object as MLflow returns it: its info from ``values`` (runs column ->
-    SQL expression; ``r.<column>`` for the others) and ``details`` (what ``run_details`` gives)."""
-    info = ", ".join(
-        f"""'"{field}":' || to_json({values.get(column, "r." + column)})""" for field, column in _RUN_INFO
-    )
-    return f"""'{{"info":{{' || concat_ws(',', {info}) || '}},' || {details} || '}}'"""
 
 
 # Every event type that can change a run's row or its JSON. As in MLflow, deleting an experiment
@@ -343,7 +191,7 @@ _NEW_RUN_VALUES = {
 # Every change to existing run rows in one statement (each statement costs a few ms however small
 # the batch), after the child tables are written, and the run's JSON from its new values.
 RUN_UPDATE = [
-    _s(
+    statement(
         _RUN_TYPES,
         f"""UPDATE runs r SET
           {", ".join(f"{column} = {value}" for column, value in _NEW_RUN_VALUES.items())},
@@ -364,14 +212,14 @@ RUN_UPDATE = [
 ]
 
 LOGGED_MODELS = [
-    _s(
+    statement(
         "logged_model_created",
         """INSERT INTO logged_models
        SELECT model_id, experiment_id, name, artifact_location, creation_time, creation_time, status,
               model_type, source_run_id, 'active', actor
        FROM ev WHERE type = 'logged_model_created' ON CONFLICT DO NOTHING""",
     ),
-    _s(
+    statement(
         "logged_model_updated logged_model_tags_set logged_model_tag_deleted logged_model_deleted",
         f"""UPDATE logged_models m SET
           status = coalesce(u.status, m.status),
@@ -388,154 +236,25 @@ LOGGED_MODELS = [
              GROUP BY model_id) u
        WHERE m.model_id = u.model_id""",
     ),
-    *_last_write_wins(
+    *last_write_wins(
         "logged_model_tags",
         ("model_id",),
-        _tag_ops(
+        tag_ops(
             "model_id", "'logged_model_created', 'logged_model_tags_set'", None, "logged_model_tag_deleted"
         ),
         "logged_model_created logged_model_tags_set logged_model_tag_deleted",
         "logged_model_tag_deleted",
     ),
-    _s(
+    statement(
         "logged_model_created",
         f"""INSERT INTO logged_model_params
         SELECT model_id, item.key, arg_min(item.value, {ITEM_ORDER})
-        FROM {_items("params", "'logged_model_created'", "model_id")} GROUP BY ALL ON CONFLICT DO NOTHING""",
+        FROM {items("params", "'logged_model_created'", "model_id")} GROUP BY ALL ON CONFLICT DO NOTHING""",
     ),
-]
-
-# Registry events with their model's key in registered_model_id: the id of the event that created
-# the model, or, in events written before renames existed, its name (see ledger.events).
-REGISTRY_EV = "(SELECT * REPLACE (coalesce(registered_model_id, name) AS registered_model_id) FROM ev)"
-
-# Every effect that depends on the state (which versions a transition archives, which aliases a
-# deletion drops, the next version number) is decided on the write path, into the events; here
-# the last write wins, and deletions come last: nothing is written about a model or a version
-# after its deletion, so anything earlier in the batch is deleted with it.
-REGISTRY = [
-    _s(
-        "registered_model_created",
-        f"""INSERT INTO registered_models
-       SELECT registered_model_id, name, description, ts, ts, actor
-       FROM {REGISTRY_EV} WHERE type = 'registered_model_created' ON CONFLICT DO NOTHING""",
-    ),
-    _s(
-        "model_version_created",
-        f"""INSERT INTO model_versions
-       SELECT registered_model_id, version, source, run_id, model_id, description, 'None', ts, ts, actor,
-              false
-       FROM {REGISTRY_EV} WHERE type = 'model_version_created' ON CONFLICT DO NOTHING""",
-    ),
-    # As in MLflow, a model's last update is its last description, rename, or version created,
-    # moved to a stage or deleted; tags and aliases leave it alone.
-    _s(
-        """registered_model_updated registered_model_renamed model_version_created model_version_stage_changed
-           model_version_deleted""",
-        f"""UPDATE registered_models r SET
-          name = coalesce(u.name, r.name),
-          description = CASE WHEN u.described THEN u.description ELSE r.description END,
-          last_updated_timestamp = greatest(r.last_updated_timestamp, u.ts)
-       FROM (SELECT registered_model_id,
-               arg_max(new_name, {EVENT_ORDER}) FILTER (WHERE type = 'registered_model_renamed') AS name,
-               arg_max_null(description, {EVENT_ORDER}) FILTER (WHERE type = 'registered_model_updated')
-                 AS description,
-               bool_or(type = 'registered_model_updated') AS described,
-               max(ts) AS ts
-             FROM {REGISTRY_EV}
-             WHERE type IN ('registered_model_updated', 'registered_model_renamed', 'model_version_created',
-                            'model_version_stage_changed', 'model_version_deleted')
-             GROUP BY registered_model_id) u
-       WHERE r.registered_model_id = u.registered_model_id""",
-    ),
-    # A version's last update: its description, stage, deletion, or (as in MLflow) its model's rename.
-    _s(
-        "model_version_updated model_version_stage_changed model_version_deleted registered_model_renamed",
-        f"""UPDATE model_versions v SET
-          description = CASE WHEN u.described THEN u.description ELSE v.description END,
-          current_stage = coalesce(u.stage, v.current_stage),
-          deleted = v.deleted OR u.deleted,
-          last_updated_timestamp = greatest(v.last_updated_timestamp, u.ts)
-       FROM (SELECT registered_model_id, version,
-               arg_max_null(description, o) FILTER (WHERE type = 'model_version_updated') AS description,
-               bool_or(type = 'model_version_updated') AS described,
-               arg_max(stage, o) FILTER (WHERE type = 'model_version_stage_changed') AS stage,
-               bool_or(type = 'model_version_deleted') AS deleted,
-               max(ts) AS ts
-             FROM (SELECT registered_model_id, version, type, description, stage, ts, {EVENT_ORDER} AS o
-                   FROM {REGISTRY_EV} WHERE type IN ('model_version_updated', 'model_version_stage_changed',
-                                                     'model_version_deleted')
-                   UNION ALL
-                   SELECT e.registered_model_id, m.version, e.type, NULL, NULL, e.ts,
-                          {{'seq': e.seq, 'writer': e.writer}}
-                   FROM {REGISTRY_EV} e JOIN model_versions m USING (registered_model_id)
-                   WHERE e.type = 'registered_model_renamed')
-             GROUP BY registered_model_id, version) u
-       WHERE v.registered_model_id = u.registered_model_id AND v.version = u.version""",
-    ),
-    *_last_write_wins(
-        "registered_model_tags",
-        ("registered_model_id",),
-        _tag_ops(
-            "registered_model_id",
-            "'registered_model_created'",
-            "registered_model_tag_set",
-            "registered_model_tag_deleted",
-            source=REGISTRY_EV,
-        ),
-        "registered_model_created registered_model_tag_set registered_model_tag_deleted",
-        "registered_model_tag_deleted",
-    ),
-    *_last_write_wins(
-        "model_version_tags",
-        ("registered_model_id", "version"),
-        _tag_ops(
-            "registered_model_id, version",
-            "'model_version_created'",
-            "model_version_tag_set",
-            "model_version_tag_deleted",
-            source=REGISTRY_EV,
-        ),
-        "model_version_created model_version_tag_set model_version_tag_deleted",
-        "model_version_tag_deleted",
-    ),
-    *_last_write_wins(
-        "registered_model_aliases",
-        ("registered_model_id",),
-        f"""SELECT registered_model_id, key AS alias, version,
-                  type = 'registered_model_alias_deleted' AS deleted, {EVENT_ORDER} AS o
-           FROM {REGISTRY_EV}
-           WHERE type IN ('registered_model_alias_set', 'registered_model_alias_deleted')""",
-        "registered_model_alias_set registered_model_alias_deleted",
-        "registered_model_alias_deleted",
-        value="version",
-        key="alias",
-    ),
-    # A deleted version loses the aliases pointing to it, those set earlier in the batch included.
-    _s(
-        "model_version_deleted",
-        f"""DELETE FROM registered_model_aliases a
-       USING (SELECT registered_model_id, version FROM {REGISTRY_EV} WHERE type = 'model_version_deleted') d
-       WHERE a.registered_model_id = d.registered_model_id AND a.version = d.version""",
-    ),
-    *[
-        _s(
-            "registered_model_deleted",
-            f"""DELETE FROM {table} WHERE registered_model_id IN
-           (SELECT registered_model_id FROM {REGISTRY_EV} WHERE type = 'registered_model_deleted')""",
-        )
-        for table in (
-            "registered_model_aliases",
-            "model_version_tags",
-            "model_versions",
-            "registered_model_tags",
-            "registered_models",
-        )
-    ],
 ]
 
 AUDIT = [
-    _s(
+    statement(
         "artifact_written",
         f"""INSERT INTO artifacts
         SELECT path, arg_max(experiment_id, {EVENT_ORDER}), arg_max(run_id, {EVENT_ORDER}),
@@ -547,7 +266,7 @@ AUDIT = [
           actor = excluded.actor, ts = excluded.ts, seq = excluded.seq""",
     ),
     # The audit log keeps the envelope and a one-line summary, not the payload (metrics stay in metrics).
-    _s(
+    statement(
         None,
         """INSERT INTO events
        SELECT writer, seq, id, ts, type, actor, actor_verified, remote_addr, user_agent, experiment_id,
@@ -592,7 +311,7 @@ AUDIT = [
        FROM ev""",
     ),
     # Last: the checkpoint commits in the same transaction as the state it describes.
-    _s(
+    statement(
         None,
         """INSERT INTO checkpoints SELECT writer, max(seq) FROM ev GROUP BY writer
        ON CONFLICT DO UPDATE SET last_seq = greatest(checkpoints.last_seq, excluded.last_seq)""",
