@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from api import artifacts, experiments, model_versions, models, native, registry, runs
+from api import artifacts, experiments, model_versions, models, native, registry, run_logging, runs
 from api.context import ServerContext, Settings
 from api.errors import MlflowError
 from api.http import error_response, json_response
@@ -26,6 +26,7 @@ VERSION = "3.17.2"  # the MLflow REST version we speak; clients compare it for f
 MLFLOW_ROUTES = {
     **experiments.ROUTES,
     **runs.ROUTES,
+    **run_logging.ROUTES,
     **models.ROUTES,
     **registry.ROUTES,
     **model_versions.ROUTES,

@@ -1,4 +1,4 @@
-"""MLflow run endpoints: lifecycle, logging (the hot path), inputs/outputs, search, history."""
+"""MLflow run endpoints: lifecycle, search and metric history (logging: ``run_logging``)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,9 @@ from api.names import run_name as generated_run_name
 from api.threads import blocking
 from api.tracking import RUN_NAME_TAG, now_ms
 from ledger.events import (
-    Dataset,
-    InputsLogged,
-    Metric,
-    ModelOutput,
-    OutputsLogged,
-    Param,
     RunCreated,
     RunDeleted,
     RunRestored,
-    RunTagDeleted,
     RunUpdated,
     Tag,
 )
@@ -37,12 +30,6 @@ VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 def _read(ctx, fn, *args, **kwargs):
     ctx.projection.flush()  # read-your-writes
     return fn(*args, **kwargs)
-
-
-def _tags(items, path="tags") -> list[Tag]:
-    """Tags to set on a run. As in MLflow, an empty ``mlflow.runName`` changes nothing."""
-    tags = (Tag(v.check_key(t.key, f"{path}[{i}].key"), v.tag_value(t.value)) for i, t in enumerate(items))
-    return [t for t in tags if t.key != RUN_NAME_TAG or t.value]
 
 
 # Lifecycle ---------------------------------------------------------------------------
@@ -114,10 +101,6 @@ async def create(ctx, request: Request):
     return json_response({"run": {"info": info, "data": data, "inputs": {}}})
 
 
-def _run_id(req: p.RunRef) -> str:
-    return v.run_id(req.id)
-
-
 async def get(ctx, request: Request):
     run_id = query(request, "run_id") or query(request, "run_uuid")
     if not run_id:
@@ -130,7 +113,7 @@ async def get(ctx, request: Request):
 
 async def update(ctx, request: Request):
     req = await body_as(request, p.UpdateRun)
-    run_id = _run_id(req)
+    run_id = v.run_id(req.id)
     if req.status is not None and req.status not in RUN_STATUSES:
         raise invalid(f"Invalid value \"{req.status}\" for parameter 'status' supplied.")
     writes = ctx.writes
@@ -151,7 +134,7 @@ async def update(ctx, request: Request):
 def _lifecycle(event_type):
     async def handler(ctx, request: Request):
         req = await body_as(request, p.RunRef)
-        run_id = _run_id(req)
+        run_id = v.run_id(req.id)
         writes = ctx.writes
 
         def build(envelope):
@@ -166,141 +149,6 @@ def _lifecycle(event_type):
 
 delete = _lifecycle(RunDeleted)
 restore = _lifecycle(RunRestored)
-
-
-# Logging -----------------------------------------------------------------------------
-
-
-def _metric(m, index: int | None = None) -> Metric:
-    """A validated metric; the error path (with MLflow's ``metrics[i].field`` names) is the slow one."""
-    key, value, ts = m.key, m.value, m.timestamp
-    if value is None or ts is None or ts < 0 or value != value or value in _INFINITIES or key is None:
-        path = "" if index is None else f"metrics[{index}]."
-        key = v.check_key(key, f"{path}key")
-        value = v.metric_value(value, f"{path}value")
-        ts = v.timestamp(ts, f"{path}timestamp")
-    elif key not in v.ACCEPTED_KEYS:
-        v.check_key(key, "key" if index is None else f"metrics[{index}].key")
-    return Metric(key, value, ts, m.step or 0, m.model_id, m.dataset_name, m.dataset_digest)
-
-
-_INFINITIES = (float("inf"), float("-inf"))
-
-
-async def log_metric(ctx, request: Request):
-    req = await body_as(request, p.LogMetric)
-    run_id = _run_id(req)
-    metric = _metric(req)
-    await ctx.writes.log_batch(origin_of(request), run_id, metrics=[metric])
-    return json_response()
-
-
-async def log_param(ctx, request: Request):
-    req = await body_as(request, p.LogParam)
-    run_id = _run_id(req)
-    param = Param(v.check_key(req.key), v.param_value(req.value))  # no value: "", as in MLflow
-    await ctx.writes.log_batch(origin_of(request), run_id, params=[param], single_param=True)
-    return json_response()
-
-
-async def set_tag(ctx, request: Request):
-    req = await body_as(request, p.SetTag)
-    run_id = _run_id(req)
-    tags = _tags([req])  # no value: "", as in MLflow
-    if tags:
-        await ctx.writes.log_batch(origin_of(request), run_id, tags=tags)
-    else:
-        ctx.writes.active_run(run_id)  # refused as a write would be, though nothing is written
-    return json_response()
-
-
-async def log_batch(ctx, request: Request):
-    body = await request.body()
-    v.batch_size(body)
-    req = p.decode(p.LogBatch, body)
-    run_id = _run_id(req)
-    v.batch_limits(len(req.metrics), len(req.params), len(req.tags))
-    metrics = [_metric(m, i) for i, m in enumerate(req.metrics)]
-    params = [
-        Param(v.check_key(x.key, f"params[{i}].key"), v.param_value(x.value))
-        for i, x in enumerate(req.params)
-    ]
-    tags = _tags(req.tags)
-    await ctx.writes.log_batch(origin_of(request), run_id, metrics, params, tags)
-    return json_response()
-
-
-async def delete_tag(ctx, request: Request):
-    req = await body_as(request, p.DeleteTag)
-    run_id = _run_id(req)
-    key = v.check_key(req.key)
-    writes = ctx.writes
-
-    def build(envelope):
-        experiment_id = writes.active_run(run_id)
-        if not writes.projection_has("run_tags", run_id=run_id, key=key):
-            raise not_found(f"No tag with name: {key} in run with id {run_id}")
-        return [RunTagDeleted(**envelope(0, experiment_id=experiment_id, run_id=run_id), key=key)]
-
-    await blocking(writes.commit, origin_of(request), build)
-    return json_response()
-
-
-async def log_inputs(ctx, request: Request):
-    req = await body_as(request, p.LogInputs)
-    run_id = _run_id(req)
-    datasets = [_dataset_input(item, i) for i, item in enumerate(req.datasets)]
-    models = [ModelOutput(m.model_id, m.step) for m in req.models if m.model_id]
-    writes = ctx.writes
-
-    def build(envelope):
-        experiment_id = writes.active_run(run_id)
-        if not datasets and not models:
-            return []
-        keys = envelope(0, experiment_id=experiment_id, run_id=run_id)
-        return [InputsLogged(**keys, datasets=datasets, models=models)]
-
-    await blocking(writes.commit, origin_of(request), build)
-    return json_response()
-
-
-def _dataset_input(item: p.DatasetInputIn, index: int) -> Dataset:
-    """A dataset input checked as MLflow checks it: present fields, its column sizes."""
-    d = item.dataset
-    if d is None:
-        raise missing(f"datasets[{index}].dataset")
-    for field in ("name", "digest"):
-        if getattr(d, field) is None:
-            raise invalid(f"Dataset {field} cannot be None")
-    for field, limit in (
-        ("name", v.MAX_DATASET_NAME_SIZE),
-        ("digest", v.MAX_DATASET_DIGEST_SIZE),
-        ("source", v.MAX_DATASET_SOURCE_SIZE),
-        ("schema", v.MAX_DATASET_SCHEMA_SIZE),
-        ("profile", v.MAX_DATASET_PROFILE_SIZE),
-    ):
-        v.exceeds(field, getattr(d, field), limit)
-    tags = [Tag(t.key or "", t.value or "") for t in item.tags]  # missing: "", as in MLflow
-    for tag in tags:
-        v.exceeds("key", tag.key, v.MAX_INPUT_TAG_KEY_SIZE)
-        v.exceeds("value", tag.value, v.MAX_INPUT_TAG_VALUE_SIZE)
-    return Dataset(d.name, d.digest, d.source_type, d.source, d.schema, d.profile, tags)
-
-
-async def log_outputs(ctx, request: Request):
-    req = await body_as(request, p.LogOutputs)
-    run_id = _run_id(req)
-    models = [ModelOutput(m.model_id, m.step) for m in req.models if m.model_id]
-    writes = ctx.writes
-
-    def build(envelope):
-        experiment_id = writes.active_run(run_id)
-        if not models:
-            return []
-        return [OutputsLogged(**envelope(0, experiment_id=experiment_id, run_id=run_id), models=models)]
-
-    await blocking(writes.commit, origin_of(request), build)
-    return json_response()
 
 
 # Reads --------------------------------------------------------------------------------
@@ -411,13 +259,6 @@ ROUTES = {
     ("POST", "runs/delete"): delete,
     ("POST", "runs/restore"): restore,
     ("POST", "runs/search"): search,
-    ("POST", "runs/log-metric"): log_metric,
-    ("POST", "runs/log-parameter"): log_param,
-    ("POST", "runs/set-tag"): set_tag,
-    ("POST", "runs/delete-tag"): delete_tag,
-    ("POST", "runs/log-batch"): log_batch,
-    ("POST", "runs/log-inputs"): log_inputs,
-    ("POST", "runs/outputs"): log_outputs,
     ("GET", "metrics/get-history"): metric_history,
     ("GET", "metrics/get-history-bulk-interval"): metric_history_bulk_interval,
 }
