@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -56,12 +57,16 @@ def build_store(root: str, points: int, per_event: int = 1000, runs_count: int =
         ]
     )
     steps_per_run = points // runs_count
+    rng = random.Random(42)
     batch = []
     for n in range(points // per_event):
         run = f"run{(n * per_event // steps_per_run) % runs_count:05d}"
         base = (n * per_event) % steps_per_run
+        # Noisy values, as training curves are: regular ones would flatter the file size.
+        values = [1 / (1 + step * 1e-4) + rng.gauss(0, 0.01) for step in range(base, base + per_event)]
         metrics = [
-            E.Metric(f"k{i % 4}", i * 0.001, 1_700_000_000_000 + base + i, base + i) for i in range(per_event)
+            E.Metric(f"k{step % 4}", value, 1_700_000_000_000 + step, step)
+            for step, value in enumerate(values, start=base)
         ]
         batch.append(E.BatchLogged(id=E.new_event_id(), experiment_id="1", run_id=run, metrics=metrics))
         if len(batch) == 100:
