@@ -9,7 +9,7 @@ from starlette.requests import Request
 from api import protocol as p
 from api import validation as v
 from api.errors import invalid, not_found
-from api.http import body_as, fields_as, json_response
+from api.http import body_as, fields_as, json_response, origin_of
 from api.models import known_model
 from api.registry import (
     VERSIONS_MAX_RESULTS,
@@ -46,7 +46,6 @@ async def create_model_version(ctx, request: Request):
     req = await body_as(request, p.CreateModelVersion)
     v.required(req, "name", "source")
     tags = registry_tags(req.tags)
-    created: list[int] = []
 
     def build(envelope):
         model = model_entry(ctx, req.name)
@@ -54,12 +53,11 @@ async def create_model_version(ctx, request: Request):
         if req.model_id and not run_id:
             known_model(ctx, req.model_id)
             run_id = (ctx.projection.logged_model(req.model_id) or {}).get("info", {}).get("source_run_id")
-        created.append(model.latest_version + 1)
         return [
             ModelVersionCreated(
                 **envelope(0, run_id=run_id, model_id=req.model_id),
                 name=req.name,
-                version=created[0],
+                version=model.latest_version + 1,
                 source=req.source,
                 description=req.description,
                 tags=tags,
@@ -67,8 +65,8 @@ async def create_model_version(ctx, request: Request):
             )
         ]
 
-    await commit(ctx, request, build)
-    return await version_response(ctx, req.name, created[0])
+    (created,) = await blocking(ctx.writes.commit, origin_of(request), build)  # or a retry's first
+    return await version_response(ctx, created.name, created.version)
 
 
 async def get_model_version(ctx, request: Request):

@@ -54,20 +54,17 @@ async def create(ctx, request: Request):
     run_id = origin.derived_id("run") or uuid.uuid4().hex
     start_time = req.start_time if req.start_time is not None else now_ms()
     user_id = req.user_id or ""
-    artifact_uri = ""
     writes = ctx.writes
 
     def build(envelope):
-        nonlocal artifact_uri
         exp = writes.experiment(experiment_id)
         if exp.lifecycle != "active":
             raise invalid(
                 f"The experiment {experiment_id} must be in the 'active' state. "
                 f"Current state is {exp.lifecycle}."
             )
-        if run_id in writes.index.runs:  # a retried create with the same Idempotency-Key
+        if run_id in writes.index.runs:  # a retry the ledger no longer remembers (see commit)
             return []
-        artifact_uri = f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts"
         claimed = next((t.value for t in tags if t.key == "mlflow.user"), None) or user_id or "unknown"
         event_keys = envelope(0, experiment_id=experiment_id, run_id=run_id)
         event_keys["actor"] = origin.actor or claimed
@@ -77,27 +74,30 @@ async def create(ctx, request: Request):
                 name=name,
                 user_id=user_id,
                 start_time=start_time,
-                artifact_uri=artifact_uri,
+                artifact_uri=f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts",
                 tags=tags,
             )
         ]
 
     # The build reads only the in-memory index: it runs on the event loop, no thread hop.
-    if not await writes.commit_on_loop(origin, build):  # a replayed create: answer from the read model
+    events = await writes.commit_on_loop(origin, build)
+    if not events:
         return json_response({"run": fix_run(await blocking(_read, ctx, ctx.projection.run, run_id))})
-    # Built from the request rather than read back, so creating a run never waits for DuckDB.
+    # Built from the event (this request's, or a retried request's first), so creating a run never
+    # waits for DuckDB.
+    created = events[0]
     info = {
-        "run_uuid": run_id,
-        "experiment_id": experiment_id,
-        "run_name": name,
-        "user_id": user_id,
-        "status": "RUNNING",
-        "start_time": start_time,
-        "artifact_uri": artifact_uri,
+        "run_uuid": created.run_id,
+        "experiment_id": created.experiment_id,
+        "run_name": created.name,
+        "user_id": created.user_id,
+        "status": created.status,
+        "start_time": created.start_time,
+        "artifact_uri": created.artifact_uri,
         "lifecycle_stage": "active",
-        "run_id": run_id,
+        "run_id": created.run_id,
     }
-    data = {"tags": [{"key": t.key, "value": t.value} for t in tags]}
+    data = {"tags": [{"key": t.key, "value": t.value} for t in created.tags]}
     return json_response({"run": {"info": info, "data": data, "inputs": {}}})
 
 

@@ -55,6 +55,13 @@ class Origin:
             return None
         return uuid.uuid5(_IDEMPOTENCY_NS, f"{self.idempotency_key}/{purpose}").hex
 
+    def event_id(self, i: int) -> str | None:
+        """The id of the request's i-th event when it carries an Idempotency-Key: a retry's events
+        have the ids of the first attempt's, so the ledger appends them once."""
+        if not self.idempotency_key:
+            return None
+        return str(uuid.uuid5(_IDEMPOTENCY_NS, f"{self.idempotency_key}#{i}"))
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -89,6 +96,9 @@ class WriteService:
 
         ``build(envelope)`` raises MlflowError to refuse the request (nothing is written) or
         returns the events; ``envelope(i, **keys)`` gives the common fields of the i-th event.
+        Returns the request's events; for a retry of a request already appended (the same
+        Idempotency-Key), the events the first attempt appended, without building again: a retry
+        gets the first attempt's answer, not a refusal of its now-stale checks.
         """
         stamped, wait_for = self._stage(origin, build)
         if stamped:
@@ -101,6 +111,8 @@ class WriteService:
         """``commit`` from the event loop: ``build`` runs inline, so it must not read DuckDB
         (see ``validates_in_memory``); the sync is shared by every write staged in this loop
         iteration and runs inline too, once they are all staged."""
+        if self._is_retry(origin):  # finding the first attempt's events reads the ledger: off the loop
+            return await blocking(self.commit, origin, build)
         stamped, wait_for = self._stage(origin, build)
         if stamped and wait_for > self.ledger.durable_seq:
             await self._loop_sync.wait(wait_for)
@@ -124,9 +136,8 @@ class WriteService:
         def envelope(i: int, **keys) -> dict:
             run_id = keys.get("run_id") or self._source_run(keys.get("model_id"))
             actor = origin.actor or self._claimed_actor(run_id, actor_cache)
-            key = origin.idempotency_key
             return {
-                "id": str(uuid.uuid5(_IDEMPOTENCY_NS, f"{key}#{i}")) if key else new_event_id(),
+                "id": origin.event_id(i) or new_event_id(),
                 "actor": actor,
                 "actor_verified": False,
                 "remote_addr": origin.remote_addr,
@@ -135,6 +146,9 @@ class WriteService:
             }
 
         with self._lock:
+            if self._is_retry(origin):
+                first = self._first_attempt(origin)
+                return first, first[-1].seq
             events = build(envelope)
             if not events:
                 return [], 0
@@ -147,6 +161,23 @@ class WriteService:
             if stamped:
                 self.projection.submit(stamped)
             return stamped, self.ledger.last_seq
+
+    def _is_retry(self, origin: Origin) -> bool:
+        event_id = origin.event_id(0)
+        return event_id is not None and self.ledger.knows(event_id)
+
+    def _first_attempt(self, origin: Origin) -> list[Event]:
+        """The events a request with this Idempotency-Key appended (consecutive seqs, one frame)."""
+        self.projection.flush()  # under the lock: every staged event is submitted, so it is found
+        found = self.projection.read(
+            "SELECT seq FROM events WHERE id = ? AND writer = ?", [origin.event_id(0), self.ledger.writer]
+        )
+        events: list[Event] = []
+        for event in self.ledger.read(found[0][0] - 1):
+            if event.id != origin.event_id(len(events)):
+                break
+            events.append(event)
+        return events
 
     def _wait_durable(self, seq: int) -> None:
         try:

@@ -159,6 +159,10 @@ class Ledger:
     def durable_seq(self) -> int:
         return self._durable_seq
 
+    def knows(self, event_id: str) -> bool:
+        """Whether an event with this id was appended (within the last ``ID_WINDOW`` ids)."""
+        return event_id in self._ids
+
     def append(self, events: Sequence[Event]) -> list[Event]:
         """Append one request's events all-or-nothing; returns once they are durable.
 

@@ -222,6 +222,32 @@ def test_idempotency_key_prevents_duplicates(http, run_id):
     )
 
 
+def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_appends_nothing(http, run_id):
+    """Creates, renames and deletes: a retry's checks would refuse it (the name exists, the model is
+    gone), so it must be answered from what its first attempt appended."""
+
+    def twice(method: str, path: str, body: dict, key: str) -> dict:
+        first = http.request(method, f"{API}/{path}", json=body, headers={"Idempotency-Key": key})
+        appended = _events(http)
+        retry = http.request(method, f"{API}/{path}", json=body, headers={"Idempotency-Key": key})
+        assert first.status_code == retry.status_code == 200, (path, first.text, retry.text)
+        assert _events(http) == appended, path
+        assert retry.json() == first.json(), path
+        return first.json()
+
+    exp = twice("POST", "experiments/create", {"name": "retried"}, "k-exp")["experiment_id"]
+    run = twice("POST", "runs/create", {"experiment_id": exp}, "k-run")["run"]  # a generated name
+    assert run["info"]["run_name"] and run["info"]["experiment_id"] == exp
+    twice("POST", "registered-models/create", {"name": "retried-model"}, "k-model")
+    version = twice("POST", "model-versions/create", {"name": "retried-model", "source": "s3://b/m"}, "k-v1")
+    assert version["model_version"]["version"] == "1"
+    renamed = {"name": "retried-model", "new_name": "renamed-model"}
+    assert twice("POST", "registered-models/rename", renamed, "k-rename")["registered_model"]["name"] == (
+        "renamed-model"
+    )
+    twice("DELETE", "registered-models/delete", {"name": "renamed-model"}, "k-delete")
+
+
 def test_events_endpoint_pages_with_a_cursor(http, run_id):
     everything = _events(http)
     seen, after = [], 0
