@@ -113,7 +113,11 @@ async def rename_registered_model(ctx, request: Request):
             raise already_exists(f"Registered Model (name={new_name}) already exists.")
         return [
             RegisteredModelRenamed(
-                **envelope(0), name=req.name, new_name=new_name, registered_model_id=model.key
+                **envelope(0),
+                name=req.name,
+                new_name=new_name,
+                registered_model_id=model.key,
+                versions=sorted(model.stages),
             )
         ]
 

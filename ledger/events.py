@@ -209,9 +209,13 @@ class RegisteredModelCreated(Event, frozen=True, tag="registered_model_created")
 
 
 class RegisteredModelRenamed(Event, frozen=True, tag="registered_model_renamed"):
+    """``versions``: the model's versions then, whose last update the rename moves (as MLflow's
+    does), named here so that a replay moves the same ones."""
+
     name: str
     new_name: str
     registered_model_id: str | None = None
+    versions: list[int] = []
 
 
 class RegisteredModelUpdated(Event, frozen=True, tag="registered_model_updated"):

@@ -8,10 +8,10 @@ from projections.statements import EVENT_ORDER, last_write_wins, statement, tag_
 # the model, or, in events written before renames existed, its name (see ledger.events).
 REGISTRY_EV = "(SELECT * REPLACE (coalesce(registered_model_id, name) AS registered_model_id) FROM ev)"
 
-# Every effect that depends on the state (which versions a transition archives, which aliases a
-# deletion drops, the next version number) is decided on the write path, into the events; here
-# the last write wins, and deletions come last: nothing is written about a model or a version
-# after its deletion, so anything earlier in the batch is deleted with it.
+# Every effect that depends on the state (which versions a transition archives or a rename touches,
+# the next version number) is decided on the write path, into the events; here the last write
+# wins, and deletions come last: nothing is written about a model or a version after its deletion,
+# so anything earlier in the batch is deleted with it (a deleted version's aliases included).
 REGISTRY = [
     statement(
         "registered_model_created",
@@ -65,10 +65,8 @@ REGISTRY = [
                    FROM {REGISTRY_EV} WHERE type IN ('model_version_updated', 'model_version_stage_changed',
                                                      'model_version_deleted')
                    UNION ALL
-                   SELECT e.registered_model_id, m.version, e.type, NULL, NULL, e.ts,
-                          {{'seq': e.seq, 'writer': e.writer}}
-                   FROM {REGISTRY_EV} e JOIN model_versions m USING (registered_model_id)
-                   WHERE e.type = 'registered_model_renamed')
+                   SELECT registered_model_id, unnest(versions), type, NULL, NULL, ts, {EVENT_ORDER}
+                   FROM {REGISTRY_EV} WHERE type = 'registered_model_renamed' AND len(versions) > 0)
              GROUP BY registered_model_id, version) u
        WHERE v.registered_model_id = u.registered_model_id AND v.version = u.version""",
     ),

@@ -80,7 +80,7 @@ class Registry:
         if kind == "rm_rename":
             new_name = data.draw(st.sampled_from([name, *free]))
             self.models[new_name] = self.models.pop(name)
-            return [on(E.RegisteredModelRenamed, new_name=new_name)]
+            return [on(E.RegisteredModelRenamed, new_name=new_name, versions=sorted(versions))]
         if kind == "rm_update":
             model["description"] = data.draw(st.sampled_from(["", "d"]))
             return [on(E.RegisteredModelUpdated, description=model["description"])]

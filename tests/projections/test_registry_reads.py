@@ -3,10 +3,14 @@ timestamps, searches and their errors."""
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 
 from ledger import events as E
+from ledger.schema import events_to_table
 from projections import InvalidQuery
+from projections.schema import create_tables
+from projections.sources import apply_table
 from tests.projections.conftest import make
 
 
@@ -45,7 +49,7 @@ def test_a_renamed_model_keeps_its_versions_tags_and_aliases(projection, log):
     model = created("churn", tags=[E.Tag("team", "a")])
     log(model, version(model, 1, tags=[E.Tag("k", "v")]))
     log(on(model, E.RegisteredModelAliasSet, key="champion", version=1))
-    renamed = log(on(model, E.RegisteredModelRenamed, new_name="churn-v2"))[0]
+    renamed = log(on(model, E.RegisteredModelRenamed, new_name="churn-v2", versions=[1]))[0]
     assert projection.registered_model("churn") is None
     got = projection.registered_model("churn-v2")
     assert got["tags"] == [{"key": "team", "value": "a"}]
@@ -104,7 +108,7 @@ def test_events_from_before_renames_key_their_model_by_name(projection, log):
     legacy = make(E.RegisteredModelCreated, name="old")
     log(legacy, make(E.ModelVersionCreated, name="old", version=1, source="s"))
     log(make(E.RegisteredModelAliasSet, name="old", key="a", version=1))
-    log(make(E.RegisteredModelRenamed, name="old", new_name="new", registered_model_id="old"))
+    log(make(E.RegisteredModelRenamed, name="old", new_name="new", registered_model_id="old", versions=[1]))
     log(make(E.ModelVersionTagSet, name="new", version=1, key="k", value="v", registered_model_id="old"))
     got = projection.registered_model("new")
     assert got["aliases"] == [{"alias": "a", "version": "1"}]
@@ -269,3 +273,26 @@ def test_audit_summaries_of_registry_events(projection, log):
         "n v1",
         "n",
     ]
+
+
+def test_a_rename_moves_the_last_update_of_the_versions_it_names_only():
+    """The versions a rename touches are in its event: a version created after it, in the same
+    batch of a rebuild, is not touched, even when its time is earlier (another writer's clock)."""
+    events = [
+        make(E.RegisteredModelCreated, name="m", registered_model_id="k"),
+        make(E.RegisteredModelRenamed, name="m", new_name="m2", registered_model_id="k", versions=[]),
+        make(E.ModelVersionCreated, name="m2", version=1, source="s", registered_model_id="k"),
+    ]
+    stamped = [
+        type(e)(**{**{f: getattr(e, f) for f in e.__struct_fields__}, "seq": seq, "ts": ts, "writer": "w"})
+        for e, seq, ts in zip(events, (1, 2, 3), (100, 1000, 900), strict=True)
+    ]
+
+    def last_updated(batches) -> list[tuple]:
+        con = duckdb.connect()
+        create_tables(con)
+        for batch in batches:
+            apply_table(con, events_to_table(batch))
+        return con.execute("SELECT version, last_updated_timestamp FROM model_versions").fetchall()
+
+    assert last_updated([stamped[:2], stamped[2:]]) == last_updated([stamped]) == [(1, 900)]

@@ -48,7 +48,13 @@ def test_a_registry_from_before_schema_version_2_rebuilds_with_what_came_after(t
         make(E.RegisteredModelAliasSet, name="churn", key="champion", version=1),
     ]
     new = [
-        make(E.RegisteredModelRenamed, name="churn", new_name="churn-eu", registered_model_id="churn"),
+        make(
+            E.RegisteredModelRenamed,
+            name="churn",
+            new_name="churn-eu",
+            registered_model_id="churn",
+            versions=[1],
+        ),
         make(
             E.ModelVersionStageChanged,
             name="churn-eu",
