@@ -28,17 +28,22 @@ from ledger.events import ArtifactWritten
 CHUNK = 1 << 20
 TEMP_PREFIX = ".tl-upload-"
 MAX_NAME_BYTES = 255  # of one path part: what local file systems take
-# Served as text/plain, as MLflow serves text formats; pages and scripts too (which MLflow serves
-# as what they are), so no artifact can run as a page or script in the web UI's origin.
+# Text formats are served as text/plain, as MLflow serves them; of the rest only passive media
+# keep their type (a browser never runs them), everything else is application/octet-stream: no
+# artifact can run as a page or a script in the web page's origin.
 TEXT_EXTENSIONS = frozenset(
     [
         *("txt", "log", "err", "cfg", "conf", "cnf", "cf", "ini", "properties", "prop", "hocon", "toml"),
         *("yaml", "yml", "xml", "json", "js", "mjs", "py", "py3", "csv", "tsv", "md", "rst"),
-        *("html", "htm", "xhtml", "svg", "MLmodel", "mlproject"),
+        *("html", "htm", "shtml", "xhtml", "xht", "svg", "mlmodel", "mlproject"),
     ]
 )
+PASSIVE_MEDIA = ("image/", "audio/", "video/", "application/pdf")
 _RUN_PATH = re.compile(r"^(?P<exp>\d+)/(?P<run>[0-9a-f]{32})/artifacts(/|$)")
 _MODEL_PATH = re.compile(r"^(?P<exp>\d+)/models/(?P<model>m-[0-9a-f]{32})/artifacts(/|$)")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # no file name needs them; no header can carry them
 
 
 def safe_path(raw: str | None, allow_empty: bool = False) -> str:
@@ -52,7 +57,7 @@ def safe_path(raw: str | None, allow_empty: bool = False) -> str:
         parts = candidate.split("/")
         if (
             "\\" in candidate
-            or "\x00" in candidate
+            or _CONTROL.search(candidate)
             or candidate.startswith("/")
             or re.match(r"^[A-Za-z]:", candidate)
             or any(part in ("..", ".") for part in parts)
@@ -228,15 +233,19 @@ async def download(ctx, request: Request, path: str):
 
 
 def media_type(name: str) -> str:
-    extension = posixpath.splitext(name)[1].lstrip(".") or name  # MLmodel, mlproject
-    if extension in TEXT_EXTENSIONS:
+    extension = (posixpath.splitext(name)[1].lstrip(".") or name).lower()  # MLmodel, mlproject
+    guessed = mimetypes.guess_type(name.lower())[0] or ""
+    if extension in TEXT_EXTENSIONS or guessed.startswith("text/"):
         return "text/plain"
-    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if guessed.startswith(PASSIVE_MEDIA) and "svg" not in guessed:
+        return guessed
+    return "application/octet-stream"
 
 
 def attachment_disposition(name: str) -> str:
-    """RFC 6266: an ASCII ``filename`` (headers are Latin-1) and the exact name in ``filename*``."""
-    fallback = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_").replace("\\", "_")
+    """RFC 6266: a printable-ASCII ``filename`` (headers are Latin-1) and the exact name in
+    ``filename*``."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
 
 

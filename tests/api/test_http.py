@@ -315,17 +315,19 @@ def test_artifact_mistakes_are_400s_and_downloads_never_run_as_pages(http, run_i
     base = f"/api/2.0/mlflow-artifacts/artifacts/1/{run_id}/artifacts"
     before = _events(http, type="artifact_written")
     assert http.put(f"{base}/file.txt", content=b"x").status_code == 200
-    for bad in (f"{base}/file.txt/child.txt", f"{base}/{'n' * 256}.txt", f"{base}/folder/"):
+    for bad in (f"{base}/file.txt/child.txt", f"{base}/{'n' * 256}.txt", f"{base}/folder/", f"{base}/a%0Db"):
         _error(http.put(bad, content=b"y"), 400, "INVALID_PARAMETER_VALUE")
     _error(http.get(f"{base}/{'n' * 256}.txt"), 400, "INVALID_PARAMETER_VALUE")
     assert len(_events(http, type="artifact_written")) == len(before) + 1
     assert http.delete(f"{base}/never-written.txt").status_code == 200  # as in MLflow
     # Pages and scripts come back as plain text, never sniffed; any file name survives the header.
-    for name, body in (("page.html", b"<script>alert(1)</script>"), ("数据 \"q\".svg", b"<svg/>")):
+    pages = {"page.HTML": "text/plain", "数据 \"q\".svg": "text/plain", "x.svgz": "application/octet-stream"}
+    for name, media in pages.items():
+        body = b"<svg onload=alert(1)/>"
         assert http.put(f"{base}/{name}", content=body).status_code == 200
         resp = http.get(f"{base}/{name}")
         assert resp.status_code == 200 and resp.content == body
-        assert resp.headers["content-type"].startswith("text/plain")
+        assert resp.headers["content-type"].split(";")[0] == media
         assert resp.headers["x-content-type-options"] == "nosniff"
         assert resp.headers["content-disposition"].startswith("attachment;")
     disposition = http.get(f"{base}/数据 \"q\".svg").headers["content-disposition"]
