@@ -206,6 +206,15 @@ async def metric_history(ctx, request: Request):
     return json_response(out)
 
 
+def _int_query(request: Request, name: str) -> int | None:
+    raw = query(request, name)
+    if raw is None:
+        return None
+    if not re.fullmatch(r"-?[0-9]{1,18}", raw):
+        raise invalid(f"Invalid value {raw!r} for parameter '{name}' supplied: expected an integer")
+    return int(raw)
+
+
 def _check_max_results(value: int, at_most: int | None = None) -> int:
     if value < 1:
         raise invalid(
@@ -228,15 +237,16 @@ async def metric_history_bulk_interval(ctx, request: Request):
         raise missing("metric_key")
     if len(run_ids) > 100:
         raise invalid("GetMetricHistoryBulkInterval request must specify at most 100 run_ids.")
-    start, end, limit = (query(request, n) for n in ("start_step", "end_step", "max_results"))
-    limit = int(limit) if limit and limit.isdigit() else 320
+    start, end = _int_query(request, "start_step"), _int_query(request, "end_step")
+    limit = _int_query(request, "max_results")
+    limit = 320 if limit is None else _check_max_results(limit)
 
     def read() -> list[dict]:
         ctx.projection.flush()
         by_run: dict[str, list[dict]] = {run_id: [] for run_id in run_ids}
         # In step order (for charts), exact duplicates once.
         for m in ctx.projection.metric_history_arrow(list(by_run), [key]).to_pylist():
-            if (start is None or m["step"] >= int(start)) and (end is None or m["step"] <= int(end)):
+            if (start is None or m["step"] >= start) and (end is None or m["step"] <= end):
                 by_run[m["run_id"]].append(m)
         out = []
         for run_id, points in by_run.items():

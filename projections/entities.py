@@ -10,6 +10,7 @@ from projections.filters import (
     comparison,
     decode_page_token,
     encode_page_token,
+    page_limit,
     parse_filter,
     parse_order_by,
 )
@@ -138,7 +139,7 @@ def fetch_page(
     offset = decode_page_token(page_token)
     # ORDER BY parameters come after WHERE parameters in the SQL text.
     sql = f"{select} WHERE {' AND '.join(where) or 'true'} ORDER BY {order} LIMIT ? OFFSET ?"
-    rows = con.execute(sql, [*params, max_results + 1, offset]).fetchall()
+    rows = con.execute(sql, [*params, page_limit(max_results), offset]).fetchall()
     token = encode_page_token(offset + max_results) if len(rows) > max_results else None
     return rows[:max_results], token
 

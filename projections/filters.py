@@ -228,6 +228,15 @@ def encode_page_token(offset: int) -> str:
     return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
+# More rows than any answer can have; bounds LIMIT and OFFSET, which DuckDB takes as int64.
+MAX_ROWS = 2**40
+
+
+def page_limit(max_results: int) -> int:
+    """The LIMIT that reads one page and tells whether another follows."""
+    return min(max_results, MAX_ROWS) + 1
+
+
 def decode_page_token(token: str | None) -> int:
     if not token:
         return 0
@@ -235,6 +244,6 @@ def decode_page_token(token: str | None) -> int:
         offset = json.loads(base64.b64decode(token, validate=True))["offset"]
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
         raise InvalidQuery(f"Invalid page_token {token!r}") from exc
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or not 0 <= offset <= MAX_ROWS:
         raise InvalidQuery(f"Invalid page_token {token!r}")
     return offset

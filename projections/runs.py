@@ -12,6 +12,7 @@ from projections.filters import (
     comparison,
     decode_page_token,
     encode_page_token,
+    page_limit,
     parse_filter,
     parse_order_by,
 )
@@ -179,7 +180,8 @@ def search_runs_json(
     sql = f"""SELECT r.run_id FROM runs r{"".join(joins)}
               WHERE {view} AND {condition}
               ORDER BY {"".join(order)}r.start_time DESC, r.run_id LIMIT ? OFFSET ?"""
-    rows = con.execute(sql, [*join_params, *view_params, *filter_params, max_results + 1, offset]).fetchall()
+    params = [*join_params, *view_params, *filter_params, page_limit(max_results), offset]
+    rows = con.execute(sql, params).fetchall()
     token = encode_page_token(offset + max_results) if len(rows) > max_results else None
     return runs_json(con, [row[0] for row in rows[:max_results]]), token
 
@@ -202,7 +204,7 @@ def _history_page(con, run_id: str, key: str, max_results, page_token) -> tuple[
     step), and the next page's token (None on the last page); exact duplicate points count once
     (as in MLflow)."""
     offset = decode_page_token(page_token)
-    limit = max_results + 1 if max_results else None
+    limit = page_limit(max_results) if max_results else None
     page = con.sql(HISTORY, params=[run_id, key, limit, offset]).to_arrow_table()
     if max_results and page.num_rows > max_results:
         return page.slice(0, max_results), encode_page_token(offset + max_results)

@@ -3,6 +3,7 @@ and the JSON form of values JSON cannot hold."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import io
@@ -188,6 +189,20 @@ def test_what_mlflow_refuses_is_refused_and_writes_nothing(http, run_id):
         _error(http.get(f"{API}/metrics/get-history", params=params), 400, "INVALID_PARAMETER_VALUE")
     resp = http.post(f"{API}/runs/search", json={"experiment_ids": ["1"], "max_results": 0})
     assert "must be a positive integer" in _error(resp, 400, "INVALID_PARAMETER_VALUE")["message"]
+    # Values past what int64 LIMIT/OFFSET take, and steps that are no numbers.
+    far = base64.b64encode(json.dumps({"offset": 2**70}).encode()).decode()
+    for path, body in (
+        ("runs/search", {"experiment_ids": ["1"], "page_token": far}),
+        ("experiments/search", {"page_token": far}),
+        ("logged-models/search", {"experiment_ids": ["1"], "page_token": far}),
+    ):
+        _error(http.post(f"{API}/{path}", json=body), 400, "INVALID_PARAMETER_VALUE")
+    huge = {"experiment_ids": ["1"], "max_results": 2**63 - 1}
+    assert http.post(f"{API}/logged-models/search", json=huge).status_code == 200
+    history = {"run_id": run_id, "metric_key": "m", "max_results": str(2**63 - 1)}
+    assert http.get(f"{API}/metrics/get-history", params=history).status_code == 200
+    bulk = {"run_ids": run_id, "metric_key": "m", "start_step": "abc"}
+    _error(http.get(f"{API}/metrics/get-history-bulk-interval", params=bulk), 400, "INVALID_PARAMETER_VALUE")
     assert _events(http) == before
 
 
