@@ -111,9 +111,10 @@ class WriteService:
         """``commit`` from the event loop: ``build`` runs inline, so it must not read DuckDB
         (see ``validates_in_memory``); the sync is shared by every write staged in this loop
         iteration and runs inline too, once they are all staged."""
-        if self._is_retry(origin):  # finding the first attempt's events reads the ledger: off the loop
+        staged = self._stage(origin, build, on_loop=True)
+        if staged is None:
             return await blocking(self.commit, origin, build)
-        stamped, wait_for = self._stage(origin, build)
+        stamped, wait_for = staged
         if stamped and wait_for > self.ledger.durable_seq:
             await self._loop_sync.wait(wait_for)
         if stamped and self.projection.backlog > MAX_PROJECTION_BACKLOG:
@@ -130,7 +131,13 @@ class WriteService:
             return False
         return origin.actor is not None or run.user is not None
 
-    def _stage(self, origin: Origin, build: Callable[..., list[Event]]) -> tuple[list[Event], int]:
+    def _stage(
+        self, origin: Origin, build: Callable[..., list[Event]], on_loop: bool = False
+    ) -> tuple[list[Event], int] | None:
+        """Build and stage under the lock: the events and the seq to wait for. ``on_loop``: None
+        instead of waiting, when the lock is held (a write off the loop may be waiting for DuckDB
+        under it: the event loop must not stall behind it) or the request is a retry (finding its
+        first attempt reads the ledger)."""
         actor_cache: dict[str, str] = {}
 
         def envelope(i: int, **keys) -> dict:
@@ -145,8 +152,12 @@ class WriteService:
                 **keys,
             }
 
-        with self._lock:
+        if not self._lock.acquire(blocking=not on_loop):
+            return None
+        try:
             if self._is_retry(origin):
+                if on_loop:
+                    return None
                 first = self._first_attempt(origin)
                 return first, first[-1].seq
             events = build(envelope)
@@ -161,6 +172,8 @@ class WriteService:
             if stamped:
                 self.projection.submit(stamped)
             return stamped, self.ledger.last_seq
+        finally:
+            self._lock.release()
 
     def _is_retry(self, origin: Origin) -> bool:
         event_id = origin.event_id(0)

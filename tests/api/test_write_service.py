@@ -4,6 +4,7 @@ writes that need the projection to validate take the thread path."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -116,3 +117,34 @@ def test_a_write_is_answered_only_once_the_projection_backlog_is_bounded(service
     service.commit(Origin(), lambda envelope: [E.RunTagDeleted(**envelope(0, run_id="r1"), key="x")])
     assert service.projection.backlog <= 5
     assert service.projection.read("SELECT count(*) FROM metrics") == [(10,)]
+
+
+def test_the_event_loop_never_waits_for_the_write_lock(service):
+    """A write off the loop may hold the lock while it waits for DuckDB (a delete-tag flushes the
+    projection): a hot-path write on the loop then goes to a thread instead of stalling the loop."""
+    create_run(service)
+    holding, release = threading.Event(), threading.Event()
+
+    def slow_build(envelope):
+        holding.set()
+        release.wait(10)
+        return [E.RunTagDeleted(**envelope(0, run_id="r1"), key="x")]
+
+    holder = threading.Thread(target=service.commit, args=(Origin(), slow_build))
+    holder.start()
+    holding.wait(10)
+
+    async def log_while_held() -> int:
+        ticks = 0
+        write = asyncio.ensure_future(service.log_batch(Origin(), "r1", metrics=[E.Metric("m", 1.0, 1, 0)]))
+        while not write.done() and ticks < 20:
+            await asyncio.sleep(0.01)  # the loop keeps turning while the lock is held
+            ticks += 1
+        release.set()
+        await write
+        return ticks
+
+    assert asyncio.run(log_while_held()) == 20
+    holder.join(10)
+    service.projection.flush()
+    assert service.projection.read("SELECT count(*) FROM metrics") == [(1,)]
