@@ -52,7 +52,7 @@ async def create_model_version(ctx, request: Request):
         run_id = req.run_id
         if req.model_id and not run_id:
             known_model(ctx, req.model_id)
-            run_id = (ctx.projection.logged_model(req.model_id) or {}).get("info", {}).get("source_run_id")
+            run_id = ctx.writes.source_run(req.model_id)
         return [
             ModelVersionCreated(
                 **envelope(0, run_id=run_id, model_id=req.model_id),

@@ -141,7 +141,7 @@ class WriteService:
         actor_cache: dict[str, str] = {}
 
         def envelope(i: int, **keys) -> dict:
-            run_id = keys.get("run_id") or self._source_run(keys.get("model_id"))
+            run_id = keys.get("run_id") or self.source_run(keys.get("model_id"))
             actor = origin.actor or self._claimed_actor(run_id, actor_cache)
             return {
                 "id": origin.event_id(i) or new_event_id(),
@@ -205,7 +205,7 @@ class WriteService:
         logging.shutdown()
         os._exit(70)
 
-    def _source_run(self, model_id: str | None) -> str | None:
+    def source_run(self, model_id: str | None) -> str | None:
         """The run that logged a model: a model's files are attributed to that run's user."""
         if not model_id:
             return None

@@ -112,6 +112,14 @@ def _metric_filters(clauses, datasets, params: list) -> list[str]:
     on_datasets = f" AND ({dataset_sql})" if dataset_sql else ""
     where = []
     for clause in clauses:
+        if clause.comparator in ("IS NULL", "IS NOT NULL"):  # whether the model has the metric at all
+            negate = "NOT " if clause.comparator == "IS NULL" else ""
+            where.append(
+                f"{negate}EXISTS (SELECT 1 FROM logged_model_metrics x WHERE x.model_id = m.model_id "
+                f"AND x.key = ?{on_datasets})"
+            )
+            params += [clause.key, *dataset_params]
+            continue
         sql, values = comparison("x.value", clause, True)
         if clause.comparator != "!=":  # NaN would compare above every number in DuckDB
             sql = f"{sql} AND NOT isnan(x.value)"

@@ -318,6 +318,8 @@ def test_search_logged_models_filters_on_metrics_and_datasets_and_orders_by_them
     assert search(filter_string="metrics.acc > 0.8") == ["b", "a"]  # any point; newest first
     assert search(filter_string="metrics.acc > 0.8", datasets=[{"dataset_name": "val"}]) == ["b"]
     assert search(filter_string="params.lr = 'a'") == ["a"]
+    assert search(filter_string="metrics.acc IS NULL") == ["c"]
+    assert search(filter_string="metrics.acc IS NOT NULL") == ["b", "a"]
     assert search(datasets=[{"dataset_name": "test", "dataset_digest": "test-digest"}]) == ["b", "a"]
     by_val = [{"field_name": "metrics.acc", "ascending": False, "dataset_name": "val"}]
     assert search(order_by=by_val) == ["b", "a", "c"]  # lacking the metric: last
