@@ -8,7 +8,7 @@ from api import protocol as p
 from api import validation as v
 from api.errors import MlflowError, already_exists, invalid, missing, not_found
 from api.http import body_as, json_response, origin_of, query
-from api.threads import blocking
+from api.threads import blocking, fresh
 from api.tracking import now_ms
 from ledger.events import (
     ExperimentCreated,
@@ -59,7 +59,7 @@ async def create(ctx, request: Request):
 
 async def get(ctx, request: Request):
     experiment_id = v.experiment_id(query(request, "experiment_id"))
-    exp = await blocking(_read, ctx, ctx.projection.experiment, experiment_id)
+    exp = await fresh(ctx, ctx.projection.experiment, experiment_id)
     if exp is None:
         raise not_found(f"No Experiment with id={experiment_id} exists")
     return json_response({"experiment": exp})
@@ -69,15 +69,11 @@ async def get_by_name(ctx, request: Request):
     name = query(request, "experiment_name")
     if name is None:
         raise missing("experiment_name")
-    exp = await blocking(_read, ctx, ctx.projection.experiment_by_name, name)
+    exp = await fresh(ctx, ctx.projection.experiment_by_name, name)
     if exp is None:
         raise not_found(f"Could not find experiment with name '{name}'")
     return json_response({"experiment": exp})
 
-
-def _read(ctx, fn, *args, **kwargs):
-    ctx.projection.flush()  # read-your-writes
-    return fn(*args, **kwargs)
 
 
 async def search(ctx, request: Request):
@@ -90,10 +86,8 @@ async def search(ctx, request: Request):
         req = await body_as(request, p.SearchExperiments)
     if req.view_type not in VIEW_TYPES:
         raise invalid(f"Invalid view_type '{req.view_type}'. Valid view types are {list(VIEW_TYPES)}")
-    if not 1 <= req.max_results <= 50_000:
-        raise invalid(f"Invalid value {req.max_results} for parameter 'max_results' supplied.")
-    experiments, token = await blocking(
-        _read,
+    v.max_results(req.max_results, at_most=50_000)
+    experiments, token = await fresh(
         ctx,
         ctx.projection.search_experiments,
         view_type=req.view_type,

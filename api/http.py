@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.errors import MlflowError
+from api.errors import MlflowError, invalid
 from api.protocol import convert, decode
 from api.tracking import Origin
 
@@ -92,3 +93,17 @@ def fix_run(run: dict | None) -> dict | None:
 def query(request: Request, name: str) -> str | None:
     value = request.query_params.get(name)
     return value if value != "" else None
+
+
+# An integer as text, short enough for int() (which refuses over 4,300 digits).
+INTEGER = re.compile(r"-?[0-9]{1,100}")
+
+
+def int_query(request: Request, name: str) -> int | None:
+    """An integer query parameter, None when absent, else a 400."""
+    raw = query(request, name)
+    if raw is None:
+        return None
+    if not INTEGER.fullmatch(raw):
+        raise invalid(f"Invalid value {raw!r} for parameter '{name}' supplied: expected an integer")
+    return int(raw)

@@ -17,11 +17,10 @@ from api.registry import (
     live_version,
     model_entry,
     name_version,
-    read,
     registry_tags,
     search_page,
 )
-from api.threads import blocking
+from api.threads import blocking, fresh
 from ledger.events import (
     ModelVersionCreated,
     ModelVersionDeleted,
@@ -36,7 +35,7 @@ ACTIVE_STAGES = ["Staging", "Production"]  # the stages a transition can archive
 
 
 async def version_response(ctx, name: str, version: int):
-    mv = await blocking(read, ctx, ctx.projection.model_version, name, version)
+    mv = await fresh(ctx, ctx.projection.model_version, name, version)
     if mv is None:
         raise not_found(f"Model Version (name={name}, version={version}) not found")
     return json_response({"model_version": mv})

@@ -10,7 +10,7 @@ from api import protocol as p
 from api import validation as v
 from api.errors import invalid, missing, not_found
 from api.http import body_as, fix_metric_values, json_response, origin_of
-from api.threads import blocking
+from api.threads import blocking, fresh
 from api.tracking import now_ms
 from ledger.events import (
     LoggedModelCreated,
@@ -26,10 +26,6 @@ from projections.logged_models import DatasetFilter, ModelOrderBy
 MODEL_STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
 
 
-def _read(ctx, fn, *args, **kwargs):
-    ctx.projection.flush()  # read-your-writes
-    return fn(*args, **kwargs)
-
 
 def _fix(model: dict | None) -> dict | None:
     if model:
@@ -42,7 +38,7 @@ def _kv_tags(items) -> list[Tag]:
 
 
 async def _model_response(ctx, model_id: str):
-    model = await blocking(_read, ctx, ctx.projection.logged_model, model_id)
+    model = await fresh(ctx, ctx.projection.logged_model, model_id)
     if model is None:
         raise not_found(f"Logged model with ID '{model_id}' not found.")
     return json_response({"model": _fix(model)})
@@ -158,8 +154,7 @@ async def search_logged_models(ctx, request: Request):
     order_by = [
         ModelOrderBy(o.field_name, o.ascending, o.dataset_name, o.dataset_digest) for o in req.order_by
     ]
-    models, token = await blocking(
-        _read,
+    models, token = await fresh(
         ctx,
         ctx.projection.search_logged_models,
         experiment_ids,

@@ -13,20 +13,10 @@ from starlette.responses import Response
 
 from api import protocol as p
 from api.errors import invalid, missing
-from api.http import body_as, json_response, query
+from api.http import body_as, int_query, json_response, query
 from api.threads import blocking
 
 MAX_EVENTS_PAGE = 10_000
-
-
-def _int(request: Request, name: str, default: int | None) -> int | None:
-    raw = query(request, name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise invalid(f"Parameter '{name}' must be an integer, got '{raw}'.") from None
 
 
 async def events(ctx, request: Request):
@@ -35,10 +25,11 @@ async def events(ctx, request: Request):
     Optional equality filters: run_id, experiment_id, model_id, actor, type. Events come straight
     from the ledger (segments, then the WAL), so the page is what a replica needs.
     """
-    after = _int(request, "after", 0)
+    after = int_query(request, "after") or 0
     if after < 0:
         raise invalid(f"'after' must be a seq, 0 or more, got {after}")
-    limit = _int(request, "limit", 100)
+    limit = int_query(request, "limit")
+    limit = 100 if limit is None else limit
     if limit < 1 or limit > MAX_EVENTS_PAGE:
         raise invalid(f"'limit' must be between 1 and {MAX_EVENTS_PAGE}")
     filters = {

@@ -14,7 +14,7 @@ from api import validation as v
 from api.errors import already_exists, invalid, missing, not_found
 from api.http import body_as, fields_as, json_response, origin_of, query
 from api.index import RegisteredModelEntry
-from api.threads import blocking
+from api.threads import blocking, fresh
 from ledger.events import (
     RegisteredModelAliasDeleted,
     RegisteredModelAliasSet,
@@ -31,10 +31,6 @@ MODELS_MAX_RESULTS = (100, 1000)  # MLflow's default and cap for a page of regis
 VERSIONS_MAX_RESULTS = (10_000, 200_000)  # ... and of model versions
 
 
-def read(ctx, fn, *args, **kwargs):
-    ctx.projection.flush()  # read-your-writes
-    return fn(*args, **kwargs)
-
 
 def registry_tags(items) -> list[Tag]:
     return [Tag(v.check_key(t.key), v.registry_tag_value(t.value)) for t in items]
@@ -45,7 +41,7 @@ async def commit(ctx, request: Request, build) -> None:
 
 
 async def _model_response(ctx, name: str):
-    model = await blocking(read, ctx, ctx.projection.registered_model, name)
+    model = await fresh(ctx, ctx.projection.registered_model, name)
     if model is None:
         raise not_found(f"Registered Model with name={name} not found")
     return json_response({"registered_model": model})
@@ -168,8 +164,7 @@ def _max_results(request: Request, value: int | None, limits: tuple[int, int]) -
 async def search_page(ctx, request: Request, find, limits: tuple[int, int], field: str):
     """A page of ``find`` (a projection's registry search) as the response ``field``."""
     req = await fields_as(request, p.SearchRegistry, repeated=("order_by",))
-    found, token = await blocking(
-        read,
+    found, token = await fresh(
         ctx,
         find,
         filter=req.filter or None,
@@ -193,7 +188,7 @@ async def search_registered_models(ctx, request: Request):
 async def get_latest_versions(ctx, request: Request):
     req = await fields_as(request, p.GetLatestVersions, repeated=("stages",))
     v.required(req, "name")
-    versions = await blocking(read, ctx, ctx.projection.latest_versions, req.name, tuple(req.stages))
+    versions = await fresh(ctx, ctx.projection.latest_versions, req.name, tuple(req.stages))
     if versions is None:
         raise not_found(f"Registered Model with name={req.name} not found")
     return json_response({"model_versions": versions} if versions else None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import msgspec
@@ -11,9 +10,9 @@ from starlette.requests import Request
 from api import protocol as p
 from api import validation as v
 from api.errors import invalid, missing, not_found
-from api.http import body_as, fix_metric_values, fix_run, json_response, origin_of, query
+from api.http import INTEGER, body_as, fix_metric_values, fix_run, int_query, json_response, origin_of, query
 from api.names import run_name as generated_run_name
-from api.threads import blocking
+from api.threads import blocking, fresh
 from api.tracking import RUN_NAME_TAG, now_ms
 from ledger.events import (
     RunCreated,
@@ -26,10 +25,6 @@ from ledger.events import (
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 
-
-def _read(ctx, fn, *args, **kwargs):
-    ctx.projection.flush()  # read-your-writes
-    return fn(*args, **kwargs)
 
 
 # Lifecycle ---------------------------------------------------------------------------
@@ -82,7 +77,7 @@ async def create(ctx, request: Request):
     # The build reads only the in-memory index: it runs on the event loop, no thread hop.
     events = await writes.commit_on_loop(origin, build)
     if not events:
-        return json_response({"run": fix_run(await blocking(_read, ctx, ctx.projection.run, run_id))})
+        return json_response({"run": fix_run(await fresh(ctx, ctx.projection.run, run_id))})
     # Built from the event (this request's, or a retried request's first), so creating a run never
     # waits for DuckDB.
     created = events[0]
@@ -105,7 +100,7 @@ async def get(ctx, request: Request):
     run_id = query(request, "run_id") or query(request, "run_uuid")
     if not run_id:
         raise missing("run_id")
-    run = await blocking(_read, ctx, ctx.projection.run, run_id)
+    run = await fresh(ctx, ctx.projection.run, run_id)
     if run is None:
         raise not_found(f"Run with id={run_id} not found")
     return json_response({"run": fix_run(run)})
@@ -127,7 +122,7 @@ async def update(ctx, request: Request):
         ]
 
     await blocking(writes.commit, origin_of(request), build)
-    run = await blocking(_read, ctx, ctx.projection.run, run_id)
+    run = await fresh(ctx, ctx.projection.run, run_id)
     return json_response({"run_info": run["info"]})
 
 
@@ -158,10 +153,9 @@ async def search(ctx, request: Request):
     req = await body_as(request, p.SearchRuns)
     if req.run_view_type not in VIEW_TYPES:
         raise invalid(f"Invalid run_view_type '{req.run_view_type}'")
-    _check_max_results(req.max_results, at_most=50_000)
+    v.max_results(req.max_results, at_most=50_000)
     experiment_ids = [v.experiment_id(e) for e in req.experiment_ids]
-    runs, token = await blocking(
-        _read,
+    runs, token = await fresh(
         ctx,
         ctx.projection.search_runs_json,
         experiment_ids,
@@ -188,8 +182,8 @@ async def metric_history(ctx, request: Request):
         raise missing("metric_key")
     raw_max = query(request, "max_results")
     # Not a number: all of it, as MLflow answers; zero or less: refused, as MLflow refuses it.
-    is_number = raw_max is not None and re.fullmatch(r"-?[0-9]+", raw_max)
-    max_results = _check_max_results(int(raw_max)) if is_number else None
+    is_number = raw_max is not None and INTEGER.fullmatch(raw_max)
+    max_results = v.max_results(int(raw_max)) if is_number else None
 
     def read():
         ctx.projection.flush()  # an unknown run has no history (MLflow answers {} too)
@@ -206,27 +200,6 @@ async def metric_history(ctx, request: Request):
     return json_response(out)
 
 
-def _int_query(request: Request, name: str) -> int | None:
-    raw = query(request, name)
-    if raw is None:
-        return None
-    if not re.fullmatch(r"-?[0-9]{1,18}", raw):
-        raise invalid(f"Invalid value {raw!r} for parameter '{name}' supplied: expected an integer")
-    return int(raw)
-
-
-def _check_max_results(value: int, at_most: int | None = None) -> int:
-    if value < 1:
-        raise invalid(
-            f"Invalid value {value} for parameter 'max_results' supplied. It must be a positive integer."
-        )
-    if at_most is not None and value > at_most:
-        raise invalid(
-            f"Invalid value {value} for parameter 'max_results' supplied. It must be at most {at_most}"
-        )
-    return value
-
-
 async def metric_history_bulk_interval(ctx, request: Request):
     """The UI's sampled histories: up to ``max_results`` points per run, evenly over the steps."""
     run_ids = request.query_params.getlist("run_ids")
@@ -237,9 +210,9 @@ async def metric_history_bulk_interval(ctx, request: Request):
         raise missing("metric_key")
     if len(run_ids) > 100:
         raise invalid("GetMetricHistoryBulkInterval request must specify at most 100 run_ids.")
-    start, end = _int_query(request, "start_step"), _int_query(request, "end_step")
-    limit = _int_query(request, "max_results")
-    limit = 320 if limit is None else _check_max_results(limit)
+    start, end = int_query(request, "start_step"), int_query(request, "end_step")
+    limit = int_query(request, "max_results")
+    limit = 320 if limit is None else v.max_results(limit)
 
     def read() -> list[dict]:
         ctx.projection.flush()

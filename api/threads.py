@@ -18,3 +18,14 @@ async def blocking(fn: Callable[..., T], *args, **kwargs) -> T:
     """Run blocking work off the event loop."""
     call = functools.partial(fn, *args, **kwargs) if kwargs else fn
     return await asyncio.get_running_loop().run_in_executor(_executor, call, *(() if kwargs else args))
+
+
+async def fresh(ctx, fn: Callable[..., T], *args, **kwargs) -> T:
+    """``fn(*args, **kwargs)`` off the event loop once the projection has applied every
+    acknowledged write: read-your-writes for the reads of the REST API."""
+
+    def read() -> T:
+        ctx.projection.flush()
+        return fn(*args, **kwargs)
+
+    return await blocking(read)

@@ -121,6 +121,18 @@ def artifact_location(location: str) -> str:
     return location
 
 
+def max_results(value: int, at_most: int | None = None) -> int:
+    if value < 1:
+        raise invalid(
+            f"Invalid value {value} for parameter 'max_results' supplied. It must be a positive integer."
+        )
+    if at_most is not None and value > at_most:
+        raise invalid(
+            f"Invalid value {value} for parameter 'max_results' supplied. It must be at most {at_most}"
+        )
+    return value
+
+
 def param_value(value: str | None) -> str:
     return (value or "")[:MAX_PARAM_VAL_LENGTH]
 
