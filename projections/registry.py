@@ -8,13 +8,19 @@ are never used again) and are left out of every answer.
 from __future__ import annotations
 
 from projections.entities import fetch_page, one_row
-from projections.filters import Clause, InvalidQuery, comparison, parse_filter, parse_order_by
+from projections.filters import (
+    NUMERIC_COMPARATORS,
+    STRING_COMPARATORS,
+    Clause,
+    InvalidQuery,
+    comparison,
+    parse_filter,
+    parse_order_by,
+)
 
 STAGES = ("None", "Staging", "Production", "Archived")
 IS_PROMPT = "mlflow.prompt.is_prompt"
 ENTITIES = {"attribute": "attribute", "tag": "tag", "tags": "tag"}
-STRING_COMPARATORS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
-NUMERIC_COMPARATORS = ("=", "!=", "<", "<=", ">", ">=")
 TAG_COMPARATORS = ("=", "!=", "LIKE", "ILIKE")
 
 _KEY_VALUES = "list({'key': key, 'value': value} ORDER BY key)"

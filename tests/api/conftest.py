@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+API = "/api/2.0/mlflow"
 SERVER_CMD = [sys.executable, "-m", "api.cli", "server"]
 STARTUP_DEADLINE_S = 60  # only bounds a hung start-up; no assertion depends on timing
 
@@ -108,3 +109,25 @@ def client(server):
 def http(server):
     with httpx.Client(base_url=server.url, timeout=60) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def run_id(http):
+    """A run whose claimed user is carol, in an experiment of its own."""
+    exp = http.post(f"{API}/experiments/create", json={"name": "http-tests"}).json()["experiment_id"]
+    body = {"experiment_id": exp, "start_time": 1, "tags": [{"key": "mlflow.user", "value": "carol"}]}
+    return http.post(f"{API}/runs/create", json=body).json()["run"]["info"]["run_id"]
+
+
+def ledger_events(http, **params) -> list[dict]:
+    """The server's events (``/api/ledger/events``), filtered by ``params``."""
+    return http.get("/api/ledger/events", params={"limit": 10000, **params}).json()["events"]
+
+
+def mlflow_error(resp, status: int, code: str) -> dict:
+    """The body of an MLflow error answer with this status and error code."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["error_code"] == code, body
+    assert body["message"]
+    return body
