@@ -45,6 +45,12 @@ class ExperimentEntry:
 
 
 @dataclass(slots=True)
+class LoggedModelEntry:
+    experiment_id: str
+    source_run_id: str | None  # the run that logged it: its files are attributed to that run's user
+
+
+@dataclass(slots=True)
 class RegisteredModelEntry:
     key: str  # registered_model_id, or the name for models created before renames existed
     latest_version: int = 0  # the highest version number ever used, deleted versions included
@@ -57,8 +63,7 @@ class WriteIndex:
         self.experiments: dict[str, ExperimentEntry] = {}
         self.experiment_by_name: dict[str, str] = {}
         self.params: dict[str, dict[str, str]] = {}
-        self.logged_models: dict[str, str] = {}  # model_id -> experiment_id
-        self.model_source_runs: dict[str, str | None] = {}  # model_id -> the run that logged it
+        self.logged_models: dict[str, LoggedModelEntry] = {}  # loaded on first use
         self.registered_models: dict[str, RegisteredModelEntry] = {}  # by current name
 
     def load(self, projection) -> None:
@@ -134,8 +139,8 @@ class WriteIndex:
             elif isinstance(event, ExperimentRestored):
                 self._set_experiment_lifecycle(event.experiment_id, "active")
             elif isinstance(event, LoggedModelCreated):
-                self.logged_models[event.model_id] = event.experiment_id
-                self.model_source_runs[event.model_id] = event.source_run_id
+                entry = LoggedModelEntry(event.experiment_id, event.source_run_id)
+                self.logged_models[event.model_id] = entry
             elif isinstance(event, RegisteredModelCreated):
                 key = event.registered_model_id or event.name
                 self.registered_models[event.name] = RegisteredModelEntry(key)

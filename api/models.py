@@ -46,14 +46,10 @@ async def _model_response(ctx, model_id: str):
 
 def known_model(ctx, model_id: str) -> str:
     """The model's experiment id (called under the write lock)."""
-    index = ctx.writes.index
-    if model_id not in index.logged_models:
-        ctx.projection.flush()
-        model = ctx.projection.logged_model(model_id)
-        if model is None:
-            raise not_found(f"Logged model with ID '{model_id}' not found.")
-        index.logged_models[model_id] = model["info"]["experiment_id"]
-    return index.logged_models[model_id]
+    entry = ctx.writes.logged_model(model_id)
+    if entry is None:
+        raise not_found(f"Logged model with ID '{model_id}' not found.")
+    return entry.experiment_id
 
 
 # Logged models -----------------------------------------------------------------------

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from api.errors import invalid, not_found
-from api.index import WriteIndex
+from api.index import LoggedModelEntry, WriteIndex
 from api.threads import blocking
 from ledger.events import (
     BatchLogged,
@@ -205,15 +205,25 @@ class WriteService:
         logging.shutdown()
         os._exit(70)
 
+    def logged_model(self, model_id: str) -> LoggedModelEntry | None:
+        """What the write path knows of a logged model; one projection read the first time (under
+        the lock, so after a flush every staged event is in it)."""
+        entry = self.index.logged_models.get(model_id)
+        if entry is None:
+            self.projection.flush()
+            model = self.projection.logged_model(model_id)
+            if model is None:
+                return None
+            info = model["info"]
+            entry = self.index.logged_models[model_id] = LoggedModelEntry(
+                info["experiment_id"], info.get("source_run_id")
+            )
+        return entry
+
     def source_run(self, model_id: str | None) -> str | None:
         """The run that logged a model: a model's files are attributed to that run's user."""
-        if not model_id:
-            return None
-        if model_id not in self.index.model_source_runs:
-            self.projection.flush()
-            model = self.projection.logged_model(model_id) or {}
-            self.index.model_source_runs[model_id] = model.get("info", {}).get("source_run_id")
-        return self.index.model_source_runs[model_id]
+        entry = self.logged_model(model_id) if model_id else None
+        return entry.source_run_id if entry else None
 
     def _claimed_actor(self, run_id: str | None, cache: dict[str, str]) -> str:
         if not run_id:
