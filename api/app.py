@@ -13,12 +13,20 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-
-from api import artifacts, experiments, model_versions, models, native, registry, run_logging, runs
-from api.context import ServerContext, Settings
-from api.errors import MlflowError
-from api.http import error_response, json_response
-from projections import InvalidQuery
+from trackledger.api import (
+    artifacts,
+    experiments,
+    model_versions,
+    models,
+    native,
+    registry,
+    run_logging,
+    runs,
+)
+from trackledger.api.context import ServerContext, Settings
+from trackledger.api.errors import MlflowError
+from trackledger.api.http import error_response, json_response
+from trackledger.projections import InvalidQuery
 
 log = logging.getLogger("trackledger.api")
 VERSION = "3.17.2"  # the MLflow REST version we speak; clients compare it for feature gates
@@ -139,7 +147,7 @@ def _routes(ctx: ServerContext) -> list:
         Route("/api/sql", _bind(ctx, native.sql), methods=["POST"]),
     ]
     if (Path(__file__).parent / "web" / "__init__.py").exists():  # the web UI, mounted at / when present
-        from api import web
+        from trackledger.api import web
 
         routes += web.routes(ctx)
     return routes

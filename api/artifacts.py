@@ -19,11 +19,10 @@ import uuid
 import fsspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-
-from api.errors import invalid, not_found
-from api.http import json_response, origin_of, query
-from api.threads import blocking
-from ledger.events import ArtifactWritten
+from trackledger.api.errors import invalid, not_found
+from trackledger.api.http import json_response, origin_of, query
+from trackledger.api.threads import blocking
+from trackledger.ledger.events import ArtifactWritten
 
 CHUNK = 1 << 20
 TEMP_PREFIX = ".tl-upload-"

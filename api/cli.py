@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"api.commands.{name}")
+        module = importlib.import_module(f"trackledger.api.commands.{name}")
         module.add_parser(sub)
     return parser
 

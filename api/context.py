@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from api.artifacts import ArtifactStore
-    from api.tracking import WriteService
-    from ledger import Ledger
-    from projections import Projection
+    from trackledger.api.artifacts import ArtifactStore
+    from trackledger.api.tracking import WriteService
+    from trackledger.ledger import Ledger
+    from trackledger.projections import Projection
 
 DEFAULT_STORE = "./trackledger-data"
 
@@ -84,10 +84,10 @@ class ServerContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def open(self) -> None:
-        from api.artifacts import ArtifactStore
-        from api.tracking import WriteService
-        from ledger import Ledger
-        from projections import Projection
+        from trackledger.api.artifacts import ArtifactStore
+        from trackledger.api.tracking import WriteService
+        from trackledger.ledger import Ledger
+        from trackledger.projections import Projection
 
         s = self.settings
         state = s.state_path

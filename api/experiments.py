@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-
-from api import protocol as p
-from api import validation as v
-from api.errors import MlflowError, already_exists, invalid, missing, not_found
-from api.http import body_as, json_response, origin_of, query
-from api.threads import blocking, fresh
-from api.tracking import now_ms
-from ledger.events import (
+from trackledger.api import protocol as p
+from trackledger.api import validation as v
+from trackledger.api.errors import MlflowError, already_exists, invalid, missing, not_found
+from trackledger.api.http import body_as, json_response, origin_of, query
+from trackledger.api.threads import blocking, fresh
+from trackledger.api.tracking import now_ms
+from trackledger.ledger.events import (
     ExperimentCreated,
     ExperimentDeleted,
     ExperimentRenamed,
@@ -73,7 +72,6 @@ async def get_by_name(ctx, request: Request):
     if exp is None:
         raise not_found(f"Could not find experiment with name '{name}'")
     return json_response({"experiment": exp})
-
 
 
 async def search(ctx, request: Request):

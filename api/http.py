@@ -11,10 +11,9 @@ from typing import Any, TypeVar
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-
-from api.errors import MlflowError, invalid
-from api.protocol import convert, decode
-from api.tracking import Origin
+from trackledger.api.errors import MlflowError, invalid
+from trackledger.api.protocol import convert, decode
+from trackledger.api.tracking import Origin
 
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ledger.events import (
+from trackledger.ledger.events import (
     BatchLogged,
     Event,
     ExperimentCreated,

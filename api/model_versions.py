@@ -5,13 +5,12 @@ events, so the projection needs no state to apply it."""
 from __future__ import annotations
 
 from starlette.requests import Request
-
-from api import protocol as p
-from api import validation as v
-from api.errors import invalid, not_found
-from api.http import body_as, fields_as, json_response, origin_of
-from api.models import known_model
-from api.registry import (
+from trackledger.api import protocol as p
+from trackledger.api import validation as v
+from trackledger.api.errors import invalid, not_found
+from trackledger.api.http import body_as, fields_as, json_response, origin_of
+from trackledger.api.models import known_model
+from trackledger.api.registry import (
     VERSIONS_MAX_RESULTS,
     commit,
     live_version,
@@ -20,8 +19,8 @@ from api.registry import (
     registry_tags,
     search_page,
 )
-from api.threads import blocking, fresh
-from ledger.events import (
+from trackledger.api.threads import blocking, fresh
+from trackledger.ledger.events import (
     ModelVersionCreated,
     ModelVersionDeleted,
     ModelVersionStageChanged,
@@ -29,7 +28,7 @@ from ledger.events import (
     ModelVersionTagSet,
     ModelVersionUpdated,
 )
-from projections.registry import canonical_stage
+from trackledger.projections.registry import canonical_stage
 
 ACTIVE_STAGES = ["Staging", "Production"]  # the stages a transition can archive the others of
 

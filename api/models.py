@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 
 from starlette.requests import Request
-
-from api import protocol as p
-from api import validation as v
-from api.errors import invalid, missing, not_found
-from api.http import body_as, fix_metric_values, json_response, origin_of
-from api.threads import blocking, fresh
-from api.tracking import now_ms
-from ledger.events import (
+from trackledger.api import protocol as p
+from trackledger.api import validation as v
+from trackledger.api.errors import invalid, missing, not_found
+from trackledger.api.http import body_as, fix_metric_values, json_response, origin_of
+from trackledger.api.threads import blocking, fresh
+from trackledger.api.tracking import now_ms
+from trackledger.ledger.events import (
     LoggedModelCreated,
     LoggedModelDeleted,
     LoggedModelTagDeleted,
@@ -21,10 +20,9 @@ from ledger.events import (
     Param,
     Tag,
 )
-from projections.logged_models import DatasetFilter, ModelOrderBy
+from trackledger.projections.logged_models import DatasetFilter, ModelOrderBy
 
 MODEL_STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
-
 
 
 def _fix(model: dict | None) -> dict | None:

@@ -10,11 +10,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from starlette.requests import Request
 from starlette.responses import Response
-
-from api import protocol as p
-from api.errors import invalid, missing
-from api.http import body_as, int_query, json_response, query
-from api.threads import blocking
+from trackledger.api import protocol as p
+from trackledger.api.errors import invalid, missing
+from trackledger.api.http import body_as, int_query, json_response, query
+from trackledger.api.threads import blocking
 
 MAX_EVENTS_PAGE = 10_000
 

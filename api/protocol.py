@@ -12,8 +12,7 @@ import json
 from typing import Annotated, Any, TypeVar
 
 import msgspec
-
-from api.errors import MlflowError, invalid
+from trackledger.api.errors import MlflowError, invalid
 
 # Every integer ends up in an int64 Parquet column: refuse what would not fit there.
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]

@@ -8,14 +8,13 @@ key (``registered_model_id``) and every event carries it.
 from __future__ import annotations
 
 from starlette.requests import Request
-
-from api import protocol as p
-from api import validation as v
-from api.errors import already_exists, invalid, missing, not_found
-from api.http import body_as, fields_as, json_response, origin_of, query
-from api.index import RegisteredModelEntry
-from api.threads import blocking, fresh
-from ledger.events import (
+from trackledger.api import protocol as p
+from trackledger.api import validation as v
+from trackledger.api.errors import already_exists, invalid, missing, not_found
+from trackledger.api.http import body_as, fields_as, json_response, origin_of, query
+from trackledger.api.index import RegisteredModelEntry
+from trackledger.api.threads import blocking, fresh
+from trackledger.ledger.events import (
     RegisteredModelAliasDeleted,
     RegisteredModelAliasSet,
     RegisteredModelCreated,
@@ -29,7 +28,6 @@ from ledger.events import (
 
 MODELS_MAX_RESULTS = (100, 1000)  # MLflow's default and cap for a page of registered models
 VERSIONS_MAX_RESULTS = (10_000, 200_000)  # ... and of model versions
-
 
 
 def registry_tags(items) -> list[Tag]:

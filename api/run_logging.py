@@ -7,14 +7,13 @@ the event loop when the run's state is in memory; the rest commit off the loop.
 from __future__ import annotations
 
 from starlette.requests import Request
-
-from api import protocol as p
-from api import validation as v
-from api.errors import invalid, missing, not_found
-from api.http import body_as, json_response, origin_of
-from api.threads import blocking
-from api.tracking import RUN_NAME_TAG
-from ledger.events import (
+from trackledger.api import protocol as p
+from trackledger.api import validation as v
+from trackledger.api.errors import invalid, missing, not_found
+from trackledger.api.http import body_as, json_response, origin_of
+from trackledger.api.threads import blocking
+from trackledger.api.tracking import RUN_NAME_TAG
+from trackledger.ledger.events import (
     Dataset,
     InputsLogged,
     Metric,

@@ -6,15 +6,23 @@ import uuid
 
 import msgspec
 from starlette.requests import Request
-
-from api import protocol as p
-from api import validation as v
-from api.errors import invalid, missing, not_found
-from api.http import INTEGER, body_as, fix_metric_values, fix_run, int_query, json_response, origin_of, query
-from api.names import run_name as generated_run_name
-from api.threads import blocking, fresh
-from api.tracking import RUN_NAME_TAG, now_ms
-from ledger.events import (
+from trackledger.api import protocol as p
+from trackledger.api import validation as v
+from trackledger.api.errors import invalid, missing, not_found
+from trackledger.api.http import (
+    INTEGER,
+    body_as,
+    fix_metric_values,
+    fix_run,
+    int_query,
+    json_response,
+    origin_of,
+    query,
+)
+from trackledger.api.names import run_name as generated_run_name
+from trackledger.api.threads import blocking, fresh
+from trackledger.api.tracking import RUN_NAME_TAG, now_ms
+from trackledger.ledger.events import (
     RunCreated,
     RunDeleted,
     RunRestored,
@@ -24,7 +32,6 @@ from ledger.events import (
 
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
-
 
 
 # Lifecycle ---------------------------------------------------------------------------
@@ -226,8 +233,10 @@ async def metric_history_bulk_interval(ctx, request: Request):
             if len(points) > limit:  # keep the first and last, evenly spaced in between
                 stride = (len(points) - 1) / (limit - 1) if limit > 1 else len(points)
                 points = [points[round(i * stride)] for i in range(limit)]
-            out += [{"key": key, **{f: m[f] for f in ("value", "timestamp", "step")}, "run_id": run_id}
-                    for m in points]
+            out += [
+                {"key": key, **{f: m[f] for f in ("value", "timestamp", "step")}, "run_id": run_id}
+                for m in points
+            ]
         return out
 
     metrics = await blocking(read)

@@ -19,10 +19,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from api.errors import invalid, not_found
-from api.index import LoggedModelEntry, WriteIndex
-from api.threads import blocking
-from ledger.events import (
+from trackledger.api.errors import invalid, not_found
+from trackledger.api.index import LoggedModelEntry, WriteIndex
+from trackledger.api.threads import blocking
+from trackledger.ledger.events import (
     BatchLogged,
     Event,
     ExperimentCreated,

@@ -8,7 +8,7 @@ import posixpath
 import re
 import urllib.parse
 
-from api.errors import invalid, missing
+from trackledger.api.errors import invalid, missing
 
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100

@@ -22,8 +22,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ledger import Ledger
-from ledger.events import BatchLogged, Metric, new_event_id
+from trackledger.ledger import Ledger
+from trackledger.ledger.events import BatchLogged, Metric, new_event_id
 
 
 def make_events(count: int, metrics_per_event: int, rng: random.Random) -> list[BatchLogged]:

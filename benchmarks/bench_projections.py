@@ -23,14 +23,14 @@ import duckdb
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ledger import Ledger
-from ledger import events as E
-from ledger.schema import events_to_table
-from projections import runs
-from projections.projection import rebuild_file
-from projections.run_json import run_details, run_json
-from projections.schema import create_tables
-from projections.sources import apply_table
+from trackledger.ledger import Ledger
+from trackledger.ledger import events as E
+from trackledger.ledger.schema import events_to_table
+from trackledger.projections import runs
+from trackledger.projections.projection import rebuild_file
+from trackledger.projections.run_json import run_details, run_json
+from trackledger.projections.schema import create_tables
+from trackledger.projections.sources import apply_table
 
 
 def build_store(root: str, points: int, per_event: int = 1000, runs_count: int = 100) -> Ledger:

@@ -340,7 +340,7 @@ def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "api.cli",
+                "trackledger",
                 "server",
                 "--store",
                 str(work / "tl"),

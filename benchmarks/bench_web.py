@@ -25,8 +25,13 @@ import httpx
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 REPO = Path(__file__).resolve().parents[1]
 # The paint entry can land just after the load event: wait for it rather than read it once.
@@ -45,8 +50,18 @@ def free_port() -> int:
 def start_server(store: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "server", "--store", str(store), "--port", str(port),
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "trackledger",
+            "server",
+            "--store",
+            str(store),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         cwd=REPO,
     )
     url = f"http://127.0.0.1:{port}"
@@ -63,24 +78,43 @@ def start_server(store: Path) -> tuple[subprocess.Popen, str]:
 def write_runs(store: Path, n: int) -> str:
     """N finished runs appended straight to the ledger (the server catches up from it on start):
     this measures reading pages, so the store is filled without 30,000 HTTP calls."""
-    from ledger import Ledger, new_event_id
-    from ledger.events import BatchLogged, ExperimentCreated, Metric, Param, RunCreated, RunUpdated, Tag
+    from trackledger.ledger import Ledger, new_event_id
+    from trackledger.ledger.events import (
+        BatchLogged,
+        ExperimentCreated,
+        Metric,
+        Param,
+        RunCreated,
+        RunUpdated,
+        Tag,
+    )
 
     experiment_id, now = "1", int(time.time() * 1000)
-    events = [ExperimentCreated(
-        id=new_event_id(), experiment_id=experiment_id, actor="bench", name="bench-web",
-        artifact_location="mlflow-artifacts:/1", creation_time=now,
-    )]
+    events = [
+        ExperimentCreated(
+            id=new_event_id(),
+            experiment_id=experiment_id,
+            actor="bench",
+            name="bench-web",
+            artifact_location="mlflow-artifacts:/1",
+            creation_time=now,
+        )
+    ]
     for i in range(n):
         run_id, start = uuid.uuid4().hex, now + i
         keys = {"experiment_id": experiment_id, "run_id": run_id, "actor": f"user{i % 7}"}
         events += [
             RunCreated(
-                id=new_event_id(), **keys, name=f"run-{i:05d}", user_id=f"user{i % 7}", start_time=start,
+                id=new_event_id(),
+                **keys,
+                name=f"run-{i:05d}",
+                user_id=f"user{i % 7}",
+                start_time=start,
                 artifact_uri=f"mlflow-artifacts:/1/{run_id}/artifacts",
             ),
             BatchLogged(
-                id=new_event_id(), **keys,
+                id=new_event_id(),
+                **keys,
                 params=[Param("lr", str(10 ** -(i % 5))), Param("layers", str(i % 9))],
                 metrics=[Metric("loss", 1 / (1 + i), start), Metric("accuracy", (i % 1000) / 1000, start)],
                 tags=[Tag("team", f"t{i % 3}")],
@@ -89,7 +123,7 @@ def write_runs(store: Path, n: int) -> str:
         ]
     ledger = Ledger(str(store), store / ".state")
     for at in range(0, len(events), 5_000):
-        ledger.append(events[at:at + 5_000])
+        ledger.append(events[at : at + 5_000])
     ledger.close()
     return experiment_id
 
@@ -130,9 +164,11 @@ def main() -> None:
                 ("experiments list", "/"),
             ):
                 paints, server = measure(url, path, args.loads)
-                print(f"{label:32s} first paint median {statistics.median(paints):7.1f} ms "
-                      f"(min {min(paints):.1f}, max {max(paints):.1f}); "
-                      f"HTML from the server median {statistics.median(server):.1f} ms")
+                print(
+                    f"{label:32s} first paint median {statistics.median(paints):7.1f} ms "
+                    f"(min {min(paints):.1f}, max {max(paints):.1f}); "
+                    f"HTML from the server median {statistics.median(server):.1f} ms"
+                )
         finally:
             proc.terminate()
             proc.wait(timeout=60)

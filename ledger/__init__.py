@@ -4,12 +4,12 @@
 ``open_store`` opens a store URL (local path, ``file://``, ``memory://``, ``s3://``).
 """
 
-from ledger.events import EVENT_TYPES, SCHEMA_VERSION, TYPE_BY_TAG, AnyEvent, Event, new_event_id
-from ledger.ledger import DEFAULT_ROLL_BYTES, DEFAULT_ROLL_SECONDS, ID_WINDOW, Ledger
-from ledger.schema import SEGMENT_SCHEMA, events_to_table, table_to_events
-from ledger.segments import SegmentInfo
-from ledger.store import Store, open_store
-from ledger.verify import VerifyReport, verify
+from trackledger.ledger.events import EVENT_TYPES, SCHEMA_VERSION, TYPE_BY_TAG, AnyEvent, Event, new_event_id
+from trackledger.ledger.ledger import DEFAULT_ROLL_BYTES, DEFAULT_ROLL_SECONDS, ID_WINDOW, Ledger
+from trackledger.ledger.schema import SEGMENT_SCHEMA, events_to_table, table_to_events
+from trackledger.ledger.segments import SegmentInfo
+from trackledger.ledger.store import Store, open_store
+from trackledger.ledger.verify import VerifyReport, verify
 
 __all__ = [
     "DEFAULT_ROLL_BYTES",

@@ -6,10 +6,10 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from ledger import segments as seg
-from ledger.events import Event
-from ledger.store import Store, open_store
-from ledger.wal import read_wal_dir
+from trackledger.ledger import segments as seg
+from trackledger.ledger.events import Event
+from trackledger.ledger.store import Store, open_store
+from trackledger.ledger.wal import read_wal_dir
 
 __all__ = ["all_events", "history"]
 

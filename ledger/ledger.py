@@ -25,12 +25,11 @@ from typing import Any
 
 import msgspec
 import pyarrow as pa
-
-from ledger import segments as seg
-from ledger.events import BatchLogged, Event
-from ledger.schema import default_overrides, events_to_table
-from ledger.store import Store, fsync_dir, open_store
-from ledger.wal import HEADER, WalFile, encode_frame, iter_frames, scan_file, wal_files
+from trackledger.ledger import segments as seg
+from trackledger.ledger.events import BatchLogged, Event
+from trackledger.ledger.schema import default_overrides, events_to_table
+from trackledger.ledger.store import Store, fsync_dir, open_store
+from trackledger.ledger.wal import HEADER, WalFile, encode_frame, iter_frames, scan_file, wal_files
 
 __all__ = ["DEFAULT_ROLL_BYTES", "DEFAULT_ROLL_SECONDS", "ID_WINDOW", "Ledger"]
 

@@ -17,8 +17,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 import pyarrow as pa
-
-from ledger.events import EVENT_TYPES, SCHEMA_VERSION, TYPE_BY_TAG, Event
+from trackledger.ledger.events import EVENT_TYPES, SCHEMA_VERSION, TYPE_BY_TAG, Event
 
 __all__ = ["SCHEMA_VERSION", "SEGMENT_SCHEMA", "events_to_table", "table_to_events"]
 

@@ -21,10 +21,9 @@ from collections.abc import Iterable, Sequence
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from ledger.events import SCHEMA_VERSION, Event
-from ledger.schema import SEGMENT_SCHEMA, canonical_bytes, events_to_table, table_to_events
-from ledger.store import Store
+from trackledger.ledger.events import SCHEMA_VERSION, Event
+from trackledger.ledger.schema import SEGMENT_SCHEMA, canonical_bytes, events_to_table, table_to_events
+from trackledger.ledger.store import Store
 
 __all__ = [
     "SEGMENTS_DIR",

@@ -17,10 +17,9 @@ import os
 from typing import Any
 
 import msgspec
-
-from ledger import segments as seg
-from ledger.schema import canonical_bytes, table_to_events
-from ledger.store import Store, open_store
+from trackledger.ledger import segments as seg
+from trackledger.ledger.schema import canonical_bytes, table_to_events
+from trackledger.ledger.store import Store, open_store
 
 __all__ = ["Problem", "VerifyReport", "WriterSummary", "verify"]
 

@@ -22,9 +22,8 @@ from contextlib import closing
 from dataclasses import dataclass, field
 
 import msgspec
-
-from ledger.events import SCHEMA_VERSION, AnyEvent, Event
-from ledger.store import fsync_dir
+from trackledger.ledger.events import SCHEMA_VERSION, AnyEvent, Event
+from trackledger.ledger.store import fsync_dir
 
 __all__ = [
     "WalCorrupt",

@@ -4,10 +4,10 @@
 store for notebooks and offline tools; ``as_of`` does the same up to a point in the ledger.
 """
 
-from projections.filters import InvalidQuery
-from projections.projection import Projection
-from projections.runs import run_filter_sql
-from projections.sandbox import QueryTimeout
-from projections.timetravel import as_of, connect
+from trackledger.projections.filters import InvalidQuery
+from trackledger.projections.projection import Projection
+from trackledger.projections.runs import run_filter_sql
+from trackledger.projections.sandbox import QueryTimeout
+from trackledger.projections.timetravel import as_of, connect
 
 __all__ = ["InvalidQuery", "Projection", "QueryTimeout", "as_of", "connect", "run_filter_sql"]

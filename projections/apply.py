@@ -13,10 +13,16 @@ and the SQL that writes each run's MLflow JSON in ``run_json``.
 from __future__ import annotations
 
 import duckdb
-
-from projections.apply_registry import REGISTRY
-from projections.run_json import run_details, run_json
-from projections.statements import EVENT_ORDER, ITEM_ORDER, items, last_write_wins, statement, tag_ops
+from trackledger.projections.apply_registry import REGISTRY
+from trackledger.projections.run_json import run_details, run_json
+from trackledger.projections.statements import (
+    EVENT_ORDER,
+    ITEM_ORDER,
+    items,
+    last_write_wins,
+    statement,
+    tag_ops,
+)
 
 EXPERIMENTS = [
     statement(

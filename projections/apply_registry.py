@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections.statements import EVENT_ORDER, last_write_wins, statement, tag_ops
+from trackledger.projections.statements import EVENT_ORDER, last_write_wins, statement, tag_ops
 
 # Registry events with their model's key in registered_model_id: the id of the event that created
 # the model, or, in events written before renames existed, its name (see ledger.events).

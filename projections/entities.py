@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import duckdb
-
-from projections.filters import (
+from trackledger.projections.filters import (
     InvalidQuery,
     comparison,
     decode_page_token,
@@ -35,6 +34,7 @@ SELECT e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, e.last_u
   (SELECT list({'key': key, 'value': value} ORDER BY key) FROM experiment_tags t
    WHERE t.experiment_id = e.experiment_id) AS tags
 FROM experiments e"""
+
 
 def one_row(con: duckdb.DuckDBPyConnection, sql: str, params: list):
     """The first row or None, with the result read to its end: DuckDB 2 refuses further ``sql()``
@@ -130,9 +130,7 @@ def _order(
     return ", ".join([*terms, default])
 
 
-def fetch_page(
-    con, select: str, where: list[str], order: str, params: list, max_results: int, page_token
-):
+def fetch_page(con, select: str, where: list[str], order: str, params: list, max_results: int, page_token):
     """A page of ``select`` rows and the next page's token (None on the last page)."""
     if max_results is None or max_results < 1:
         raise InvalidQuery(f"Invalid max_results {max_results!r}: must be a positive integer")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from projections.entities import fetch_page, one_row, where_clauses
-from projections.filters import InvalidQuery, comparison, parse_filter
+from trackledger.projections.entities import fetch_page, one_row, where_clauses
+from trackledger.projections.filters import InvalidQuery, comparison, parse_filter
 
 MODEL_ATTRIBUTES = {
     "model_id": ("m.model_id", False),

@@ -13,14 +13,13 @@ from contextlib import contextmanager
 
 import duckdb
 import pyarrow as pa
-
-from ledger import Ledger
-from ledger.events import BatchLogged, Event
-from ledger.schema import events_to_table
-from projections import entities, logged_models, registry, runs, sandbox
-from projections.apply import STATEMENTS
-from projections.schema import TABLES, open_tables, reset_tables
-from projections.sources import Progress, apply_table, catch_up
+from trackledger.ledger import Ledger
+from trackledger.ledger.events import BatchLogged, Event
+from trackledger.ledger.schema import events_to_table
+from trackledger.projections import entities, logged_models, registry, runs, sandbox
+from trackledger.projections.apply import STATEMENTS
+from trackledger.projections.schema import TABLES, open_tables, reset_tables
+from trackledger.projections.sources import Progress, apply_table, catch_up
 
 log = logging.getLogger(__name__)
 

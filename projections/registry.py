@@ -7,8 +7,8 @@ are never used again) and are left out of every answer.
 
 from __future__ import annotations
 
-from projections.entities import fetch_page, one_row
-from projections.filters import (
+from trackledger.projections.entities import fetch_page, one_row
+from trackledger.projections.filters import (
     NUMERIC_COMPARATORS,
     STRING_COMPARATORS,
     Clause,

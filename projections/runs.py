@@ -6,8 +6,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from projections.filters import (
+from trackledger.projections.filters import (
     InvalidQuery,
     comparison,
     decode_page_token,

@@ -15,9 +15,8 @@ import threading
 
 import duckdb
 import pyarrow as pa
-
-from projections.filters import InvalidQuery
-from projections.schema import TABLES
+from trackledger.projections.filters import InvalidQuery
+from trackledger.projections.schema import TABLES
 
 SANDBOX_CONFIG = {
     "enable_external_access": False,

@@ -13,11 +13,10 @@ from functools import cache
 
 import duckdb
 import pyarrow as pa
-
-from ledger.schema import SEGMENT_SCHEMA
-from ledger.segments import list_segments, parse_relpath
-from ledger.store import Store
-from projections.apply import apply_source
+from trackledger.ledger.schema import SEGMENT_SCHEMA
+from trackledger.ledger.segments import list_segments, parse_relpath
+from trackledger.ledger.store import Store
+from trackledger.projections.apply import apply_source
 
 SEGMENTS_PER_BATCH = 16  # one transaction and one progress step per this many segments
 

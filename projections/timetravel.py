@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 
 import duckdb
-
-from ledger.schema import events_to_table
-from ledger.store import open_store
-from ledger.wal import read_wal_dir
-from projections.schema import create_tables
-from projections.sources import Progress, catch_up
+from trackledger.ledger.schema import events_to_table
+from trackledger.ledger.store import open_store
+from trackledger.ledger.wal import read_wal_dir
+from trackledger.projections.schema import create_tables
+from trackledger.projections.sources import Progress, catch_up
 
 
 def connect(
@@ -31,7 +30,7 @@ def connect(
     ``as_of_seq`` / ``as_of_ts`` (epoch ms) stop at that point of the ledger. ``state_dir``
     also reads the unrolled WAL tail of a server's state directory (read-only).
 
-        import projections
+        from trackledger import projections
         con = projections.connect("./trackledger-data")
         con.sql("SELECT key, avg(value) FROM latest_metrics GROUP BY key").show()
     """

@@ -1,7 +1,7 @@
 """Fixtures shared by every test package: a real S3-protocol server on loopback.
 
 Also makes pytest leave with its own exit status: pyarrow can abort the interpreter at exit
-after Parquet reads (see ``api.cli.exit_now``), which would fail a run whose tests all passed.
+after Parquet reads (see ``trackledger.api.cli.exit_now``), which would fail a run whose tests all passed.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def s3_bucket(s3_server):
 
 def pytest_unconfigure(config):
     """Runs after the summary is printed: exit with pytest's status, skipping C++ destructors."""
-    from api.cli import exit_now
+    from trackledger.api.cli import exit_now
 
     status = getattr(config, "_trackledger_exitstatus", None)
     if status is not None:

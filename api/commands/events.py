@@ -7,7 +7,7 @@ import datetime as dt
 import os
 import sys
 
-from api.commands._common import add_store_option
+from trackledger.api.commands._common import add_store_option
 
 _ENVELOPE = {
     "id",
@@ -41,8 +41,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import msgspec
-
-    from ledger.history import history
+    from trackledger.ledger.history import history
 
     wal_dir = os.path.join(args.state_dir, "wal") if args.state_dir else None
     events = history(args.store, run_id=args.run_id, experiment_id=args.experiment, wal_dir=wal_dir)

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from api.commands._common import add_store_option
+from trackledger.api.commands._common import add_store_option
 
 
 def add_parser(subparsers) -> None:
@@ -30,9 +30,9 @@ def progress_bar(done: int, total: int, started: float, width: int = 30) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from api.context import default_state_dir, storage_options_for
-    from ledger import Ledger
-    from projections.projection import rebuild_file
+    from trackledger.api.context import default_state_dir, storage_options_for
+    from trackledger.ledger import Ledger
+    from trackledger.projections.projection import rebuild_file
 
     state_dir = args.state_dir or default_state_dir(args.store)
     started = time.monotonic()

@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 
-from api.commands._common import add_store_option
+from trackledger.api.commands._common import add_store_option
 
 
 def add_parser(subparsers) -> None:
@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    from api.app import create_app
-    from api.context import Settings
+    from trackledger.api.app import create_app
+    from trackledger.api.context import Settings
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

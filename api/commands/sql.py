@@ -14,8 +14,7 @@ import duckdb
 import pyarrow
 import pyarrow.csv
 import pyarrow.parquet
-
-from api.commands._common import add_store_option
+from trackledger.api.commands._common import add_store_option
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -72,8 +71,8 @@ def _fetch_from_server(args) -> pyarrow.Table:
 
 
 def _query_offline(args) -> pyarrow.Table | None:
-    from api.context import storage_options_for
-    from projections import connect
+    from trackledger.api.context import storage_options_for
+    from trackledger.projections import connect
 
     seq, ts = parse_as_of(args.as_of)
     con = connect(

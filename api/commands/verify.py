@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from api.commands._common import add_store_option
+from trackledger.api.commands._common import add_store_option
 
 
 def add_parser(subparsers) -> None:
@@ -21,8 +21,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import msgspec
-
-    from ledger import verify
+    from trackledger.ledger import verify
 
     report = verify(args.store)
     if args.json:

@@ -10,14 +10,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-
-from api.context import ServerContext
-from api.web.assets import asset_routes
-from api.web.audit_pages import audit_page, sql_page
-from api.web.experiment_pages import experiment_page, experiments_page
-from api.web.pages import page
-from api.web.run_pages import compare_page, run_page
-from api.web.templating import error_page
+from trackledger.api.context import ServerContext
+from trackledger.api.web.assets import asset_routes
+from trackledger.api.web.audit_pages import audit_page, sql_page
+from trackledger.api.web.experiment_pages import experiment_page, experiments_page
+from trackledger.api.web.pages import page
+from trackledger.api.web.run_pages import compare_page, run_page
+from trackledger.api.web.templating import error_page
 
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -28,7 +27,10 @@ async def page_not_found(request: Request) -> Response:
     if request.method != "GET" or not wants_html or request.url.path.startswith(("/api/", "/ajax-api/")):
         raise HTTPException(404, f"No API endpoint {request.url.path}")
     return error_page(
-        request, 404, "Page not found", f"Nothing lives at {request.url.path}.",
+        request,
+        404,
+        "Page not found",
+        f"Nothing lives at {request.url.path}.",
         "The links at the top lead to the experiments, the audit history and the SQL page.",
     )
 

@@ -29,7 +29,8 @@ async def plotly_js(request: Request) -> Response:
         # Pages still render; only the charts are missing. Say why in the browser console.
         return PlainTextResponse(
             "console.error('plotly.min.js not found: pip install plotly');",
-            status_code=404, media_type="text/javascript",
+            status_code=404,
+            media_type="text/javascript",
         )
     return FileResponse(path, media_type="text/javascript", headers=CACHE_A_DAY)
 

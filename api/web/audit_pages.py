@@ -7,11 +7,10 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
-
-from api.context import ServerContext
-from api.web import reads
-from api.web.templating import render
-from ledger.events import TYPE_BY_TAG
+from trackledger.api.context import ServerContext
+from trackledger.api.web import reads
+from trackledger.api.web.templating import render
+from trackledger.ledger.events import TYPE_BY_TAG
 
 AUDIT_PAGE_SIZE = 100
 SQL_EXAMPLE = """SELECT r.run_name, r.user_id, p.value AS C, m.value AS accuracy
@@ -59,22 +58,40 @@ def audit_page(ctx: ServerContext, request: Request) -> Response:
         error = str(exc)
     else:
         events = reads.audit_events(
-            ctx, actor=query.actor, type=query.type, experiment_id=query.experiment,
-            since_ts=since, until_ts=until, limit=AUDIT_PAGE_SIZE + 1, offset=(page - 1) * AUDIT_PAGE_SIZE,
+            ctx,
+            actor=query.actor,
+            type=query.type,
+            experiment_id=query.experiment,
+            since_ts=since,
+            until_ts=until,
+            limit=AUDIT_PAGE_SIZE + 1,
+            offset=(page - 1) * AUDIT_PAGE_SIZE,
         )
         has_more = len(events) > AUDIT_PAGE_SIZE
         events = events[:AUDIT_PAGE_SIZE]
     return render(
-        request, "audit.html", section="audit",
-        query=query, page=page, has_more=has_more, events=events, error=error,
-        event_types=sorted(TYPE_BY_TAG), actors=reads.actors(ctx), experiments=reads.experiment_choices(ctx),
+        request,
+        "audit.html",
+        section="audit",
+        query=query,
+        page=page,
+        has_more=has_more,
+        events=events,
+        error=error,
+        event_types=sorted(TYPE_BY_TAG),
+        actors=reads.actors(ctx),
+        experiments=reads.experiment_choices(ctx),
     )
 
 
 def sql_page(ctx: ServerContext, request: Request) -> Response:
     settings = ctx.settings
     return render(
-        request, "sql.html", section="sql",
-        endpoint="/api/sql", example=SQL_EXAMPLE, schema=reads.table_columns(ctx),
+        request,
+        "sql.html",
+        section="sql",
+        endpoint="/api/sql",
+        example=SQL_EXAMPLE,
+        schema=reads.table_columns(ctx),
         caps={"max_rows": settings.sql_max_rows, "timeout_s": settings.sql_timeout_s},
     )

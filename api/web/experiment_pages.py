@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-
-from api.context import ServerContext
-from api.web import reads
-from api.web.pages import NotFound
-from api.web.runs_table import RunsQuery, RunsTable
-from api.web.templating import render
-from projections import InvalidQuery
+from trackledger.api.context import ServerContext
+from trackledger.api.web import reads
+from trackledger.api.web.pages import NotFound
+from trackledger.api.web.runs_table import RunsQuery, RunsTable
+from trackledger.api.web.templating import render
+from trackledger.projections import InvalidQuery
 
 
 def experiments_page(ctx: ServerContext, request: Request) -> Response:
     show_deleted = request.query_params.get("deleted") == "1"
     return render(
-        request, "experiments.html", section="experiments",
-        experiments=reads.experiments_overview(ctx, show_deleted), show_deleted=show_deleted,
+        request,
+        "experiments.html",
+        section="experiments",
+        experiments=reads.experiments_overview(ctx, show_deleted),
+        show_deleted=show_deleted,
     )
 
 
@@ -26,7 +28,8 @@ def experiment_page(ctx: ServerContext, request: Request) -> Response:
     experiment = ctx.projection.experiment(experiment_id)
     if experiment is None:
         raise NotFound(
-            "Experiment not found", f"There is no experiment with the id {experiment_id!r}.",
+            "Experiment not found",
+            f"There is no experiment with the id {experiment_id!r}.",
             "The experiments list shows every experiment; deleted ones appear there on request.",
         )
     table = RunsTable(RunsQuery.from_request(request), *reads.run_keys(ctx, experiment_id))

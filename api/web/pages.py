@@ -8,9 +8,8 @@ from collections.abc import Callable
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-
-from api.context import ServerContext
-from api.web.templating import error_page
+from trackledger.api.context import ServerContext
+from trackledger.api.web.templating import error_page
 
 log = logging.getLogger("trackledger.web")
 
@@ -39,7 +38,9 @@ def page(ctx: ServerContext, build: PageFunction):
         except Exception:
             log.exception("building the web page %s failed", request.url.path)
             return error_page(
-                request, 500, "This page could not be built",
+                request,
+                500,
+                "This page could not be built",
                 "Something went wrong on the server while reading the data for this page. "
                 "The details are in the server log.",
                 "Reloading may help if the server was busy; otherwise please report it.",

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import posixpath
 
-from api.context import ServerContext
-from api.web.runs_table import RunsTable
-from api.web.views import finite
-from projections import run_filter_sql
+from trackledger.api.context import ServerContext
+from trackledger.api.web.runs_table import RunsTable
+from trackledger.api.web.views import finite
+from trackledger.projections import run_filter_sql
 
 ARTIFACT_URI_PREFIX = "mlflow-artifacts:/"
 ARTIFACT_DOWNLOAD = "/api/2.0/mlflow-artifacts/artifacts/"
@@ -111,7 +111,10 @@ def runs_page(ctx: ServerContext, experiment_id: str, table: RunsTable) -> None:
     table.total = rows[0]["total"] if rows else _count_before(ctx, experiment_id, q, where, where_params)
     table.rows = [
         {
-            "run_id": r["run_id"], "name": r["run_name"], "status": r["status"], "user": r["user_id"],
+            "run_id": r["run_id"],
+            "name": r["run_name"],
+            "status": r["status"],
+            "user": r["user_id"],
             "start_time": r["start_time"],
             "duration": r["end_time"] - r["start_time"] if r["end_time"] and r["start_time"] else None,
             "params": [r[f"p{i}"] for i in range(len(table.params))],
@@ -159,7 +162,7 @@ def _tree(prefix: str, files: list[dict]) -> list[dict]:
     """Nested folder nodes (``children`` is a list) and file nodes (``children`` is None)."""
     root: dict = {}
     for f in files:
-        relative = f["path"][len(prefix):]
+        relative = f["path"][len(prefix) :]
         folder = root
         *dirs, name = relative.split("/")
         for d in dirs:
@@ -182,12 +185,14 @@ def _tree(prefix: str, files: list[dict]) -> list[dict]:
 def run_events(ctx: ServerContext, run_id: str, model_ids: list[str], limit: int) -> list[dict]:
     """Every event about the run, and about the models it logged, newest first."""
     placeholders = ", ".join("?" for _ in model_ids) or "NULL"
-    return _event_views(_rows(
-        ctx,
-        f"""SELECT * FROM events WHERE run_id = ? OR model_id IN ({placeholders})
+    return _event_views(
+        _rows(
+            ctx,
+            f"""SELECT * FROM events WHERE run_id = ? OR model_id IN ({placeholders})
             ORDER BY ts DESC, seq DESC LIMIT ?""",
-        [run_id, *model_ids, limit],
-    ))
+            [run_id, *model_ids, limit],
+        )
+    )
 
 
 def _event_views(rows: list[dict]) -> list[dict]:
@@ -198,18 +203,27 @@ def _event_views(rows: list[dict]) -> list[dict]:
 
 
 def audit_events(
-    ctx: ServerContext, *, actor: str, type: str, experiment_id: str,
-    since_ts: int | None, until_ts: int | None, limit: int, offset: int,
+    ctx: ServerContext,
+    *,
+    actor: str,
+    type: str,
+    experiment_id: str,
+    since_ts: int | None,
+    until_ts: int | None,
+    limit: int,
+    offset: int,
 ) -> list[dict]:
     """The ledger newest first; an empty filter value matches everything."""
-    return _event_views(_rows(
-        ctx,
-        """SELECT * FROM events
+    return _event_views(
+        _rows(
+            ctx,
+            """SELECT * FROM events
            WHERE (? = '' OR actor = ?) AND (? = '' OR type = ?) AND (? = '' OR experiment_id = ?)
              AND ts >= coalesce(?, ts) AND ts <= coalesce(?, ts)
            ORDER BY ts DESC, seq DESC LIMIT ? OFFSET ?""",
-        [actor, actor, type, type, experiment_id, experiment_id, since_ts, until_ts, limit, offset],
-    ))
+            [actor, actor, type, type, experiment_id, experiment_id, since_ts, until_ts, limit, offset],
+        )
+    )
 
 
 def actors(ctx: ServerContext) -> list[str]:

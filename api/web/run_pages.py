@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-
-from api.context import ServerContext
-from api.web import reads
-from api.web.pages import NotFound
-from api.web.templating import error_page, render
-from api.web.views import chart_data, comparison_rows, key_values, run_summary
+from trackledger.api.context import ServerContext
+from trackledger.api.web import reads
+from trackledger.api.web.pages import NotFound
+from trackledger.api.web.templating import error_page, render
+from trackledger.api.web.views import chart_data, comparison_rows, key_values, run_summary
 
 MAX_COMPARED = 20  # more lines than this make unreadable charts
 RUN_HISTORY_LIMIT = 1_000
@@ -19,7 +18,8 @@ def _load_run(ctx: ServerContext, run_id: str) -> dict:
     run = ctx.projection.run(run_id)
     if run is None:
         raise NotFound(
-            "Run not found", f"There is no run with the id {run_id!r}.",
+            "Run not found",
+            f"There is no run with the id {run_id!r}.",
             "Check the link; run ids are 32 hexadecimal characters. Deleted runs stay reachable by their id.",
         )
     return run
@@ -40,7 +40,8 @@ def run_page(ctx: ServerContext, request: Request) -> Response:
     ]
     history = reads.metric_history(ctx, [summary["run_id"]])
     return render(
-        request, "run.html",
+        request,
+        "run.html",
         run=summary,
         experiment=_experiment_for(ctx, summary["experiment_id"]),
         params=key_values(data.get("params")),
@@ -59,9 +60,11 @@ def _dataset_row(dataset_input: dict) -> dict:
     dataset = dataset_input.get("dataset", {})
     tags = {t["key"]: t["value"] for t in dataset_input.get("tags", [])}
     return {
-        "name": dataset.get("name", ""), "digest": dataset.get("digest", ""),
+        "name": dataset.get("name", ""),
+        "digest": dataset.get("digest", ""),
         "context": tags.get("mlflow.data.context", ""),
-        "source_type": dataset.get("source_type", ""), "source": dataset.get("source", ""),
+        "source_type": dataset.get("source_type", ""),
+        "source": dataset.get("source", ""),
     }
 
 
@@ -69,12 +72,16 @@ def compare_page(ctx: ServerContext, request: Request) -> Response:
     run_ids = list(dict.fromkeys(request.query_params.getlist("run")))  # unique, in the order ticked
     if not run_ids:
         return error_page(
-            request, 400, "No runs to compare",
+            request,
+            400,
+            "No runs to compare",
             "Tick two or more runs in an experiment's runs table, then press “Compare selected”.",
         )
     if len(run_ids) > MAX_COMPARED:
         return error_page(
-            request, 400, "Too many runs to compare",
+            request,
+            400,
+            "Too many runs to compare",
             f"{len(run_ids)} runs were chosen; compare at most {MAX_COMPARED} at a time.",
         )
     runs = [_load_run(ctx, run_id) for run_id in run_ids]
@@ -83,7 +90,8 @@ def compare_page(ctx: ServerContext, request: Request) -> Response:
     experiment_ids = {s["experiment_id"] for s in summaries}
     history = reads.metric_history(ctx, run_ids)
     return render(
-        request, "compare.html",
+        request,
+        "compare.html",
         runs=summaries,
         experiment=_experiment_for(ctx, experiment_ids.pop()) if len(experiment_ids) == 1 else None,
         params=comparison_rows([dict(key_values(d.get("params"))) for d in data]),

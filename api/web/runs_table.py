@@ -115,10 +115,7 @@ class RunsTable:
         cols += [Column(f"p:{k}", k, "", "param") for k in self.params]
         cols += [Column(f"m:{k}", k, "num", "metric") for k in self.metrics]
         # Clicking the sorted column flips it; a new column starts with the order people expect.
-        return [
-            Column(c.id, c.label, c.css, c.group, _next_direction(c, self.query))
-            for c in cols
-        ]
+        return [Column(c.id, c.label, c.css, c.group, _next_direction(c, self.query)) for c in cols]
 
 
 def _next_direction(column: Column, query: RunsQuery) -> str:

@@ -85,9 +85,7 @@ def _build_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(
-        time=format_time, duration=format_duration, number=format_number, bytes=format_bytes
-    )
+    env.filters.update(time=format_time, duration=format_duration, number=format_number, bytes=format_bytes)
     env.globals["query_with"] = _query_with
     return env
 

@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 API = "/api/2.0/mlflow"
-SERVER_CMD = [sys.executable, "-m", "api.cli", "server"]
+SERVER_CMD = [sys.executable, "-m", "trackledger", "server"]
 STARTUP_DEADLINE_S = 60  # only bounds a hung start-up; no assertion depends on timing
 
 # A server mistake must fail a test at once, not after minutes of client retries.
@@ -30,16 +30,13 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m api.cli server`` with the given flags: ``start``, ``stop``, ``kill``, start again."""
+    """``python -m trackledger server`` with the given flags: ``start``, ``stop``, ``kill``, start again."""
 
     def __init__(self, store: str, workdir: Path, *, args: tuple[str, ...] = (), env: dict | None = None):
         self.store = store
         self.workdir = workdir
         self.args = args
-        # The server runs this checkout's code: from its working directory, ``-m api.cli`` would
-        # import whatever an editable install of trackledger points at.
-        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-        self.env = {**os.environ, "PYTHONPATH": path, **(env or {})}
+        self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.log_path = workdir / "server.log"
@@ -84,7 +81,11 @@ class ServerProcess:
 
 def trackledger(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args], cwd=cwd or REPO, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "trackledger", *args],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

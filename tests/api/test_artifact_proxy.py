@@ -72,7 +72,7 @@ def test_artifact_mistakes_are_400s_and_downloads_never_run_as_pages(http, run_i
     assert len(ledger_events(http, type="artifact_written")) == len(before) + 1
     assert http.delete(f"{base}/never-written.txt").status_code == 200  # as in MLflow
     # Pages and scripts come back as plain text, never sniffed; any file name survives the header.
-    pages = {"page.HTML": "text/plain", "数据 \"q\".svg": "text/plain", "x.svgz": "application/octet-stream"}
+    pages = {"page.HTML": "text/plain", '数据 "q".svg': "text/plain", "x.svgz": "application/octet-stream"}
     for name, media in pages.items():
         body = b"<svg onload=alert(1)/>"
         assert http.put(f"{base}/{name}", content=body).status_code == 200
@@ -81,7 +81,7 @@ def test_artifact_mistakes_are_400s_and_downloads_never_run_as_pages(http, run_i
         assert resp.headers["content-type"].split(";")[0] == media
         assert resp.headers["x-content-type-options"] == "nosniff"
         assert resp.headers["content-disposition"].startswith("attachment;")
-    disposition = http.get(f"{base}/数据 \"q\".svg").headers["content-disposition"]
+    disposition = http.get(f'{base}/数据 "q".svg').headers["content-disposition"]
     assert "filename*=UTF-8''%E6%95%B0%E6%8D%AE%20%22q%22.svg" in disposition
     assert http.put(f"{base}/empty.bin", content=b"").status_code == 200
     listing = http.get("/api/2.0/mlflow-artifacts/artifacts", params={"path": f"1/{run_id}/artifacts"}).json()

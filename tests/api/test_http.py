@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from trackledger.api.http import fix_run
 
-from api.http import fix_run
 from tests.api.conftest import API, ServerProcess, ledger_events, mlflow_error
 
 
@@ -143,6 +143,7 @@ def test_what_mlflow_accepts_is_accepted(http):
 
 def test_what_mlflow_refuses_is_refused_and_writes_nothing(http, run_id):
     before = ledger_events(http)
+
     def log_input(digest: str, tag_value: str) -> str:
         dataset = {"name": "d", "digest": digest, "source_type": "local", "source": "{}"}
         inputs = [{"dataset": dataset, "tags": [{"key": "k", "value": tag_value}]}]

@@ -307,8 +307,15 @@ def test_search_logged_models_filters_on_metrics_and_datasets_and_orders_by_them
         time.sleep(0.005)  # creation times differ: the default order is newest first
         if val_acc is not None:
             for dataset, value in (("val", val_acc), ("test", test_acc)):
-                client.log_metric(run_id, "acc", value, step=1, model_id=model.model_id, dataset_name=dataset,
-                                  dataset_digest=f"{dataset}-digest")
+                client.log_metric(
+                    run_id,
+                    "acc",
+                    value,
+                    step=1,
+                    model_id=model.model_id,
+                    dataset_name=dataset,
+                    dataset_digest=f"{dataset}-digest",
+                )
     mlflow.set_tracking_uri(server.url)
 
     def search(**kwargs) -> list[str]:

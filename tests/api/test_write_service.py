@@ -7,14 +7,13 @@ import asyncio
 import threading
 
 import pytest
-
-from api import tracking
-from api.errors import MlflowError
-from api.tracking import Origin, WriteService
-from ledger import Ledger
-from ledger import events as E
-from projections import Projection
-from projections import projection as projection_module
+from trackledger.api import tracking
+from trackledger.api.errors import MlflowError
+from trackledger.api.tracking import Origin, WriteService
+from trackledger.ledger import Ledger
+from trackledger.ledger import events as E
+from trackledger.projections import Projection
+from trackledger.projections import projection as projection_module
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import random
 import shutil
 import sys
 
-from ledger import Ledger
-from ledger.events import BatchLogged, Metric, Param, RunCreated, new_event_id
+from trackledger.ledger import Ledger
+from trackledger.ledger.events import BatchLogged, Metric, Param, RunCreated, new_event_id
 
 
 def batch(i: int) -> list:

@@ -10,10 +10,9 @@ import duckdb
 import msgspec
 import pyarrow.parquet as pq
 import pytest
-
-from ledger import Ledger, open_store, verify
-from ledger import ledger as ledger_module
-from ledger.events import BatchLogged, Metric, Param, RunCreated, RunUpdated, new_event_id
+from trackledger.ledger import Ledger, open_store, verify
+from trackledger.ledger import ledger as ledger_module
+from trackledger.ledger.events import BatchLogged, Metric, Param, RunCreated, RunUpdated, new_event_id
 
 
 @pytest.fixture(params=["memory", "file", "s3"])

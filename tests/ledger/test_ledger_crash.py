@@ -9,10 +9,9 @@ import subprocess
 import sys
 
 import pytest
-
-from ledger import Ledger, verify
-from ledger.events import BatchLogged, Metric, new_event_id
-from ledger.wal import FRAME, wal_files
+from trackledger.ledger import Ledger, verify
+from trackledger.ledger.events import BatchLogged, Metric, new_event_id
+from trackledger.ledger.wal import FRAME, wal_files
 
 CHILD = os.path.join(os.path.dirname(__file__), "ledger_child.py")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -25,7 +24,6 @@ def run_child(*args: str) -> subprocess.CompletedProcess:
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": REPO},
     )
 
 
@@ -54,7 +52,6 @@ def test_kill_9_while_appending_loses_no_acknowledged_event(tmp_path):
             cwd=REPO,
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONPATH": REPO},
         )
         stop_after = rng.randint(1, 400)  # a random moment: after this many acknowledged appends
         for _ in range(stop_after):

@@ -6,8 +6,8 @@ import os
 import threading
 import time
 
-from ledger import Ledger
-from ledger.events import BatchLogged, Metric, new_event_id
+from trackledger.ledger import Ledger
+from trackledger.ledger.events import BatchLogged, Metric, new_event_id
 
 
 def test_concurrent_appends_share_syncs_and_return_only_when_synced(tmp_path, monkeypatch):

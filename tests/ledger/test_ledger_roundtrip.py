@@ -9,10 +9,9 @@ import msgspec.inspect as mi
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from ledger import SEGMENT_SCHEMA, Ledger, events_to_table, table_to_events
-from ledger import segments as seg
-from ledger.events import EVENT_TYPES, Event
+from trackledger.ledger import SEGMENT_SCHEMA, Ledger, events_to_table, table_to_events
+from trackledger.ledger import segments as seg
+from trackledger.ledger.events import EVENT_TYPES, Event
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 SCALARS = {
@@ -108,7 +107,7 @@ def test_old_segments_without_a_new_column_still_read(events):
 
 
 def test_conversion_is_columnar_for_big_batches():
-    from ledger.events import BatchLogged, Metric
+    from trackledger.ledger.events import BatchLogged, Metric
 
     metrics = [Metric(key=f"k{i % 10}", value=i / 3, timestamp=i, step=i) for i in range(1000)]
     table = events_to_table([BatchLogged(id="b", metrics=metrics)])

@@ -11,18 +11,16 @@ import sys
 
 import pyarrow.parquet as pq
 import pytest
-
-from ledger import Ledger, verify
-from ledger import ledger as ledger_module
-from ledger.events import BatchLogged, ExperimentCreated, Metric, RunCreated, new_event_id
+from trackledger.ledger import Ledger, verify
+from trackledger.ledger import ledger as ledger_module
+from trackledger.ledger.events import BatchLogged, ExperimentCreated, Metric, RunCreated, new_event_id
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENV = {**os.environ, "PYTHONPATH": REPO}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args], cwd=REPO, env=ENV, capture_output=True, text=True
+        [sys.executable, "-m", "trackledger", *args], cwd=REPO, capture_output=True, text=True
     )
 
 

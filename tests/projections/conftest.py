@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from ledger import Ledger
-from ledger import events as E
-from projections import Projection
+from trackledger.ledger import Ledger
+from trackledger.ledger import events as E
+from trackledger.projections import Projection
 
 
 def make(cls, **fields):

@@ -4,8 +4,8 @@ registry they leave, to check the tables against."""
 from __future__ import annotations
 
 from hypothesis import strategies as st
+from trackledger.ledger import events as E
 
-from ledger import events as E
 from tests.projections.conftest import make
 
 keys = st.sampled_from(["a", "b"])

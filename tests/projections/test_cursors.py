@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+from trackledger.ledger import events as E
+from trackledger.projections import InvalidQuery, entities, logged_models, registry, run_filter_sql
+from trackledger.projections.schema import create_tables
 
-from ledger import events as E
-from projections import InvalidQuery, entities, logged_models, registry, run_filter_sql
-from projections.schema import create_tables
 from tests.projections.conftest import make
 
 
 def test_single_row_reads_then_arrow_read_on_the_same_thread(projection, log):
     log(
         make(E.ExperimentCreated, experiment_id="1", name="exp", artifact_location="a", creation_time=1),
-        make(E.RunCreated, experiment_id="1", run_id="r1", name="r", user_id="u", start_time=1,
-             artifact_uri="u"),
+        make(
+            E.RunCreated,
+            experiment_id="1",
+            run_id="r1",
+            name="r",
+            user_id="u",
+            start_time=1,
+            artifact_uri="u",
+        ),
         make(E.BatchLogged, experiment_id="1", run_id="r1", metrics=[E.Metric("m", 1.0, 1, 0)]),
         make(E.RegisteredModelCreated, name="rm"),
         make(E.ModelVersionCreated, name="rm", version=1, source="s"),
@@ -72,8 +79,15 @@ def test_run_filter_sql_is_a_condition_on_runs_r(projection, log):
     log(
         make(E.ExperimentCreated, experiment_id="1", name="exp", artifact_location="a", creation_time=1),
         *[
-            make(E.RunCreated, experiment_id="1", run_id=f"r{i}", name=f"n{i}", user_id="u", start_time=i,
-                 artifact_uri="u")
+            make(
+                E.RunCreated,
+                experiment_id="1",
+                run_id=f"r{i}",
+                name=f"n{i}",
+                user_id="u",
+                start_time=i,
+                artifact_uri="u",
+            )
             for i in range(3)
         ],
         make(E.BatchLogged, experiment_id="1", run_id="r1", params=[E.Param("p", "x")]),

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+from trackledger.ledger import events as E
+from trackledger.projections import Projection
+from trackledger.projections.projection import DERIVATION_DIGEST
 
-from ledger import events as E
-from projections import Projection
-from projections.projection import DERIVATION_DIGEST
 from tests.projections.conftest import make
 
 

@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 
 import duckdb
-
-from projections.schema import create_tables
+from trackledger.projections.schema import create_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 

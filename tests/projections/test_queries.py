@@ -6,10 +6,10 @@ import json
 import math
 
 import pytest
+from trackledger.ledger import events as E
+from trackledger.projections import InvalidQuery, as_of, connect
+from trackledger.projections.filters import encode_page_token
 
-from ledger import events as E
-from projections import InvalidQuery, as_of, connect
-from projections.filters import encode_page_token
 from tests.projections.conftest import make
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+from trackledger.ledger import events as E
+from trackledger.ledger.schema import events_to_table
+from trackledger.projections import InvalidQuery
+from trackledger.projections.schema import create_tables
+from trackledger.projections.sources import apply_table
 
-from ledger import events as E
-from ledger.schema import events_to_table
-from projections import InvalidQuery
-from projections.schema import create_tables
-from projections.sources import apply_table
 from tests.projections.conftest import make
 
 

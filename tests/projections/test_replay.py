@@ -9,14 +9,14 @@ from pathlib import Path
 import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from trackledger.ledger import Ledger
+from trackledger.ledger import events as E
+from trackledger.ledger.schema import events_to_table
+from trackledger.projections import Projection
+from trackledger.projections.projection import rebuild_file
+from trackledger.projections.schema import TABLES, create_tables
+from trackledger.projections.sources import apply_table
 
-from ledger import Ledger
-from ledger import events as E
-from ledger.schema import events_to_table
-from projections import Projection
-from projections.projection import rebuild_file
-from projections.schema import TABLES, create_tables
-from projections.sources import apply_table
 from tests.projections.conftest import make
 from tests.projections.registry_requests import REGISTRY_KINDS, Registry, registry_in
 

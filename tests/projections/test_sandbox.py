@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from trackledger.ledger import events as E
+from trackledger.projections import InvalidQuery, QueryTimeout
 
-from ledger import events as E
-from projections import InvalidQuery, QueryTimeout
 from tests.projections.conftest import make
 
 

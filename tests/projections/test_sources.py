@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pyarrow.parquet as pq
+from trackledger.ledger import events as E
+from trackledger.ledger.schema import events_to_table
+from trackledger.ledger.segments import segment_relpath
 
-import projections
-from ledger import events as E
-from ledger.schema import events_to_table
-from ledger.segments import segment_relpath
 from tests.projections.conftest import make
+from trackledger import projections
 
 
 def _stamp(events):

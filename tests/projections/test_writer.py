@@ -7,10 +7,10 @@ import threading
 
 import duckdb
 import pytest
+from trackledger.ledger import events as E
+from trackledger.projections import Projection
+from trackledger.projections import projection as projection_module
 
-from ledger import events as E
-from projections import Projection
-from projections import projection as projection_module
 from tests.projections.conftest import make
 
 LONG = 60.0  # seconds: far longer than any test may take, so only a flush or close can end a wait

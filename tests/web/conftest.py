@@ -22,15 +22,22 @@ HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE.parents[1] / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 
 
 def _install_chromium() -> None:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.fail(f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get): "
-                    "install Debian's chromium package to run the browser tests")
+        pytest.fail(
+            f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get): "
+            "install Debian's chromium package to run the browser tests"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
         done = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -68,7 +75,9 @@ def two_runs(web_server):
     mlflow client in its own process, as a training script would."""
     done = subprocess.run(
         [sys.executable, str(HERE / "log_two_runs.py"), web_server.url],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
     )
     assert done.returncode == 0, done.stderr[-4000:]
@@ -77,8 +86,9 @@ def two_runs(web_server):
 
 @pytest.fixture
 def page(browser, web_server):
-    context = browser.new_context(base_url=web_server.url, viewport={"width": 1360, "height": 900},
-                                  accept_downloads=True)
+    context = browser.new_context(
+        base_url=web_server.url, viewport={"width": 1360, "height": 900}, accept_downloads=True
+    )
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -101,7 +111,10 @@ def screenshot(tmp_path_factory):
     def save(page, name: str) -> None:
         height = page.evaluate("(m => m.offsetTop + m.offsetHeight)(document.querySelector('main'))")
         width = page.viewport_size["width"]
-        page.screenshot(path=str(folder / f"{name}.png"), full_page=True,
-                        clip={"x": 0, "y": 0, "width": width, "height": height})
+        page.screenshot(
+            path=str(folder / f"{name}.png"),
+            full_page=True,
+            clip={"x": 0, "y": 0, "width": width, "height": height},
+        )
 
     return save
