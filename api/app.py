@@ -23,9 +23,10 @@ from trackledger.api import (
     run_logging,
     runs,
 )
-from trackledger.api.context import ServerContext, Settings
+from trackledger.api.context import ServerContext
 from trackledger.api.errors import MlflowError
 from trackledger.api.http import error_response, json_response
+from trackledger.api.settings import Settings
 from trackledger.projections import InvalidQuery
 
 log = logging.getLogger("trackledger.api")

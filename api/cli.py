@@ -1,4 +1,8 @@
-"""The ``trackledger`` command line: one sub-command per module in ``api.commands``."""
+"""The ``trackledger`` command line: one sub-command per module in ``api.commands``.
+
+Each sub-command's settings (``--store``, ``--state-dir``, ...) come from ``api.settings``; a
+``CommandError`` becomes one line on stderr and exit status 1.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ import importlib
 import logging
 import os
 import sys
+
+from trackledger.api.commands import CommandError
+from trackledger.api.settings import Settings, add_options
 
 COMMANDS = ("server", "verify", "events", "rebuild", "sql")
 
@@ -20,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"trackledger.api.commands.{name}")
         module.add_parser(sub)
+        command_parser = sub.choices[name]
+        add_options(command_parser, name)
+        command_parser.set_defaults(command_parser=command_parser)
     return parser
 
 
@@ -39,7 +49,16 @@ def exit_now(code: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    exit_now(int(args.run(args) or 0))
+    try:
+        settings = Settings.from_args(args.command, args, os.environ)
+    except ValueError as exc:
+        args.command_parser.error(str(exc))
+    try:
+        status = args.run(args, settings)
+    except CommandError as exc:
+        sys.stderr.write(f"trackledger {args.command}: error: {exc}\n")
+        status = 1
+    exit_now(int(status or 0))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import datetime as dt
 import os
 import sys
 
-from trackledger.api.commands._common import add_store_option
+from trackledger.api.settings import Settings
 
 _ENVELOPE = {
     "id",
@@ -31,20 +31,24 @@ def add_parser(subparsers) -> None:
         description="Print the ledger's events from its segments (and, with --state-dir, the "
         "server's not-yet-rolled WAL), oldest first.",
     )
-    add_store_option(parser)
     parser.add_argument("--run", dest="run_id", metavar="ID", help="only events of this run")
     parser.add_argument("--experiment", metavar="ID", help="only events of this experiment")
-    parser.add_argument("--state-dir", metavar="DIR", help="also read the WAL in this server state dir")
     parser.add_argument("--json", action="store_true", help="one JSON object per event")
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     import msgspec
     from trackledger.ledger.history import history
 
-    wal_dir = os.path.join(args.state_dir, "wal") if args.state_dir else None
-    events = history(args.store, run_id=args.run_id, experiment_id=args.experiment, wal_dir=wal_dir)
+    wal_dir = os.path.join(settings.state_dir, "wal") if settings.state_dir else None
+    events = history(
+        settings.store,
+        run_id=args.run_id,
+        experiment_id=args.experiment,
+        wal_dir=wal_dir,
+        storage_options=settings.store_options,
+    )
     writers = {e.writer for e in events}
     out = sys.stdout
     for event in events:

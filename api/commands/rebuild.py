@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from trackledger.api.commands._common import add_store_option
+from trackledger.api.settings import Settings
 
 
 def add_parser(subparsers) -> None:
@@ -16,8 +16,6 @@ def add_parser(subparsers) -> None:
         description="Drop every table of the server's DuckDB projection and derive it again with SQL over "
         "the Parquet segments plus the WAL tail. Stop the server first: it holds the file open.",
     )
-    add_store_option(parser)
-    parser.add_argument("--state-dir", help="the server's state directory (default: as for `server`)")
     parser.set_defaults(run=run)
 
 
@@ -29,17 +27,16 @@ def progress_bar(done: int, total: int, started: float, width: int = 30) -> None
     sys.stderr.flush()
 
 
-def run(args: argparse.Namespace) -> int:
-    from trackledger.api.context import default_state_dir, storage_options_for
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from trackledger.ledger import Ledger
     from trackledger.projections.projection import rebuild_file
 
-    state_dir = args.state_dir or default_state_dir(args.store)
+    state_dir = settings.state_path
     started = time.monotonic()
-    with Ledger(args.store, state_dir, storage_options=storage_options_for(args.store)) as ledger:
+    with Ledger(settings.store, state_dir, storage_options=settings.store_options) as ledger:
         counts = rebuild_file(
             ledger,
-            f"{state_dir}/projections.duckdb",
+            state_dir / "projections.duckdb",
             progress=lambda done, total: progress_bar(done, total, started),
         )
     sys.stderr.write("\n")

@@ -6,12 +6,11 @@ import argparse
 import contextlib
 import importlib.abc
 import logging
-import os
 import signal
 import socket
 import sys
 
-from trackledger.api.commands._common import add_store_option
+from trackledger.api.settings import Settings
 
 
 def add_parser(subparsers) -> None:
@@ -20,29 +19,6 @@ def add_parser(subparsers) -> None:
         help="run the MLflow-compatible tracking server",
         description="Serve the MLflow REST API, the artifact proxy, the native ledger/SQL API, the web UI.",
     )
-    add_store_option(parser)
-    parser.add_argument(
-        "--artifacts",
-        default=os.environ.get("TRACKLEDGER_ARTIFACTS"),
-        help="where artifact files go: a path, file://, memory:// or s3:// URL (default: <store>/artifacts)",
-    )
-    parser.add_argument(
-        "--state-dir",
-        default=os.environ.get("TRACKLEDGER_STATE_DIR"),
-        help="local directory for the WAL and the DuckDB projection (default: <store>/.state for a local "
-        "store, ./.trackledger-state/<bucket_prefix>-<hash> for a remote one)",
-    )
-    parser.add_argument("--host", default=os.environ.get("TRACKLEDGER_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("TRACKLEDGER_PORT", "5000")))
-    parser.add_argument(
-        "--durability",
-        choices=("fsync", "os"),
-        default="fsync",
-        help="fsync: answer a write only after the WAL is synced (default); os: after the OS has it",
-    )
-    parser.add_argument("--sql-max-rows", type=int, default=10_000, help="row cap of POST /api/sql")
-    parser.add_argument("--sql-timeout", type=float, default=5.0, help="time cap of POST /api/sql, seconds")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.set_defaults(run=run)
 
 
@@ -69,7 +45,7 @@ class _RefusePandas(importlib.abc.MetaPathFinder):
         return None
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     if "pandas" not in sys.modules:
         sys.meta_path.insert(0, _RefusePandas())
     import pyarrow
@@ -93,37 +69,26 @@ def run(args: argparse.Namespace) -> int:
                     signal.signal(sig, handler)
 
     from trackledger.api.app import create_app
-    from trackledger.api.context import Settings
 
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    settings = Settings(
-        store=args.store,
-        artifacts=args.artifacts,
-        state_dir=args.state_dir,
-        host=args.host,
-        port=args.port,
-        durability=args.durability,
-        sql_max_rows=args.sql_max_rows,
-        sql_timeout_s=args.sql_timeout,
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = uvicorn.Config(
         create_app(settings),
         http="httptools",
         loop="uvloop",
         lifespan="on",
-        access_log=False,
-        log_level=args.log_level,
+        access_log=settings.access_log,
+        log_level=settings.log_level,
         timeout_graceful_shutdown=10,
         timeout_keep_alive=75,  # clients keep sessions open between bursts of logging
     )
     server = Server(config)
-    sock = _listen(args.host, args.port)
+    sock = _listen(settings.host, settings.port)
     logging.getLogger("trackledger").info(
         "trackledger serving %s on http://%s:%d (artifacts: %s, state: %s)",
         settings.store,
-        args.host,
+        settings.host,
         sock.getsockname()[1],
         settings.artifacts_url,
         settings.state_path,

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow
 import pyarrow.csv
 import pyarrow.parquet
-from trackledger.api.commands._common import add_store_option
+from trackledger.api.settings import Settings
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -26,12 +26,10 @@ def add_parser(subparsers) -> None:
         description="Project the store into an in-memory DuckDB (no server needed) and run one query. "
         "With --server, post the query to that server's read-only /api/sql endpoint instead.",
     )
-    add_store_option(parser)
     parser.add_argument("query", help='e.g. "SELECT key, max(value) FROM latest_metrics GROUP BY key"')
     parser.add_argument("--as-of", help="state at a seq (integer) or a time (ISO 8601 or epoch ms)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--output", "-o", help="write to this file instead of stdout (needed for parquet)")
-    parser.add_argument("--state-dir", help="also read the unrolled WAL tail of this state directory")
     parser.add_argument("--server", help="a trackledger server URL: run the query there via /api/sql")
     parser.set_defaults(run=run)
 
@@ -70,13 +68,12 @@ def _fetch_from_server(args) -> pyarrow.Table:
     return pyarrow.parquet.read_table(io.BytesIO(payload))
 
 
-def _query_offline(args) -> pyarrow.Table | None:
-    from trackledger.api.context import storage_options_for
+def _query_offline(args, settings: Settings) -> pyarrow.Table | None:
     from trackledger.projections import connect
 
     seq, ts = parse_as_of(args.as_of)
     con = connect(
-        args.store, storage_options_for(args.store), as_of_seq=seq, as_of_ts=ts, state_dir=args.state_dir
+        settings.store, settings.store_options, as_of_seq=seq, as_of_ts=ts, state_dir=settings.state_dir
     )
     try:
         relation = con.sql(args.query)
@@ -94,12 +91,12 @@ def _write(args, data: bytes) -> None:
         sys.stdout.flush()
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.format == "parquet" and not args.output:
         sys.stderr.write("error: --format parquet needs --output FILE\n")
         return 2
     try:
-        table = _fetch_from_server(args) if args.server else _query_offline(args)
+        table = _fetch_from_server(args) if args.server else _query_offline(args, settings)
     except QueryFailed as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from trackledger.api.commands._common import add_store_option
+from trackledger.api.settings import Settings
 
 
 def add_parser(subparsers) -> None:
@@ -14,16 +14,15 @@ def add_parser(subparsers) -> None:
         description="Recompute every segment's digest and each writer's chain. Exit 0 when intact; "
         "exit 1 naming the first bad segment when one was modified, removed, reordered or inserted.",
     )
-    add_store_option(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     import msgspec
     from trackledger.ledger import verify
 
-    report = verify(args.store)
+    report = verify(settings.store, settings.store_options)
     if args.json:
         print(msgspec.json.encode({**msgspec.structs.asdict(report), "ok": report.ok}).decode())
     else:
