@@ -6,6 +6,7 @@ to read (projection), write (write service) and serve files (artifact store) is 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ class ServerContext:
     artifacts: ArtifactStore | None = None
     writes: WriteService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    sql_slots: threading.BoundedSemaphore | None = None  # POST /api/sql queries that may run at once
 
     def open(self) -> None:
         from trackledger.api.artifacts import ArtifactStore
@@ -43,6 +45,7 @@ class ServerContext:
         artifact_options = s.store_options if s.artifacts is None else storage_options_for(s.artifacts_url)
         self.artifacts = ArtifactStore(s.artifacts_url, artifact_options)
         self.writes = WriteService(self.ledger, self.projection)
+        self.sql_slots = threading.BoundedSemaphore(s.sql_max_concurrent)
 
     def close(self) -> None:
         """Projection first (it reads the ledger), then the ledger, which rolls its WAL into a segment."""

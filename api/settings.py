@@ -189,6 +189,42 @@ class Settings:
         help="time cap of `POST /api/sql`, seconds",
         commands=frozenset({SERVER}),
     )
+    sql_max_bytes: int = setting(
+        32 * 1024 * 1024,
+        flag="--sql-max-bytes",
+        env="TRACKLEDGER_SQL_MAX_BYTES",
+        metavar="N",
+        parse=positive_int,
+        help="answer size cap of `POST /api/sql`, bytes of Arrow data (the answer is cut and says so)",
+        commands=frozenset({SERVER}),
+    )
+    sql_memory_mb: int = setting(
+        256,
+        flag="--sql-memory",
+        env="TRACKLEDGER_SQL_MEMORY",
+        metavar="MB",
+        parse=positive_int,
+        help="DuckDB memory cap of one `POST /api/sql` query, MB (past it: a 400 naming the cap)",
+        commands=frozenset({SERVER}),
+    )
+    sql_threads: int = setting(
+        1,
+        flag="--sql-threads",
+        env="TRACKLEDGER_SQL_THREADS",
+        metavar="N",
+        parse=positive_int,
+        help="DuckDB threads of one `POST /api/sql` query",
+        commands=frozenset({SERVER}),
+    )
+    sql_max_concurrent: int = setting(
+        2,
+        flag="--sql-max-concurrent",
+        env="TRACKLEDGER_SQL_MAX_CONCURRENT",
+        metavar="N",
+        parse=positive_int,
+        help="`POST /api/sql` queries running at once; one more is answered 429",
+        commands=frozenset({SERVER}),
+    )
     log_level: str = setting(
         "info",
         flag="--log-level",

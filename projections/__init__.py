@@ -7,7 +7,16 @@ store for notebooks and offline tools; ``as_of`` does the same up to a point in 
 from trackledger.projections.filters import InvalidQuery
 from trackledger.projections.projection import Projection
 from trackledger.projections.runs import run_filter_sql
-from trackledger.projections.sandbox import QueryTimeout
+from trackledger.projections.sandbox import QueryTimeout, QueryTooLarge, SqlLimits
 from trackledger.projections.timetravel import as_of, connect
 
-__all__ = ["InvalidQuery", "Projection", "QueryTimeout", "as_of", "connect", "run_filter_sql"]
+__all__ = [
+    "InvalidQuery",
+    "Projection",
+    "QueryTimeout",
+    "QueryTooLarge",
+    "SqlLimits",
+    "as_of",
+    "connect",
+    "run_filter_sql",
+]

@@ -334,9 +334,9 @@ class Projection:
         rows = self.read("SELECT run_id, experiment_id, lifecycle_stage FROM runs")
         return {run_id: (experiment_id, stage) for run_id, experiment_id, stage in rows}
 
-    def sql(self, query: str, *, max_rows: int = 10_000, timeout_s: float = 5.0) -> pa.Table:
-        """Run read-only ad-hoc SQL in the sandbox (see ``projections.sandbox``)."""
-        return sandbox.run_sandboxed(self._db, query, max_rows=max_rows, timeout_s=timeout_s)
+    def sql(self, query: str, limits: sandbox.SqlLimits = sandbox.DEFAULT_LIMITS) -> pa.Table:
+        """Run read-only ad-hoc SQL in the sandbox, within ``limits`` (see ``projections.sandbox``)."""
+        return sandbox.run_sandboxed(self._db, query, limits)
 
 
 def rebuild_file(ledger: Ledger, path: str | os.PathLike, progress: Progress | None = None) -> dict[str, int]:

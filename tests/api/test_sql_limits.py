@@ -1,0 +1,82 @@
+"""``POST /api/sql`` within its caps: memory, threads, time, answer rows and bytes, concurrency."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.api.conftest import ServerProcess, mlflow_error
+
+HOLD_S = 8  # the time cap: how long the query holding the only slot runs
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("sql-limits")
+    args = ("--sql-memory", "32", "--sql-max-bytes", "2000000", "--sql-max-concurrent", "1")
+    proc = ServerProcess(str(workdir / "data"), workdir, args=(*args, "--sql-timeout", str(HOLD_S))).start()
+    yield proc
+    assert proc.stop() == 0, proc.read_log()
+
+
+@pytest.fixture(scope="module")
+def http(capped):
+    with httpx.Client(base_url=capped.url, timeout=60) as c:
+        yield c
+
+
+def test_a_query_past_the_memory_cap_is_a_400_naming_it(http):
+    query = "SELECT count(*) FROM (SELECT DISTINCT a.range * b.range FROM range(100000) a, range(100000) b)"
+    body = mlflow_error(http.post("/api/sql", json={"query": query}), 400, "INVALID_PARAMETER_VALUE")
+    assert "memory cap of 32 MB" in body["message"]
+
+
+def test_the_answer_stops_at_the_byte_cap_and_says_so(http):
+    resp = http.post("/api/sql", json={"query": "SELECT repeat('x', 1000000) AS s FROM range(500)"})
+    assert resp.status_code == 200, resp.text
+    answer = resp.json()
+    assert answer["truncated"] is True and answer["truncated_by"] == "bytes"
+    assert 0 < answer["row_count"] <= 2 and len(resp.content) < 3_000_000
+    csv = http.post("/api/sql", json={"query": "SELECT repeat('x', 1000000) FROM range(50)", "format": "csv"})
+    assert csv.headers["x-trackledger-truncated"] == "bytes" and len(csv.content) < 3_000_000
+    one = mlflow_error(
+        http.post("/api/sql", json={"query": "SELECT repeat('x', 3000000)"}), 400, "INVALID_PARAMETER_VALUE"
+    )
+    assert "byte cap" in one["message"]
+
+
+def test_a_complete_answer_says_it_is_complete(http):
+    answer = http.post("/api/sql", json={"query": "SELECT * FROM range(3)"}).json()
+    assert answer["truncated"] is False and "truncated_by" not in answer
+    rows = http.post("/api/sql", json={"query": "SELECT * FROM range(20000)"}).json()
+    assert rows["truncated"] is True and rows["truncated_by"] == "rows" and rows["row_count"] == 10_000
+
+
+def test_the_sandbox_reveals_no_server_path(http, capped):
+    settings = http.post("/api/sql", json={"query": "SELECT name, value FROM duckdb_settings()"}).json()
+    assert str(capped.workdir) not in repr(settings["rows"])
+    for query in ("SELECT * FROM 'relative.csv'", "SELECT * FROM duckdb_extensions()"):
+        body = mlflow_error(http.post("/api/sql", json={"query": query}), 400, "INVALID_PARAMETER_VALUE")
+        assert str(capped.workdir) not in body["message"] and "/root" not in body["message"]
+
+
+def test_a_query_past_the_concurrency_cap_is_refused_at_once(http, capped):
+    """One slot: while a long query holds it, another is answered 429 without waiting."""
+    slow = "SELECT count(*) FROM range(100000000000) a"
+    answers: list[httpx.Response] = []
+    holder = threading.Thread(target=lambda: answers.append(http.post("/api/sql", json={"query": slow})))
+    holder.start()
+    refused = None
+    deadline = time.monotonic() + HOLD_S
+    while refused is None and holder.is_alive() and time.monotonic() < deadline:
+        resp = httpx.post(capped.url + "/api/sql", json={"query": "SELECT 1"}, timeout=60)
+        if resp.status_code == 429:
+            refused = resp
+    holder.join()
+    assert refused is not None, "no query was refused while the only slot was taken"
+    assert "concurrent" in mlflow_error(refused, 429, "REQUEST_LIMIT_EXCEEDED")["message"]
+    mlflow_error(answers[0], 400, "INVALID_PARAMETER_VALUE")  # the holder stopped at the time cap
+    assert http.post("/api/sql", json={"query": "SELECT 1"}).status_code == 200
