@@ -27,7 +27,7 @@ from trackledger.api.context import ServerContext
 from trackledger.api.errors import MlflowError
 from trackledger.api.http import error_response, json_response
 from trackledger.api.settings import Settings
-from trackledger.projections import InvalidQuery
+from trackledger.projections import InvalidQuery, ProjectionUnavailable
 
 log = logging.getLogger("trackledger.api")
 VERSION = "3.17.2"  # the MLflow REST version we speak; clients compare it for feature gates
@@ -87,6 +87,11 @@ def _bind(ctx: ServerContext, fn):
 
 
 async def _health(request: Request) -> Response:
+    """``OK``, or 503 and one line per failure (a projection that cannot apply events, a WAL
+    that cannot roll), so an orchestrator restarts or alerts."""
+    failures = request.app.state.ctx.failures()
+    if failures:
+        return PlainTextResponse("\n".join(["UNHEALTHY", *failures]), status_code=503)
     return PlainTextResponse("OK")
 
 
@@ -109,6 +114,12 @@ async def _invalid_query(request: Request, exc: InvalidQuery) -> Response:
 async def _http_error(request: Request, exc: HTTPException) -> Response:
     code = {404: "ENDPOINT_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
     return json_response({"error_code": code, "message": str(exc.detail)}, status=exc.status_code)
+
+
+async def _projection_unavailable(request: Request, exc: ProjectionUnavailable) -> Response:
+    # 503: the mlflow client retries it, and the write it may follow is durable already.
+    message = f"Reads are unavailable until the projection catches up ({exc.reason}); writes are recorded"
+    return json_response({"error_code": "TEMPORARILY_UNAVAILABLE", "message": message}, status=503)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -171,6 +182,7 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={
             MlflowError: _mlflow_error,
             InvalidQuery: _invalid_query,
+            ProjectionUnavailable: _projection_unavailable,
             HTTPException: _http_error,
             Exception: _internal_error,
         },

@@ -8,6 +8,8 @@ committed when it completes. Every stored file also becomes an ArtifactWritten e
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import mimetypes
 import os
@@ -19,7 +21,7 @@ import uuid
 import fsspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from trackledger.api.errors import invalid, not_found
+from trackledger.api.errors import MlflowError, invalid, not_found
 from trackledger.api.http import json_response, origin_of, query
 from trackledger.api.threads import blocking
 from trackledger.ledger.events import ArtifactWritten
@@ -81,6 +83,20 @@ class ArtifactStore:
         if self.local:
             os.makedirs(self.root, exist_ok=True)
 
+    def remove_interrupted_uploads(self) -> int:
+        """Delete the temporary files of uploads a crash interrupted (local stores; object-store
+        uploads leave nothing behind). Called at start, before any upload: how many were removed."""
+        if not self.local:
+            return 0
+        removed = 0
+        for folder, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(TEMP_PREFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(folder, name))
+                        removed += 1
+        return removed
+
     def full(self, path: str) -> str:
         return f"{self.root}/{path}" if path else self.root
 
@@ -120,9 +136,12 @@ class ArtifactStore:
         if temp is None:
             handle.discard() if hasattr(handle, "discard") else handle.close()
             return
-        handle.close()
-        if os.path.exists(temp):
-            os.unlink(temp)
+        try:
+            with contextlib.suppress(OSError):  # a full disk fails the close too; the file goes anyway
+                handle.close()
+        finally:
+            if os.path.exists(temp):
+                os.unlink(temp)
 
     # Read -----------------------------------------------------------------------------
 
@@ -162,20 +181,9 @@ class ArtifactStore:
             self.fs.rm(target, recursive=True)
 
 
-def entity_keys(path: str) -> dict:
-    """Experiment, run and model ids when the path follows MLflow's artifact layout."""
-    if m := _RUN_PATH.match(path):
-        return {"experiment_id": m["exp"], "run_id": m["run"]}
-    if m := _MODEL_PATH.match(path):
-        return {"experiment_id": m["exp"], "model_id": m["model"]}
-    return {}
-
-
-async def upload(ctx, request: Request, path: str):
-    if path.endswith("/"):
-        raise invalid(f"Invalid artifact path: '{path}': it must include a file name")
-    path = safe_path(path)
-    store: ArtifactStore = ctx.artifacts
+async def _store_upload(store: ArtifactStore, request: Request, path: str) -> tuple[int, str]:
+    """Stream the request body to the file at ``path``: its size and SHA-256; nothing is left
+    behind when it fails."""
     handle, temp = await blocking(store.open_upload, path)
     digest = hashlib.sha256()
     size = 0
@@ -196,12 +204,39 @@ async def upload(ctx, request: Request, path: str):
     except BaseException:
         await blocking(store.abort_upload, handle, temp)
         raise
+    return size, digest.hexdigest()
+
+
+def entity_keys(path: str) -> dict:
+    """Experiment, run and model ids when the path follows MLflow's artifact layout."""
+    if m := _RUN_PATH.match(path):
+        return {"experiment_id": m["exp"], "run_id": m["run"]}
+    if m := _MODEL_PATH.match(path):
+        return {"experiment_id": m["exp"], "model_id": m["model"]}
+    return {}
+
+
+def no_space(path: str) -> MlflowError:
+    return MlflowError(f"No space left on the artifact store for '{path}'", "INSUFFICIENT_STORAGE")
+
+
+async def upload(ctx, request: Request, path: str):
+    if path.endswith("/"):
+        raise invalid(f"Invalid artifact path: '{path}': it must include a file name")
+    path = safe_path(path)
+    store: ArtifactStore = ctx.artifacts
+    try:
+        size, digest = await _store_upload(store, request, path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise no_space(path) from None
+        raise
     keys = entity_keys(path)
     origin = origin_of(request)
     writes = ctx.writes
 
     def build(envelope):
-        return [ArtifactWritten(**envelope(0, **keys), path=path, size=size, sha256=digest.hexdigest())]
+        return [ArtifactWritten(**envelope(0, **keys), path=path, size=size, sha256=digest)]
 
     await blocking(writes.commit, origin, build)
     return Response(b"", status_code=200)

@@ -6,11 +6,14 @@ to read (projection), write (write service) and serve files (artifact store) is 
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from trackledger.api.settings import Settings, storage_options_for
+
+log = logging.getLogger("trackledger")
 
 if TYPE_CHECKING:
     from trackledger.api.artifacts import ArtifactStore
@@ -44,13 +47,32 @@ class ServerContext:
         self.projection = Projection(self.ledger, state / "projections.duckdb")
         artifact_options = s.store_options if s.artifacts is None else storage_options_for(s.artifacts_url)
         self.artifacts = ArtifactStore(s.artifacts_url, artifact_options)
+        if removed := self.artifacts.remove_interrupted_uploads():
+            log.warning("removed %d temporary files of uploads interrupted by a crash", removed)
         self.writes = WriteService(self.ledger, self.projection)
         self.sql_slots = threading.BoundedSemaphore(s.sql_max_concurrent)
 
     def close(self) -> None:
-        """Projection first (it reads the ledger), then the ledger, which rolls its WAL into a segment."""
-        if self.projection is not None:
-            self.projection.flush()
-            self.projection.close()
-        if self.ledger is not None:
-            self.ledger.close()
+        """Projection first (it reads the ledger), then the ledger, which rolls its WAL into a segment.
+        The ledger is closed even when the projection cannot catch up (its disk is full): what
+        did not reach the projection is in the ledger, and the next start applies it."""
+        try:
+            if self.projection is not None:
+                try:
+                    self.projection.flush()
+                finally:
+                    self.projection.close()
+        finally:
+            if self.ledger is not None:
+                self.ledger.close()
+
+    def failures(self) -> list[str]:
+        """What keeps the server from doing its work right now: empty when healthy."""
+        from trackledger.projections.projection import failure_reason
+
+        found = []
+        if self.projection is not None and (reason := self.projection.failure):
+            found.append(f"the projection cannot apply events: {reason}")
+        if self.ledger is not None and (error := self.ledger.roll_error) is not None:
+            found.append(f"rolling the write-ahead log into segments failed: {failure_reason(error)}")
+        return found

@@ -18,6 +18,8 @@ STATUS_BY_CODE = {
     "METHOD_NOT_ALLOWED": 405,
     "REQUEST_LIMIT_EXCEEDED": 429,
     "INTERNAL_ERROR": 500,
+    "TEMPORARILY_UNAVAILABLE": 503,
+    "INSUFFICIENT_STORAGE": 507,  # a full disk: the mlflow client does not retry it for minutes
 }
 
 

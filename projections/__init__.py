@@ -5,7 +5,7 @@ store for notebooks and offline tools; ``as_of`` does the same up to a point in 
 """
 
 from trackledger.projections.filters import InvalidQuery
-from trackledger.projections.projection import Projection
+from trackledger.projections.projection import Projection, ProjectionUnavailable
 from trackledger.projections.runs import run_filter_sql
 from trackledger.projections.sandbox import QueryTimeout, QueryTooLarge, SqlLimits
 from trackledger.projections.timetravel import as_of, connect
@@ -13,6 +13,7 @@ from trackledger.projections.timetravel import as_of, connect
 __all__ = [
     "InvalidQuery",
     "Projection",
+    "ProjectionUnavailable",
     "QueryTimeout",
     "QueryTooLarge",
     "SqlLimits",

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,6 +36,24 @@ MAX_BATCH_POINTS = 50_000
 DERIVATION_DIGEST = hashlib.sha256(repr((TABLES, [s.sql for s in STATEMENTS])).encode()).hexdigest()
 _STOP = object()
 _FLUSH = object()  # put by ``flush``: apply what is queued now
+# A batch that failed to apply (a full disk, say) is tried again after this long, doubling up to
+# RETRY_MAX_S: the events are durable in the ledger, so the projection catches up once it can.
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 5.0
+
+
+class ProjectionUnavailable(RuntimeError):
+    """The projection cannot apply events now (e.g. its disk is full); ``reason`` says why,
+    without server paths. It keeps trying, and reads that need the latest writes fail meanwhile."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"the projection cannot apply events: {reason}")
+        self.reason = reason
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What went wrong, for a health check or an error answer: file paths reduced to their names."""
+    return re.sub(r"(?<![\w.])/(?:[^\s\"':]*/)+([^\s\"'/:]+)", r"\1", str(exc)) or type(exc).__name__
 
 
 class Projection:
@@ -58,7 +77,8 @@ class Projection:
         self._progress = threading.Condition()
         self._submitted = self._applied = 0
         self._backlog = 0  # items (events and their metric points) submitted, not yet applied
-        self._error: BaseException | None = None
+        self._error: BaseException | None = None  # the last apply failure, until an apply succeeds
+        self._closing = threading.Event()
         catch_up(self._db, ledger.store, ledger.tail_table)
         self._writer = threading.Thread(target=self._write_loop, name="projection-writer", daemon=True)
         self._writer.start()
@@ -80,6 +100,12 @@ class Projection:
         """Events and metric points submitted but not applied yet."""
         return self._backlog
 
+    @property
+    def failure(self) -> str | None:
+        """Why the projection cannot apply events now (it keeps trying), or None when it can."""
+        error = self._error
+        return None if error is None else failure_reason(error)
+
     def wait_backlog(self, at_most: int) -> None:
         """Block until the backlog is down to ``at_most`` items: writers call this to slow down
         when logging outruns the projection, so its queue (in memory) stays bounded."""
@@ -96,24 +122,43 @@ class Projection:
                 self._queue.put(_FLUSH)
             self._progress.wait_for(lambda: self._applied >= target or self._error is not None)
             if self._error is not None:
-                raise RuntimeError(f"the projection writer failed: {self._error}") from self._error
+                raise ProjectionUnavailable(failure_reason(self._error)) from self._error
 
     def _write_loop(self) -> None:
         stopping = False
         while not stopping:
             batches, items, stopping = self._gather()
-            if batches and self._error is None:
-                try:
-                    self._apply([event for batch in batches for event in batch])
-                except Exception as exc:  # keep serving reads; flush() reports it
-                    log.exception("applying events to the projection failed")
-                    self._error = exc
+            if batches:
+                self._apply_until_done([event for batch in batches for event in batch])
             with self._progress:
                 self._applied += len(batches)
                 self._backlog -= items
                 self._progress.notify_all()
             # Not kept alive while the next gather waits: a batch can hold 50k metric points.
             del batches
+
+    def _apply_until_done(self, events: list[Event]) -> None:
+        """Apply, and after a failure try again (backing off) until it works or ``close`` is
+        called: applying is idempotent (events at or below the checkpoint are skipped), and
+        the ledger keeps the events, so a projection left behind catches up when next opened."""
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                self._apply(events)
+            except Exception as exc:
+                if self._error is None:
+                    log.exception("applying events to the projection failed; trying again until it works")
+                with self._progress:
+                    self._error = exc
+                    self._progress.notify_all()  # flushes waiting now fail instead of hanging
+                if self._closing.wait(delay):
+                    return
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            if self._error is not None:
+                log.warning("the projection applies events again")
+                self._error = None
+            return
 
     def _gather(self) -> tuple[list[list[Event]], int, bool]:
         """The next batches to apply together, their items, and whether the projection is stopping.
@@ -159,6 +204,7 @@ class Projection:
         catch_up(self._db, self.ledger.store, self.ledger.tail_table, progress=progress)
 
     def close(self) -> None:
+        self._closing.set()
         if self._writer.is_alive():
             self._queue.put(_STOP)
             self._writer.join()

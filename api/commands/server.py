@@ -94,4 +94,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         settings.state_path,
     )
     server.run(sockets=[sock])
+    if not server.started:
+        return 3  # uvicorn's exit status for a failed start-up (the log says why)
+    if server.lifespan.shutdown_failed or server.lifespan.error_occurred:
+        # The WAL may not have rolled (e.g. a full disk): it is kept and the next start replays it,
+        # but a supervisor must hear that this shutdown did not complete.
+        logging.getLogger("trackledger").error("the shutdown did not complete; see the error above")
+        return 1
     return 0
