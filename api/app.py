@@ -27,6 +27,7 @@ from trackledger.api.context import ServerContext
 from trackledger.api.errors import MlflowError
 from trackledger.api.http import error_response, json_response
 from trackledger.api.settings import Settings
+from trackledger.api.webhooks import routes as webhooks
 from trackledger.projections import InvalidQuery, ProjectionUnavailable
 
 log = logging.getLogger("trackledger.api")
@@ -39,9 +40,11 @@ MLFLOW_ROUTES = {
     **models.ROUTES,
     **registry.ROUTES,
     **model_versions.ROUTES,
+    **webhooks.ROUTES,
 }
 PATTERN_ROUTES = [
-    (method, re.compile(pattern + "$"), fn) for (method, pattern), fn in models.PATTERN_ROUTES.items()
+    (method, re.compile(pattern + "$"), fn)
+    for (method, pattern), fn in {**models.PATTERN_ROUTES, **webhooks.PATTERN_ROUTES}.items()
 ]
 KNOWN_PATHS = {path for _, path in MLFLOW_ROUTES}
 SERVER_INFO = {
@@ -157,6 +160,10 @@ def _routes(ctx: ServerContext) -> list:
         Route("/version", _version, methods=["GET"]),
         Route("/api/ledger/events", _bind(ctx, native.events), methods=["GET"]),
         Route("/api/sql", _bind(ctx, native.sql), methods=["POST"]),
+        Route("/api/ledger/webhooks", _bind(ctx, webhooks.all_webhooks), methods=["GET"]),
+        Route(
+            "/api/ledger/webhooks/{webhook_id}/deliveries", _bind(ctx, webhooks.deliveries), methods=["GET"]
+        ),
     ]
     if (Path(__file__).parent / "web" / "__init__.py").exists():  # the web UI, mounted at / when present
         from trackledger.api import web

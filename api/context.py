@@ -51,11 +51,16 @@ class ServerContext:
             log.warning("removed %d temporary files of uploads interrupted by a crash", removed)
         self.writes = WriteService(self.ledger, self.projection)
         self.sql_slots = threading.BoundedSemaphore(s.sql_max_concurrent)
+        self.extras["webhooks"] = _deliverer(s, self.ledger, self.projection, state)
+        self.extras["webhooks"].refresh()
 
     def close(self) -> None:
-        """Projection first (it reads the ledger), then the ledger, which rolls its WAL into a segment.
-        The ledger is closed even when the projection cannot catch up (its disk is full): what
-        did not reach the projection is in the ledger, and the next start applies it."""
+        """Webhook delivery first, then the projection (it reads the ledger), then the ledger, which
+        rolls its WAL into a segment. The ledger is closed even when the projection cannot catch up
+        (its disk is full): what did not reach the projection is in the ledger, and the next start
+        applies it."""
+        if "webhooks" in self.extras:
+            self.extras.pop("webhooks").close()
         try:
             if self.projection is not None:
                 try:
@@ -76,3 +81,19 @@ class ServerContext:
         if self.ledger is not None and (error := self.ledger.roll_error) is not None:
             found.append(f"rolling the write-ahead log into segments failed: {failure_reason(error)}")
         return found
+
+
+def _deliverer(s: Settings, ledger, projection, state):
+    from trackledger.api.sealing import Sealer
+    from trackledger.api.webhooks.deliverer import Deliverer, DeliveryPolicy
+    from trackledger.api.webhooks.history import DeliveryHistory
+    from trackledger.api.webhooks.sender import Sender
+
+    sender = Sender(
+        allow_private=s.webhook_allow_private,
+        connect_timeout_s=s.webhook_timeout_s,
+        read_timeout_s=s.webhook_timeout_s,
+    )
+    policy = DeliveryPolicy(max_age_s=s.webhook_max_age_s, retry_max_s=s.webhook_retry_max_s)
+    history = DeliveryHistory(state / "webhooks.sqlite")
+    return Deliverer(ledger, projection, Sealer.for_server(state), history, sender, policy)

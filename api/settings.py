@@ -242,6 +242,42 @@ class Settings:
         commands=frozenset({SERVER}),
         shown_default="off",
     )
+    webhook_allow_private: bool = setting(
+        False,
+        flag="--webhook-allow-private",
+        env="TRACKLEDGER_WEBHOOK_ALLOW_PRIVATE",
+        parse=switch,
+        help="let webhooks reach loopback, private and link-local addresses (refused by default: SSRF)",
+        commands=frozenset({SERVER}),
+        shown_default="off",
+    )
+    webhook_max_age_s: float = setting(
+        24 * 3600.0,
+        flag="--webhook-max-age",
+        env="TRACKLEDGER_WEBHOOK_MAX_AGE",
+        metavar="S",
+        parse=positive_float,
+        help="seconds after its event when a webhook delivery still failing is marked failed",
+        commands=frozenset({SERVER}),
+    )
+    webhook_retry_max_s: float = setting(
+        600.0,
+        flag="--webhook-retry-max",
+        env="TRACKLEDGER_WEBHOOK_RETRY_MAX",
+        metavar="S",
+        parse=positive_float,
+        help="longest pause between two attempts of a webhook delivery, seconds (`Retry-After` may ask more)",
+        commands=frozenset({SERVER}),
+    )
+    webhook_timeout_s: float = setting(
+        10.0,
+        flag="--webhook-timeout",
+        env="TRACKLEDGER_WEBHOOK_TIMEOUT",
+        metavar="S",
+        parse=positive_float,
+        help="seconds a webhook delivery attempt waits to connect, and for each read of the answer",
+        commands=frozenset({SERVER}),
+    )
     # Not a setting of the command line: tests and embedders pass s3fs options directly.
     storage_options: dict[str, Any] | None = None
 

@@ -18,7 +18,8 @@ import uuid
 import msgspec
 
 # 2: registry renames, updates, deletes, tags and stages (registered_model_id, new_name, stage)
-SCHEMA_VERSION = 2
+# 3: webhooks (webhook_id, url, webhook_events, secret_sealed, filter_experiment_ids, filter_tag_key)
+SCHEMA_VERSION = 3
 
 
 class Tag(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -307,6 +308,44 @@ class RegisteredModelAliasDeleted(Event, frozen=True, tag="registered_model_alia
     registered_model_id: str | None = None
 
 
+# Webhooks -------------------------------------------------------------------------
+# A webhook's secret is stored sealed (encrypted with the server's key), never in clear.
+
+
+class WebhookCreated(Event, frozen=True, tag="webhook_created"):
+    """``webhook_events``: the kinds it hears, as ``entity.action`` (``model_version.created``);
+    ``filter_*``: only events of these experiments, only tags with this key (empty: all)."""
+
+    webhook_id: str
+    name: str
+    url: str
+    webhook_events: list[str]
+    status: str
+    description: str = ""
+    secret_sealed: str | None = None
+    filter_experiment_ids: list[str] = []
+    filter_tag_key: str | None = None
+
+
+class WebhookUpdated(Event, frozen=True, tag="webhook_updated"):
+    """Absent fields are unchanged; ``secret_sealed`` "" removes the secret, ``filter_tag_key``
+    "" the tag filter."""
+
+    webhook_id: str
+    name: str | None = None
+    url: str | None = None
+    webhook_events: list[str] | None = None
+    status: str | None = None
+    description: str | None = None
+    secret_sealed: str | None = None
+    filter_experiment_ids: list[str] | None = None
+    filter_tag_key: str | None = None
+
+
+class WebhookDeleted(Event, frozen=True, tag="webhook_deleted"):
+    webhook_id: str
+
+
 AnyEvent = (
     ExperimentCreated
     | ExperimentRenamed
@@ -342,6 +381,9 @@ AnyEvent = (
     | ModelVersionTagDeleted
     | RegisteredModelAliasSet
     | RegisteredModelAliasDeleted
+    | WebhookCreated
+    | WebhookUpdated
+    | WebhookDeleted
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__

@@ -30,7 +30,9 @@ __all__ = [
     "WalFile",
     "WalScan",
     "encode_frame",
+    "first_seq",
     "iter_frames",
+    "read_frames",
     "read_wal_dir",
     "scan_file",
     "wal_files",
@@ -118,6 +120,43 @@ def _frames(data, path: str) -> Iterator[tuple[list[Event], int]]:
             offset = end
     finally:
         view.release()
+
+
+def read_frames(path: str, offset: int, max_events: int, until_seq: int) -> tuple[list[Event], int]:
+    """The events of the intact frames from byte ``offset`` of a WAL file (a frame boundary, or 0
+    for the start), until at least ``max_events`` are read, the intact part ends or a frame holds
+    an event past ``until_seq``; and the offset after the last frame taken. A frame still being
+    written (or not yet synced) is left for the next call."""
+    events: list[Event] = []
+    with open(path, "rb") as f:
+        if offset == 0:
+            header = f.read(HEADER.size)
+            if len(header) < HEADER.size or HEADER.unpack(header)[:2] != (MAGIC, FORMAT_VERSION):
+                return events, 0
+            offset = HEADER.size
+        f.seek(offset)
+        while len(events) < max_events:
+            head = f.read(FRAME.size)
+            if len(head) < FRAME.size:
+                break
+            length, crc = FRAME.unpack(head)
+            payload = f.read(length)
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                break
+            try:
+                frame = _DECODER.decode(payload)
+            except msgspec.DecodeError as exc:
+                raise WalCorrupt(f"{path} at byte {offset}: checksum matches but {exc}") from exc
+            if frame and frame[-1].seq > until_seq:
+                break
+            events.extend(frame)
+            offset += FRAME.size + length
+    return events, offset
+
+
+def first_seq(path: str) -> int:
+    """The first seq a WAL file may hold, from its name."""
+    return int(os.path.basename(path).removesuffix(SUFFIX))
 
 
 def wal_files(wal_dir: str) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import duckdb
 from trackledger.projections.apply_registry import REGISTRY
+from trackledger.projections.apply_webhooks import WEBHOOKS
 from trackledger.projections.run_json import run_details, run_json
 from trackledger.projections.statements import (
     EVENT_ORDER,
@@ -312,6 +313,7 @@ AUDIT = [
                   name || ' v' || version || ': tag ' || key || '=' || value, 400)
                 WHEN 'model_version_tag_deleted' THEN name || ' v' || version || ': tag ' || key || ' deleted'
                 WHEN 'logged_model_tags_set' THEN list_transform(tags, lambda t: t.key)::VARCHAR
+                WHEN 'webhook_deleted' THEN webhook_id
                 ELSE coalesce(name, key, '')
               END
        FROM ev""",
@@ -324,7 +326,17 @@ AUDIT = [
     ),
 ]
 
-STATEMENTS = [*EXPERIMENTS, *RUNS, *METRICS, *INPUTS, *RUN_UPDATE, *LOGGED_MODELS, *REGISTRY, *AUDIT]
+STATEMENTS = [
+    *EXPERIMENTS,
+    *RUNS,
+    *METRICS,
+    *INPUTS,
+    *RUN_UPDATE,
+    *LOGGED_MODELS,
+    *REGISTRY,
+    *WEBHOOKS,
+    *AUDIT,
+]
 
 
 def apply_source(

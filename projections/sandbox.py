@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 from trackledger.projections.filters import InvalidQuery
-from trackledger.projections.schema import TABLES
+from trackledger.projections.schema import PRIVATE_COLUMNS, TABLES
 
 NEUTRAL_DIRECTORY = "/sandbox"  # shown by duckdb_settings() and in errors instead of a server path
 BATCH_ROWS = 64  # rows per Arrow batch read from the answer: small, so the byte cap is met closely
@@ -89,11 +89,16 @@ def _snapshot(db: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, pa.T
     cursor = db.cursor()
     try:
         cursor.execute("BEGIN TRANSACTION")
-        tables = {name: cursor.sql(f"SELECT * FROM {name}").to_arrow_table() for name in names}
+        tables = {name: cursor.sql(_select_all(name)).to_arrow_table() for name in names}
         cursor.execute("COMMIT")
         return tables
     finally:
         cursor.close()
+
+
+def _select_all(name: str) -> str:
+    private = PRIVATE_COLUMNS.get(name)
+    return f"SELECT * EXCLUDE ({', '.join(private)}) FROM {name}" if private else f"SELECT * FROM {name}"
 
 
 def _without_paths(exc: Exception) -> str:

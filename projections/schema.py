@@ -60,6 +60,11 @@ TABLES: dict[str, str] = {
     "registered_model_aliases": """
         registered_model_id VARCHAR, alias VARCHAR, version BIGINT,
         PRIMARY KEY (registered_model_id, alias)""",
+    # secret_sealed (encrypted with the server's key) is for the deliverer: ad-hoc SQL never sees it.
+    "webhooks": """
+        webhook_id VARCHAR PRIMARY KEY, name VARCHAR, description VARCHAR, url VARCHAR, events VARCHAR[],
+        status VARCHAR, filter_experiment_ids VARCHAR[], filter_tag_key VARCHAR, secret_sealed VARCHAR,
+        creation_timestamp BIGINT, last_updated_timestamp BIGINT, created_by VARCHAR, created_seq BIGINT""",
     "artifacts": """
         path VARCHAR PRIMARY KEY, experiment_id VARCHAR, run_id VARCHAR, model_id VARCHAR,
         size BIGINT, sha256 VARCHAR, actor VARCHAR, ts BIGINT, seq BIGINT""",
@@ -70,6 +75,10 @@ TABLES: dict[str, str] = {
     "checkpoints": "writer VARCHAR PRIMARY KEY, last_seq BIGINT",
     "derivation": "digest VARCHAR",
 }
+
+
+# Columns the ad-hoc SQL sandbox leaves out of its snapshots.
+PRIVATE_COLUMNS: dict[str, tuple[str, ...]] = {"webhooks": ("secret_sealed",)}
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:

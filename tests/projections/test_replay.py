@@ -65,6 +65,8 @@ def _request(data, registry: Registry) -> list:
                 "model_update",
                 "model_tags",
                 "model_tag_del",
+                "hook_update",
+                "hook_delete",
             ]
         )
     )
@@ -138,6 +140,24 @@ def _request(data, registry: Registry) -> list:
         return [make(E.LoggedModelTagsSet, model_id="m-1", tags=[E.Tag(data.draw(keys), data.draw(values))])]
     if kind == "model_tag_del":
         return [make(E.LoggedModelTagDeleted, model_id="m-1", key=data.draw(keys))]
+    if kind == "hook_update":
+        return [
+            make(
+                E.WebhookUpdated,
+                webhook_id=data.draw(st.sampled_from(["h1", "h2"])),
+                name=data.draw(st.sampled_from([None, "n1", "n2"])),
+                url=data.draw(st.sampled_from([None, "http://a/", "http://b/"])),
+                webhook_events=data.draw(
+                    st.sampled_from([None, ["run.created"], ["run_tag.set", "run.failed"]])
+                ),
+                status=data.draw(st.sampled_from([None, "ACTIVE", "DISABLED"])),
+                secret_sealed=data.draw(st.sampled_from([None, "", "sealed-1"])),
+                filter_experiment_ids=data.draw(st.sampled_from([None, [], ["1"]])),
+                filter_tag_key=data.draw(st.sampled_from([None, "", "stage"])),
+            )
+        ]
+    if kind == "hook_delete":
+        return [make(E.WebhookDeleted, webhook_id="h2")]
 
 
 def _setup():
@@ -181,6 +201,18 @@ def _setup():
     events.append(make(E.RegisteredModelCreated, name="rm", tags=[E.Tag("a", "x")]))
     events += [
         make(E.ModelVersionCreated, name="rm", version=v, source="s", tags=[E.Tag("a", "x")]) for v in (1, 2)
+    ]
+    events += [
+        make(
+            E.WebhookCreated,
+            webhook_id=h,
+            name=h,
+            url="http://h/",
+            webhook_events=["model_version.created"],
+            status="ACTIVE",
+            secret_sealed="sealed-0",
+        )
+        for h in ("h1", "h2")
     ]
     return events
 
