@@ -10,6 +10,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -26,6 +27,7 @@ from trackledger.api import (
 from trackledger.api.context import ServerContext
 from trackledger.api.errors import MlflowError
 from trackledger.api.http import error_response, json_response
+from trackledger.api.limits import BodyLimit
 from trackledger.api.settings import Settings
 from trackledger.api.webhooks import routes as webhooks
 from trackledger.projections import InvalidQuery, ProjectionUnavailable
@@ -185,6 +187,7 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=_routes(ctx),
+        middleware=[Middleware(BodyLimit, limit=settings.max_body_mb * 1024 * 1024)],
         lifespan=lifespan,
         exception_handlers={
             MlflowError: _mlflow_error,

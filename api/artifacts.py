@@ -3,7 +3,8 @@
 Uploads and downloads stream in chunks (bounded memory for any file size). A local upload goes
 to a hidden temporary name in the target folder and is renamed into place after fsync, so a
 half-written file never shows under its final name; on object stores one streaming upload is
-committed when it completes. Every stored file also becomes an ArtifactWritten event.
+committed when it completes. Every stored file also becomes an ArtifactWritten event, every
+deletion an ArtifactsDeleted event.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from starlette.responses import Response, StreamingResponse
 from trackledger.api.errors import MlflowError, invalid, not_found
 from trackledger.api.http import json_response, origin_of, query
 from trackledger.api.threads import blocking
-from trackledger.ledger.events import ArtifactWritten
+from trackledger.ledger.events import ArtifactFile, ArtifactsDeleted, ArtifactWritten
 
 CHUNK = 1 << 20
 TEMP_PREFIX = ".tl-upload-"
@@ -71,6 +72,16 @@ def safe_path(raw: str | None, allow_empty: bool = False) -> str:
     if not path and not allow_empty:
         raise invalid("Invalid artifact path: ''")
     return path
+
+
+def check_utf8(request: Request) -> None:
+    """Refuse a path or query whose percent-escapes are not UTF-8 (``%c0%ae``): decoded with
+    replacement characters, different raw names would become the same file."""
+    try:
+        urllib.parse.unquote_to_bytes(request.scope.get("raw_path") or b"").decode("utf-8")
+        urllib.parse.parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), errors="strict")
+    except UnicodeDecodeError:
+        raise invalid("Invalid artifact path: it is not valid UTF-8") from None
 
 
 class ArtifactStore:
@@ -174,6 +185,28 @@ class ArtifactStore:
                 files.append({"path": name, "is_dir": False})
         return sorted(files, key=lambda f: f["path"])
 
+    def files_under(self, path: str) -> list[tuple[str, int]]:
+        """(path, size) of the file at ``path`` or of every file below it, paths relative to the root."""
+        target = self.full(path)
+        try:
+            found = self.fs.find(target, detail=True, withdirs=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        prefix = self.root + "/"
+        files = []
+        for name, entry in found.items():
+            relative = name.removeprefix(prefix) if name != target else path
+            if entry.get("type") != "directory" and not posixpath.basename(relative).startswith(TEMP_PREFIX):
+                files.append((relative, int(entry.get("size") or 0)))
+        return sorted(files)
+
+    def sha256(self, path: str) -> str:
+        digest = hashlib.sha256()
+        with self.fs.open(self.full(path), "rb") as handle:
+            while data := handle.read(CHUNK):
+                digest.update(data)
+        return digest.hexdigest()
+
     def delete(self, path: str) -> None:
         """Remove a file or a folder; a missing path is no error (as in MLflow)."""
         target = self.full(path)
@@ -221,6 +254,7 @@ def no_space(path: str) -> MlflowError:
 
 
 async def upload(ctx, request: Request, path: str):
+    check_utf8(request)
     if path.endswith("/"):
         raise invalid(f"Invalid artifact path: '{path}': it must include a file name")
     path = safe_path(path)
@@ -243,6 +277,7 @@ async def upload(ctx, request: Request, path: str):
 
 
 async def download(ctx, request: Request, path: str):
+    check_utf8(request)
     path = safe_path(path)
     store: ArtifactStore = ctx.artifacts
     info = await blocking(store.info, path)
@@ -284,11 +319,41 @@ def attachment_disposition(name: str) -> str:
 
 
 async def list_artifacts(ctx, request: Request):
+    check_utf8(request)
     path = safe_path(query(request, "path"), allow_empty=True)
     files = await blocking(ctx.artifacts.listing, path)
     return json_response({"files": files} if files else {})
 
 
 async def delete(ctx, request: Request, path: str):
-    await blocking(ctx.artifacts.delete, safe_path(path))
+    """Delete a file or a folder; the ledger records it first (who, which files, their sizes and
+    hashes): an ``ArtifactsDeleted`` event, then the files go. Nothing there: nothing recorded."""
+    check_utf8(request)
+    path = safe_path(path)
+    store: ArtifactStore = ctx.artifacts
+    files = await blocking(_files_with_hashes, ctx, store, path)
+    if files:
+        keys = entity_keys(path)
+
+        def build(envelope):
+            return [ArtifactsDeleted(**envelope(0, **keys), path=path, files=files)]
+
+        await blocking(ctx.writes.commit, origin_of(request), build)
+    await blocking(store.delete, path)
     return json_response()
+
+
+def _files_with_hashes(ctx, store: ArtifactStore, path: str) -> list[ArtifactFile]:
+    """The files at or under ``path``; hashes as recorded when written, computed when unknown."""
+    ctx.projection.flush()
+    known = {
+        (row_path, size): sha256
+        for row_path, size, sha256 in ctx.projection.read(
+            "SELECT path, size, sha256 FROM artifacts WHERE path = ? OR starts_with(path, ?)",
+            [path, path + "/"],
+        )
+    }
+    return [
+        ArtifactFile(path=name, size=size, sha256=known.get((name, size)) or store.sha256(name))
+        for name, size in store.files_under(path)
+    ]

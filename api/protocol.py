@@ -9,6 +9,7 @@ int64 fields as strings, as protobuf JSON allows.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -289,8 +290,29 @@ T = TypeVar("T")
 _decoders: dict[type, msgspec.json.Decoder] = {}
 
 
+# A JSON escape of a UTF-16 surrogate (or a raw byte that may start one): it needs the exact check.
+_MAY_HOLD_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed")
+
+
 def decode(kind: type[T], body: bytes) -> T:
-    """Decode a JSON request body; malformed input becomes a 400, never a 5xx."""
+    """Decode a JSON request body; malformed input becomes a 400, never a 5xx. Refused too: JSON
+    nested deeper than Python recurses, and lone UTF-16 surrogates (``"\\ud800"``), which JSON
+    allows but which are no character: no event could store them."""
+    try:
+        decoded = _decode(kind, body)
+    except RecursionError:
+        raise invalid("Invalid request body: JSON nested too deeply") from None
+    if body and _MAY_HOLD_SURROGATE.search(body):
+        try:
+            msgspec.json.encode(decoded)
+        except UnicodeEncodeError:
+            raise invalid(
+                "Invalid request body: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)"
+            ) from None
+    return decoded
+
+
+def _decode(kind: type[T], body: bytes) -> T:
     decoder = _decoders.get(kind)
     if decoder is None:
         decoder = _decoders[kind] = msgspec.json.Decoder(kind, strict=False)

@@ -225,6 +225,15 @@ class Settings:
         help="`POST /api/sql` queries running at once; one more is answered 429",
         commands=frozenset({SERVER}),
     )
+    max_body_mb: int = setting(
+        16,
+        flag="--max-body-mb",
+        env="TRACKLEDGER_MAX_BODY_MB",
+        metavar="MB",
+        parse=positive_int,
+        help="cap of a request body, MB: refused (413) while read; artifact uploads stream, uncapped",
+        commands=frozenset({SERVER}),
+    )
     log_level: str = setting(
         "info",
         flag="--log-level",

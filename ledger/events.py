@@ -57,6 +57,14 @@ class ModelOutput(msgspec.Struct, frozen=True, omit_defaults=True):
     step: int = 0
 
 
+class ArtifactFile(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One stored file: its path under the artifact root, size and SHA-256."""
+
+    path: str
+    size: int
+    sha256: str
+
+
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True):
     """The envelope every event carries.
 
@@ -163,6 +171,14 @@ class ArtifactWritten(Event, frozen=True, tag="artifact_written"):
     path: str
     size: int
     sha256: str
+
+
+class ArtifactsDeleted(Event, frozen=True, tag="artifacts_deleted"):
+    """Files deleted through the artifact proxy: ``path`` as requested (a file or a folder),
+    ``files`` each file removed, with the size and SHA-256 it had."""
+
+    path: str
+    files: list[ArtifactFile] = []
 
 
 # Logged models (MLflow 3) ---------------------------------------------------------
@@ -362,6 +378,7 @@ AnyEvent = (
     | InputsLogged
     | OutputsLogged
     | ArtifactWritten
+    | ArtifactsDeleted
     | LoggedModelCreated
     | LoggedModelUpdated
     | LoggedModelTagsSet

@@ -272,6 +272,14 @@ AUDIT = [
           model_id = excluded.model_id, size = excluded.size, sha256 = excluded.sha256,
           actor = excluded.actor, ts = excluded.ts, seq = excluded.seq""",
     ),
+    # A deletion removes the rows of its files written before it (one written again later stays).
+    statement(
+        "artifacts_deleted",
+        """DELETE FROM artifacts USING (
+          SELECT file.path, max(seq) AS seq FROM (SELECT seq, unnest(files) AS file FROM ev
+          WHERE type = 'artifacts_deleted') GROUP BY file.path) deleted
+        WHERE artifacts.path = deleted.path AND artifacts.seq < deleted.seq""",
+    ),
     # The audit log keeps the envelope and a one-line summary, not the payload (metrics stay in metrics).
     statement(
         None,
@@ -290,6 +298,8 @@ AUDIT = [
                   CASE WHEN len(tags) > 0 THEN 'tags ' || array_to_string(
                     list_transform(tags, lambda t: t.key || '=' || t.value), ', ') END), 400)
                 WHEN 'artifact_written' THEN path || ' (' || size || ' bytes)'
+                WHEN 'artifacts_deleted' THEN path || ' deleted (' || len(files) || ' files, '
+                  || coalesce(list_sum(list_transform(files, lambda f: f.size)), 0) || ' bytes)'
                 WHEN 'run_updated' THEN concat_ws(' ', 'status=' || status, 'end_time=' || end_time,
                                                   'name=' || name)
                 WHEN 'logged_model_updated' THEN 'status=' || status

@@ -62,6 +62,7 @@ def _request(data, registry: Registry) -> list:
                 "inputs",
                 "outputs",
                 "artifact",
+                "artifact_delete",
                 "model_update",
                 "model_tags",
                 "model_tag_del",
@@ -130,6 +131,16 @@ def _request(data, registry: Registry) -> list:
                 path=f"{run}/{data.draw(values)}",
                 size=1,
                 sha256=data.draw(values),
+            )
+        ]
+    if kind == "artifact_delete":
+        path = f"{run}/{data.draw(values)}"
+        return [
+            make(
+                E.ArtifactsDeleted,
+                run_id=run,
+                path=path,
+                files=[E.ArtifactFile(path=path, size=1, sha256="h")],
             )
         ]
     if kind == "model_update":

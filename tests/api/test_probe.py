@@ -1,0 +1,208 @@
+"""The release probe: the server process driven with bad input and a fuzzer.
+
+Every answer is below 500, and a refused request appends nothing to the ledger: lone
+surrogates, JSON nested 10,000 deep, bodies past the cap (declared or chunked), invalid UTF-8 in
+artifact paths, and hypothesis-drawn bodies over every MLflow route, built from the request
+Structs' field names with hostile values.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from trackledger.api import protocol
+from trackledger.api.app import MLFLOW_ROUTES
+
+from tests.api.conftest import API, ServerProcess, mlflow_error
+
+ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+BODY_CAP = 1024 * 1024
+LONE = "a\ud800"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("probe")
+    proc = ServerProcess(str(workdir / "data"), workdir, args=("--max-body-mb", "1")).start()
+    yield proc
+    assert proc.stop() == 0, proc.read_log()
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def ids(http) -> dict:
+    experiment = http.post(f"{API}/experiments/create", json={"name": "probe"}).json()["experiment_id"]
+    run = http.post(f"{API}/runs/create", json={"experiment_id": experiment, "start_time": 1}).json()
+    http.post(f"{API}/registered-models/create", json={"name": "probe-model"})
+    return {"experiment_id": experiment, "run_id": run["run"]["info"]["run_id"]}
+
+
+def last_seq(http) -> int:
+    events, after = [], 0
+    while True:
+        page = http.get("/api/ledger/events", params={"after": after, "limit": 10000}).json()
+        events = page["events"] or events
+        if "next_after" not in page:
+            return events[-1]["seq"] if events else after
+        after = page["next_after"]
+
+
+class Appends:
+    """Asserts a block appended nothing to the ledger."""
+
+    def __init__(self, http):
+        self.http = http
+
+    def __enter__(self):
+        self.before = last_seq(self.http)
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            assert last_seq(self.http) == self.before, "a refused request appended events"
+
+
+def string_bodies(ids: dict, text: str) -> dict[str, dict]:
+    """The eleven endpoints that take a string, each with ``text`` in one of its strings."""
+    run, experiment = ids["run_id"], ids["experiment_id"]
+    return {
+        "runs/set-tag": {"run_id": run, "key": text, "value": "v"},
+        "runs/log-parameter": {"run_id": run, "key": "p", "value": text},
+        "runs/log-batch": {"run_id": run, "tags": [{"key": "t", "value": text}]},
+        "runs/log-inputs": {"run_id": run, "datasets": [{"dataset": {"name": text, "digest": "d"}}]},
+        "experiments/create": {"name": text},
+        "experiments/set-experiment-tag": {"experiment_id": experiment, "key": "k", "value": text},
+        "runs/create": {"experiment_id": experiment, "run_name": text},
+        "runs/update": {"run_id": run, "run_name": text},
+        "registered-models/create": {"name": text},
+        "logged-models": {"experiment_id": experiment, "name": text},
+        "runs/log-metric": {"run_id": run, "key": text, "value": 1, "timestamp": 1, "step": 0},
+    }
+
+
+def test_a_lone_surrogate_is_a_400_on_every_endpoint_and_appends_nothing(http, ids):
+    for endpoint, body in string_bodies(ids, LONE).items():
+        with Appends(http):
+            resp = http.post(f"{API}/{endpoint}", content=json.dumps(body))  # ensure_ascii: "\ud800"
+            assert "surrogate" in mlflow_error(resp, 400, "INVALID_PARAMETER_VALUE")["message"], endpoint
+    raw = (
+        json.dumps({"run_id": ids["run_id"], "key": "k", "value": "v"})
+        .encode()
+        .replace(b'"v"', b'"\xed\xa0\x80"')
+    )
+    with Appends(http):
+        mlflow_error(http.post(f"{API}/runs/set-tag", content=raw), 400, "INVALID_PARAMETER_VALUE")
+    emoji = http.post(
+        f"{API}/runs/set-tag", content=json.dumps({"run_id": ids["run_id"], "key": "ok", "value": "😀"})
+    )
+    assert emoji.status_code == 200  # a surrogate pair is a character: taken
+
+
+def test_json_nested_10000_deep_is_a_400(http, ids):
+    deep = "[" * 10_000 + "]" * 10_000
+    for endpoint, body in string_bodies(ids, "x").items():
+        text = json.dumps(body)[:-1] + f', "unknown": {deep}}}'
+        with Appends(http):
+            mlflow_error(http.post(f"{API}/{endpoint}", content=text), 400, "INVALID_PARAMETER_VALUE")
+
+
+def test_bodies_past_the_cap_are_refused_while_read(http, ids, server):
+    big = json.dumps({"run_id": ids["run_id"], "key": "k" * (2 * BODY_CAP), "value": 1, "timestamp": 1})
+    with Appends(http):
+        declared = http.post(f"{API}/runs/log-metric", content=big)
+        assert "cap" in mlflow_error(declared, 413, "RESOURCE_LIMIT_EXCEEDED")["message"]
+
+    def chunks():
+        for _ in range(64):
+            yield b" " * 65536  # 4 MB of whitespace, no Content-Length
+
+    with Appends(http), httpx.Client(base_url=server.url, timeout=60) as fresh:
+        mlflow_error(fresh.post(f"{API}/runs/log-metric", content=chunks()), 413, "RESOURCE_LIMIT_EXCEEDED")
+    path = f"0/{ids['run_id']}/artifacts/big.bin"
+    assert (
+        http.put(f"{ARTIFACTS}/{path}", content=b"x" * (2 * BODY_CAP)).status_code == 200
+    )  # streamed: exempt
+
+
+def test_invalid_utf8_artifact_paths_are_refused(http, ids, server):
+    raw = f"0/{ids['run_id']}/artifacts/a%c0%ae.txt"
+    with Appends(http):
+        for method in ("PUT", "GET", "DELETE"):
+            resp = httpx.request(
+                method, f"{server.url}{ARTIFACTS}/{raw}", content=b"x" if method == "PUT" else None
+            )
+            assert "UTF-8" in mlflow_error(resp, 400, "INVALID_PARAMETER_VALUE")["message"], method
+        listing = httpx.get(f"{server.url}{ARTIFACTS}?path=0%2F%ff")
+        mlflow_error(listing, 400, "INVALID_PARAMETER_VALUE")
+    for name in ("a\ufffd.txt", "a%EF%BF%BD.txt"):  # the character U+FFFD itself is a valid name
+        assert http.put(f"{ARTIFACTS}/0/{ids['run_id']}/artifacts/{name}", content=b"x").status_code == 200
+
+
+# The fuzzer ------------------------------------------------------------------------------
+
+FIELDS = sorted(
+    {
+        name
+        for value in vars(protocol).values()
+        if isinstance(value, type) and issubclass(value, msgspec.Struct)
+        for name in value.__struct_fields__
+    }
+)
+NASTY_TEXT = st.sampled_from(
+    [
+        LONE,
+        "\udfff",
+        "\x00",
+        "",
+        " ",
+        "'; DROP TABLE runs; --",
+        "../../etc/passwd",
+        "%c0%ae",
+        "x" * 70_000,
+        "😀",
+        "NaN",
+    ]
+)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    NASTY_TEXT,
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(FIELDS), inner, max_size=3),
+    max_leaves=8,
+)
+ROUTES = sorted(MLFLOW_ROUTES)
+
+
+@settings(max_examples=250, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzzed_bodies_never_5xx_and_refusals_append_nothing(http, ids, data):
+    method, route = data.draw(st.sampled_from(ROUTES))
+    known = st.sampled_from([ids["run_id"], ids["experiment_id"], "0", "probe-model", "1"])
+    body = data.draw(st.dictionaries(st.sampled_from(FIELDS), VALUES | known, max_size=6))
+    before = last_seq(http)
+    if method == "GET":
+        params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+        params = {
+            k: v for k, v in params.items() if len(v) < 2000 and "\ud800" not in v and "\udfff" not in v
+        }
+        resp = http.get(f"{API}/{route}", params=params)
+    else:
+        resp = http.request(method, f"{API}/{route}", content=json.dumps(body))
+    assert resp.status_code < 500, (method, route, body, resp.text)
+    if resp.status_code >= 400:
+        assert resp.json()["error_code"] and last_seq(http) == before, (method, route, body, resp.text)
