@@ -71,7 +71,7 @@ FIXED_SORT = {
     "name": "r.run_name",
     "user": "r.user_id",
     "start": "r.start_time",
-    "duration": "r.end_time - r.start_time",
+    "duration": "r.end_time::HUGEINT - r.start_time",  # two int64 times can differ by more than int64 holds
 }
 LIFECYCLE = {"ACTIVE_ONLY": "= 'active'", "DELETED_ONLY": "= 'deleted'", "ALL": "IS NOT NULL"}
 

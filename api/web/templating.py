@@ -18,7 +18,10 @@ def format_time(ms: int | None) -> str:
     """Epoch milliseconds as a UTC timestamp a person can read; empty for a missing time."""
     if ms is None or ms == "":
         return ""
-    moment = dt.datetime.fromtimestamp(int(ms) / 1000, tz=dt.UTC)
+    try:
+        moment = dt.datetime.fromtimestamp(int(ms) / 1000, tz=dt.UTC)
+    except (ValueError, OverflowError, OSError):  # any int64 is accepted; years past 9999 are not dates
+        return f"{int(ms)} ms (out of the calendar's range)"
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 

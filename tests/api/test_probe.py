@@ -206,3 +206,28 @@ def test_fuzzed_bodies_never_5xx_and_refusals_append_nothing(http, ids, data):
     assert resp.status_code < 500, (method, route, body, resp.text)
     if resp.status_code >= 400:
         assert resp.json()["error_code"] and last_seq(http) == before, (method, route, body, resp.text)
+
+
+def test_pages_render_every_value_the_api_accepted(http):
+    """A run started at int64's largest value made its experiment and run pages a 500 for everyone."""
+    experiment = http.post(f"{API}/experiments/create", json={"name": "extremes"}).json()["experiment_id"]
+    big = 2**63 - 1
+    run = http.post(f"{API}/runs/create", json={"experiment_id": experiment, "start_time": big}).json()
+    run_id = run["run"]["info"]["run_id"]
+    logged = [
+        ("runs/update", {"run_id": run_id, "end_time": -big - 1, "status": "FINISHED"}),
+        (
+            "runs/log-metric",
+            {"run_id": run_id, "key": "m", "value": 1e308, "timestamp": big, "step": -big - 1},
+        ),
+        ("runs/log-metric", {"run_id": run_id, "key": "m", "value": "NaN", "timestamp": 0, "step": big}),
+        ("runs/log-parameter", {"run_id": run_id, "key": "p", "value": "<script>alert(1)</script>"}),
+    ]
+    for endpoint, body in logged:
+        resp = http.post(f"{API}/{endpoint}", json=body)
+        assert resp.status_code == 200, (endpoint, resp.text)
+    pages = [f"/experiments/{experiment}", f"/runs/{run_id}", f"/compare?run={run_id}", "/audit", "/"]
+    pages += [f"/experiments/{experiment}?sort={column}" for column in ("duration", "start")]
+    for page in pages:
+        assert http.get(page).status_code == 200, page
+    assert f"{big} ms (out of the calendar" in http.get(f"/runs/{run_id}").text
