@@ -234,6 +234,24 @@ class Settings:
         help="cap of a request body, MB: refused (413) while read; artifact uploads stream, uncapped",
         commands=frozenset({SERVER}),
     )
+    header_timeout_s: float = setting(
+        10.0,
+        flag="--header-timeout",
+        env="TRACKLEDGER_HEADER_TIMEOUT",
+        metavar="S",
+        parse=positive_float,
+        help="seconds a connection has to send a request's headers (idle or stalled ones are closed)",
+        commands=frozenset({SERVER}),
+    )
+    keep_alive_s: float = setting(
+        75.0,
+        flag="--keep-alive",
+        env="TRACKLEDGER_KEEP_ALIVE",
+        metavar="S",
+        parse=positive_float,
+        help="seconds an idle keep-alive connection stays open after its last answer",
+        commands=frozenset({SERVER}),
+    )
     log_level: str = setting(
         "info",
         flag="--log-level",

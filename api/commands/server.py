@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import importlib.abc
 import logging
+import resource
 import signal
 import socket
 import sys
@@ -32,6 +33,14 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def _raise_open_files_limit() -> None:
+    """Every connection holds a descriptor: take the hard limit (often 1,024 soft), not the soft one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):  # an unlimited hard limit cannot be the soft one
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class _RefusePandas(importlib.abc.MetaPathFinder):
@@ -69,19 +78,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     signal.signal(sig, handler)
 
     from trackledger.api.app import create_app
+    from trackledger.api.connections import with_header_timeout
+
+    _raise_open_files_limit()
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = uvicorn.Config(
         create_app(settings),
-        http="httptools",
+        http=with_header_timeout(settings.header_timeout_s),
         loop="uvloop",
         lifespan="on",
         access_log=settings.access_log,
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
-        timeout_keep_alive=75,  # clients keep sessions open between bursts of logging
+        timeout_keep_alive=settings.keep_alive_s,  # clients keep sessions open between bursts of logging
     )
     server = Server(config)
     sock = _listen(settings.host, settings.port)
