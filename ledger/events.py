@@ -19,7 +19,8 @@ import msgspec
 
 # 2: registry renames, updates, deletes, tags and stages (registered_model_id, new_name, stage)
 # 3: webhooks (webhook_id, url, webhook_events, secret_sealed, filter_experiment_ids, filter_tag_key)
-SCHEMA_VERSION = 3
+# 4: artifact deletions (artifacts_deleted: files, a list of path, size and sha256)
+SCHEMA_VERSION = 4
 
 
 class Tag(msgspec.Struct, frozen=True, omit_defaults=True):
