@@ -152,7 +152,7 @@ def bench_search(count: int, repeats: int = 30) -> dict:
         dict_timings = []
         for _ in range(repeats):
             started = time.perf_counter()
-            found, _token = runs.search_runs(con, ["1"], **search)
+            found = runs.decode_runs(runs.search_runs_json(con, ["1"], **search)[0])
             dict_timings.append(time.perf_counter() - started)
         con.close()
     assert len(found) == 1000 and text.count(b'"run_uuid"') == 1000

@@ -6,7 +6,6 @@ store for notebooks and offline tools; ``as_of`` does the same up to a point in 
 
 from trackledger.projections.filters import InvalidQuery
 from trackledger.projections.projection import Projection, ProjectionUnavailable
-from trackledger.projections.runs import run_filter_sql
 from trackledger.projections.sandbox import QueryTimeout, QueryTooLarge, SqlLimits
 from trackledger.projections.timetravel import as_of, connect
 
@@ -19,5 +18,4 @@ __all__ = [
     "SqlLimits",
     "as_of",
     "connect",
-    "run_filter_sql",
 ]

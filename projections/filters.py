@@ -1,7 +1,5 @@
-"""MLflow's search filter and order_by grammar, compiled to parameterised DuckDB SQL.
-
-Only identifiers from fixed allow-lists and placeholders (``?``) reach the SQL text; every
-key and value the user wrote travels as a parameter, so no filter can inject SQL.
+"""MLflow's search filter and order_by grammar, parsed into clauses and order keys (``search``
+compiles them to SQL).
 
     filter     := clause (AND clause)*
     clause     := identifier comparator value | identifier IS [NOT] NULL
@@ -13,9 +11,6 @@ As in MLflow, a doubled quote inside a string is not an escape: ``'Alice''s'`` i
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from dataclasses import dataclass
 
@@ -178,31 +173,6 @@ def parse_filter(
         i += 1
 
 
-def comparison(column: str, clause: Clause, numeric: bool) -> tuple[str, list]:
-    """SQL for ``column <comparator> ?`` after checking the comparator fits the value type."""
-    op, value = clause.comparator, clause.value
-    if op in ("IS NULL", "IS NOT NULL"):
-        return f"{column} {op}", []
-    allowed = NUMERIC_COMPARATORS if numeric else STRING_COMPARATORS
-    if op not in allowed:
-        kind = "numeric" if numeric else "string"
-        raise InvalidQuery(
-            f"Invalid comparator {op!r} for {kind} {clause.entity} {clause.key!r}; "
-            f"expected one of {list(allowed)}"
-        )
-    values = value if isinstance(value, tuple) else (value,)
-    for v in values:
-        if numeric and not isinstance(v, float):
-            raise InvalidQuery(f"Invalid value {v!r} for {clause.entity} {clause.key!r}: expected a number")
-        if not numeric and not isinstance(v, str):
-            raise InvalidQuery(
-                f"Invalid value {v!r} for {clause.entity} {clause.key!r}: expected a quoted string"
-            )
-    if op in ("IN", "NOT IN"):
-        return f"{column} {op} ({', '.join('?' * len(values))})", list(values)
-    return f"{column} {op} ?", [value]
-
-
 @dataclass(frozen=True)
 class OrderKey:
     entity: str
@@ -222,28 +192,3 @@ def parse_order_by(
         entity, key = split_identifier(match.group(1).strip(), default_entity, entities)
         keys.append(OrderKey(entity, key, (match.group(2) or "ASC").upper() == "DESC"))
     return keys
-
-
-def encode_page_token(offset: int) -> str:
-    return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-# More rows than any answer can have; bounds LIMIT and OFFSET, which DuckDB takes as int64.
-MAX_ROWS = 2**40
-
-
-def page_limit(max_results: int) -> int:
-    """The LIMIT that reads one page and tells whether another follows."""
-    return min(max_results, MAX_ROWS) + 1
-
-
-def decode_page_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.b64decode(token, validate=True))["offset"]
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise InvalidQuery(f"Invalid page_token {token!r}") from exc
-    if not isinstance(offset, int) or not 0 <= offset <= MAX_ROWS:
-        raise InvalidQuery(f"Invalid page_token {token!r}")
-    return offset

@@ -10,25 +10,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trackledger.projections.entities import fetch_page, one_row, where_clauses
-from trackledger.projections.filters import InvalidQuery, comparison, parse_filter
+from trackledger.projections.filters import InvalidQuery, parse_filter
+from trackledger.projections.rows import one_row
+from trackledger.projections.search import Attribute, Child, Query, Searchable, number_comparison, sort_term
 
-MODEL_ATTRIBUTES = {
-    "model_id": ("m.model_id", False),
-    "name": ("m.name", False),
-    "status": ("m.status", False),
-    "model_type": ("m.model_type", False),
-    "source_run_id": ("m.source_run_id", False),
-    "experiment_id": ("m.experiment_id", False),
-    "creation_timestamp": ("m.creation_timestamp_ms", True),
-    "creation_time": ("m.creation_timestamp_ms", True),
-    "creation_timestamp_ms": ("m.creation_timestamp_ms", True),
-    "last_updated_timestamp": ("m.last_updated_timestamp_ms", True),
-    "last_updated_timestamp_ms": ("m.last_updated_timestamp_ms", True),
-}
-MODEL_CHILDREN = {"param": ("logged_model_params", False), "tag": ("logged_model_tags", False)}
-MODEL_SELECT = """
-SELECT m.model_id, m.experiment_id, m.name, m.creation_timestamp_ms, m.last_updated_timestamp_ms,
+_CREATED = Attribute("m.creation_timestamp_ms", numeric=True)
+_UPDATED = Attribute("m.last_updated_timestamp_ms", numeric=True)
+# Metric clauses are compiled here (they read the datasets of the search too), not as a child.
+LOGGED_MODELS = Searchable(
+    "logged_models m",
+    {
+        "model_id": Attribute("m.model_id"),
+        "name": Attribute("m.name"),
+        "status": Attribute("m.status"),
+        "model_type": Attribute("m.model_type"),
+        "source_run_id": Attribute("m.source_run_id"),
+        "experiment_id": Attribute("m.experiment_id"),
+        "creation_timestamp": _CREATED,
+        "creation_time": _CREATED,
+        "creation_timestamp_ms": _CREATED,
+        "last_updated_timestamp": _UPDATED,
+        "last_updated_timestamp_ms": _UPDATED,
+    },
+    {
+        "param": Child("logged_model_params", "{x}.model_id = m.model_id"),
+        "tag": Child("logged_model_tags", "{x}.model_id = m.model_id"),
+    },
+)
+MODEL_COLUMNS = """m.model_id, m.experiment_id, m.name, m.creation_timestamp_ms, m.last_updated_timestamp_ms,
        m.artifact_location, m.status, m.model_type, m.source_run_id,
   (SELECT list({'key': key, 'value': value} ORDER BY key) FROM logged_model_tags t
    WHERE t.model_id = m.model_id),
@@ -38,8 +47,7 @@ SELECT m.model_id, m.experiment_id, m.name, m.creation_timestamp_ms, m.last_upda
                 'run_id': run_id, 'dataset_name': dataset_name, 'dataset_digest': dataset_digest}
                ORDER BY key, step, timestamp, value)
      FROM (SELECT DISTINCT model_id, run_id, key, value, timestamp, step, dataset_name, dataset_digest
-           FROM logged_model_metrics x WHERE x.model_id = m.model_id))
-FROM logged_models m"""
+           FROM logged_model_metrics x WHERE x.model_id = m.model_id))"""
 # The newest point of a metric of the model, on the order's datasets if it names any.
 LATEST_METRIC = """(SELECT x.value FROM logged_model_metrics x
   WHERE x.model_id = m.model_id AND x.key = ?{datasets}
@@ -103,48 +111,46 @@ def _model_dict(row) -> dict:
 
 
 def logged_model(con, model_id: str) -> dict | None:
-    row = one_row(con, f"{MODEL_SELECT} WHERE m.model_id = ? AND m.lifecycle_stage = 'active'", [model_id])
+    row = one_row(
+        con,
+        f"SELECT {MODEL_COLUMNS} FROM logged_models m WHERE m.model_id = ? AND m.lifecycle_stage = 'active'",
+        [model_id],
+    )
     return _model_dict(row) if row else None
 
 
-def _metric_filters(clauses, datasets, params: list) -> list[str]:
+def _metric_filters(query: Query, clauses, datasets) -> None:
+    """A model matches a metric clause when one of its points does, on ``datasets`` if any."""
     dataset_sql, dataset_params = _dataset_sql(datasets)
     on_datasets = f" AND ({dataset_sql})" if dataset_sql else ""
-    where = []
+    points = "SELECT 1 FROM logged_model_metrics x WHERE x.model_id = m.model_id"
     for clause in clauses:
         if clause.comparator in ("IS NULL", "IS NOT NULL"):  # whether the model has the metric at all
             negate = "NOT " if clause.comparator == "IS NULL" else ""
-            where.append(
-                f"{negate}EXISTS (SELECT 1 FROM logged_model_metrics x WHERE x.model_id = m.model_id "
-                f"AND x.key = ?{on_datasets})"
+            query.restrict(
+                f"{negate}EXISTS ({points} AND x.key = ?{on_datasets})", clause.key, *dataset_params
             )
-            params += [clause.key, *dataset_params]
             continue
-        sql, values = comparison("x.value", clause, True)
-        if clause.comparator != "!=":  # NaN would compare above every number in DuckDB
-            sql = f"{sql} AND NOT isnan(x.value)"
-        where.append(
-            f"EXISTS (SELECT 1 FROM logged_model_metrics x WHERE x.model_id = m.model_id AND x.key = ? "
-            f"AND {sql}{on_datasets})"
+        test = number_comparison("x.value", clause)
+        query.restrict(
+            f"EXISTS ({points} AND x.key = ? AND {test.text}{on_datasets})",
+            clause.key,
+            *test.params,
+            *dataset_params,
         )
-        params += [clause.key, *values, *dataset_params]
     if datasets and not clauses:  # any point on the datasets
-        on_model = "x.model_id = m.model_id"
-        where.append(f"EXISTS (SELECT 1 FROM logged_model_metrics x WHERE {on_model}{on_datasets})")
-        params += dataset_params
-    return where
+        query.restrict(f"EXISTS ({points}{on_datasets})", *dataset_params)
 
 
-def _order_terms(order_by, params: list) -> str:
-    terms, columns = [], set()
+def _order(query: Query, order_by) -> None:
+    columns = set()
     for item in order_by:
-        direction = "ASC" if item.ascending else "DESC"
         if "." not in item.field_name:
-            if item.field_name not in MODEL_ATTRIBUTES:
+            if item.field_name not in LOGGED_MODELS.attributes:
                 raise InvalidQuery(f"Invalid order by field name: {item.field_name}")
-            column = MODEL_ATTRIBUTES[item.field_name][0]
+            column = LOGGED_MODELS.attributes[item.field_name].column
             columns.add(column)
-            terms.append(f"{column} IS NULL, {column} {direction}")
+            query.then_by(sort_term(column, not item.ascending))
             continue
         entity, key = item.field_name.split(".", 1)
         if entity != "metrics":
@@ -152,14 +158,14 @@ def _order_terms(order_by, params: list) -> str:
         datasets = [DatasetFilter(item.dataset_name, item.dataset_digest)] if item.dataset_name else []
         dataset_sql, dataset_params = _dataset_sql(datasets)
         value = LATEST_METRIC.format(datasets=f" AND ({dataset_sql})" if dataset_sql else "")
-        terms.append(f"{value} IS NULL, {value} {direction}")
-        params += [key, *dataset_params] * 2  # the subquery appears twice
+        query.then_by(
+            sort_term(value, not item.ascending), *[key, *dataset_params] * 2
+        )  # the subquery is there twice
     # MLflow's tie-breaks: newest first, then by id, unless the order already names them.
     if "m.creation_timestamp_ms" not in columns:
-        terms.append("m.creation_timestamp_ms DESC")
+        query.then_by("m.creation_timestamp_ms DESC")
     if "m.model_id" not in columns:
-        terms.append("m.model_id")
-    return ", ".join(terms)
+        query.then_by("m.model_id")
 
 
 def search_logged_models(
@@ -168,12 +174,14 @@ def search_logged_models(
     """A page of active logged models of ``experiment_ids`` and the next page's token.
 
     ``order_by``: ``ModelOrderBy`` items; ``datasets``: ``DatasetFilter`` items."""
-    params: list = [[str(e) for e in experiment_ids or ()]]
-    where = ["m.experiment_id = ANY(?::VARCHAR[])", "m.lifecycle_stage = 'active'"]
+    query = LOGGED_MODELS.query()
+    query.restrict("m.experiment_id = ANY(?::VARCHAR[])", [str(e) for e in experiment_ids or ()])
+    query.restrict("m.lifecycle_stage = 'active'")
     clauses = parse_filter(filter, "attribute")
-    other = [c for c in clauses if c.entity != "metric"]
-    where += where_clauses(other, MODEL_ATTRIBUTES, MODEL_CHILDREN, "m.model_id", params)
-    where += _metric_filters([c for c in clauses if c.entity == "metric"], datasets, params)
-    order = _order_terms(order_by, params)
-    rows, token = fetch_page(con, MODEL_SELECT, where, order, params, max_results, page_token)
+    for clause in clauses:
+        if clause.entity != "metric":
+            query.restrict(query.condition(clause))
+    _metric_filters(query, [c for c in clauses if c.entity == "metric"], datasets)
+    _order(query, order_by)
+    rows, token = query.page(con, MODEL_COLUMNS, max_results, page_token)
     return [_model_dict(row) for row in rows], token

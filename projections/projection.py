@@ -17,7 +17,7 @@ import pyarrow as pa
 from trackledger.ledger import Ledger
 from trackledger.ledger.events import BatchLogged, Event
 from trackledger.ledger.schema import events_to_table
-from trackledger.projections import entities, logged_models, registry, runs, sandbox
+from trackledger.projections import experiments, history, logged_models, registry, runs, sandbox
 from trackledger.projections.apply import STATEMENTS
 from trackledger.projections.schema import TABLES, open_tables, reset_tables
 from trackledger.projections.sources import Progress, apply_table, catch_up
@@ -216,7 +216,8 @@ class Projection:
     # Reads see every batch the writer has committed; call ``flush`` first for read-your-writes.
 
     @contextmanager
-    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own for the reads of ``projections``' query modules, closed after."""
         cursor = self._db.cursor()
         try:
             yield cursor
@@ -238,7 +239,7 @@ class Projection:
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def _read(self, sql: str, params: Sequence) -> tuple[list[str], list[tuple]]:
-        with self._reading() as con:
+        with self.reading() as con:
             statements = con.extract_statements(sql)
             if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
                 raise ValueError("Projection.read takes exactly one SELECT statement")
@@ -247,23 +248,22 @@ class Projection:
             return names, cursor.fetchall()
 
     def experiment(self, experiment_id: str) -> dict | None:
-        with self._reading() as con:
-            return entities.experiment(con, experiment_id=experiment_id)
+        with self.reading() as con:
+            return experiments.experiment(con, experiment_id=experiment_id)
 
     def experiment_by_name(self, name: str) -> dict | None:
-        with self._reading() as con:
-            return entities.experiment(con, name=name)
+        with self.reading() as con:
+            return experiments.experiment(con, name=name)
 
     def search_experiments(
         self, view_type="ACTIVE_ONLY", filter=None, order_by=(), max_results=1000, page_token=None
     ) -> tuple[list[dict], str | None]:
-        with self._reading() as con:
-            return entities.search_experiments(con, view_type, filter, order_by, max_results, page_token)
+        with self.reading() as con:
+            return experiments.search_experiments(con, view_type, filter, order_by, max_results, page_token)
 
     def run(self, run_id: str) -> dict | None:
-        with self._reading() as con:
-            found = runs.runs_by_id(con, [run_id])
-        return found[0] if found else None
+        with self.reading() as con:
+            return runs.run(con, run_id)
 
     def search_runs(self, *args, **kwargs) -> tuple[list[dict], str | None]:
         """``search_runs_json`` with the runs as dicts."""
@@ -280,23 +280,23 @@ class Projection:
         page_token=None,
     ) -> tuple[bytes, str | None]:
         """A page of runs as one JSON array of MLflow run objects, and the next page's token."""
-        with self._reading() as con:
+        with self.reading() as con:
             return runs.search_runs_json(
                 con, experiment_ids, filter, run_view_type, max_results, order_by, page_token
             )
 
     def metric_history(self, run_id, key, max_results=None, page_token=None) -> tuple[list[dict], str | None]:
-        with self._reading() as con:
-            return runs.metric_history(con, run_id, key, max_results, page_token)
+        with self.reading() as con:
+            return history.metric_history(con, run_id, key, max_results, page_token)
 
     def metric_history_json(self, run_id, key, max_results=None, page_token=None) -> tuple[bytes, str | None]:
         """A page of the history as the JSON array the REST response carries, and the next token."""
-        with self._reading() as con:
-            return runs.metric_history_json(con, run_id, key, max_results, page_token)
+        with self.reading() as con:
+            return history.metric_history_json(con, run_id, key, max_results, page_token)
 
     def metric_history_arrow(self, run_ids, keys=None) -> pa.Table:
-        with self._reading() as con:
-            return runs.metric_history_arrow(con, run_ids, keys)
+        with self.reading() as con:
+            return history.metric_history_arrow(con, run_ids, keys)
 
     def params(self, run_id: str, keys: Iterable[str] | None = None) -> dict[str, str]:
         rows = self.read("SELECT key, value FROM params WHERE run_id = ?", [run_id])
@@ -304,75 +304,45 @@ class Projection:
         return {k: v for k, v in rows if wanted is None or k in wanted}
 
     def logged_model(self, model_id: str) -> dict | None:
-        with self._reading() as con:
+        with self.reading() as con:
             return logged_models.logged_model(con, model_id)
 
     def search_logged_models(
         self, experiment_ids, filter="", order_by=(), max_results=100, page_token=None, datasets=()
     ):
         """See ``logged_models.search_logged_models``."""
-        with self._reading() as con:
+        with self.reading() as con:
             return logged_models.search_logged_models(
                 con, experiment_ids, filter, order_by, max_results, page_token, datasets
             )
 
     def registered_model(self, name: str) -> dict | None:
-        with self._reading() as con:
+        with self.reading() as con:
             return registry.registered_model(con, name)
 
     def model_version(self, name: str, version: int) -> dict | None:
-        with self._reading() as con:
+        with self.reading() as con:
             return registry.model_version(con, name, version)
 
     def model_version_by_alias(self, name: str, alias: str) -> dict | None:
-        with self._reading() as con:
+        with self.reading() as con:
             return registry.model_version_by_alias(con, name, alias)
 
     def latest_versions(self, name: str, stages=()) -> list[dict] | None:
-        with self._reading() as con:
+        with self.reading() as con:
             return registry.latest_versions(con, name, stages)
 
     def search_registered_models(self, filter=None, order_by=(), max_results=100, page_token=None):
-        with self._reading() as con:
+        with self.reading() as con:
             return registry.search_registered_models(con, filter, order_by, max_results, page_token)
 
     def search_model_versions(self, filter=None, order_by=(), max_results=10_000, page_token=None):
-        with self._reading() as con:
+        with self.reading() as con:
             return registry.search_model_versions(con, filter, order_by, max_results, page_token)
-
-    def events_page(
-        self,
-        after=0,
-        limit=100,
-        run_id=None,
-        experiment_id=None,
-        actor=None,
-        type=None,
-        since_ts=None,
-        until_ts=None,
-        newest_first=False,
-    ) -> list[dict]:
-        with self._reading() as con:
-            return entities.events_page(
-                con,
-                after,
-                limit,
-                newest_first,
-                run_id=run_id,
-                experiment_id=experiment_id,
-                actor=actor,
-                type=type,
-                since_ts=since_ts,
-                until_ts=until_ts,
-            )
-
-    def artifacts(self, run_id: str) -> list[dict]:
-        with self._reading() as con:
-            return entities.artifacts(con, run_id)
 
     def registry_index(self) -> list[tuple]:
         """(name, registered_model_id, version, current_stage, deleted) rows, for validating writes."""
-        with self._reading() as con:
+        with self.reading() as con:
             return registry.registry_index(con)
 
     def all_runs_index(self) -> dict[str, tuple[str, str]]:

@@ -7,16 +7,18 @@ are never used again) and are left out of every answer.
 
 from __future__ import annotations
 
-from trackledger.projections.entities import fetch_page, one_row
+from dataclasses import replace
+
 from trackledger.projections.filters import (
     NUMERIC_COMPARATORS,
     STRING_COMPARATORS,
     Clause,
     InvalidQuery,
-    comparison,
     parse_filter,
     parse_order_by,
 )
+from trackledger.projections.rows import one_row
+from trackledger.projections.search import Attribute, Child, Query, Searchable
 
 STAGES = ("None", "Staging", "Production", "Archived")
 IS_PROMPT = "mlflow.prompt.is_prompt"
@@ -24,12 +26,11 @@ ENTITIES = {"attribute": "attribute", "tag": "tag", "tags": "tag"}
 TAG_COMPARATORS = ("=", "!=", "LIKE", "ILIKE")
 
 _KEY_VALUES = "list({'key': key, 'value': value} ORDER BY key)"
-MODEL_SELECT = f"""
-SELECT r.registered_model_id, r.name, r.creation_timestamp, r.last_updated_timestamp, r.description,
+MODEL_COLUMNS = f"""r.registered_model_id, r.name, r.creation_timestamp, r.last_updated_timestamp,
+  r.description,
   (SELECT {_KEY_VALUES} FROM registered_model_tags t WHERE t.registered_model_id = r.registered_model_id),
   (SELECT list({{'alias': alias, 'version': version::VARCHAR}} ORDER BY alias)
-   FROM registered_model_aliases a WHERE a.registered_model_id = r.registered_model_id)
-FROM registered_models r"""
+   FROM registered_model_aliases a WHERE a.registered_model_id = r.registered_model_id)"""
 VERSION_COLUMNS = f"""r.name, v.version, v.creation_timestamp, v.last_updated_timestamp, v.description,
   v.current_stage, v.source, coalesce(v.run_id, m.source_run_id),
   (SELECT {_KEY_VALUES} FROM model_version_tags t
@@ -54,13 +55,28 @@ LATEST_SELECT = {
     for order in ("first_version", "current_stage")
 }
 
-# Search attributes: SQL expression and whether it is numeric.
-MODEL_ATTRIBUTES = {"name": ("r.name", False)}
-VERSION_ATTRIBUTES = {
-    "name": ("r.name", False),
-    "version_number": ("v.version", True),
-    "run_id": ("coalesce(v.run_id, m.source_run_id)", False),
-    "source_path": ("v.source", False),
+_MODEL_TAGS = Child("registered_model_tags", "{x}.registered_model_id = r.registered_model_id")
+REGISTERED_MODELS = Searchable("registered_models r", {"name": Attribute("r.name")}, {"tag": _MODEL_TAGS})
+MODEL_VERSIONS = Searchable(
+    VERSIONS,
+    {
+        "name": Attribute("r.name"),
+        "version_number": Attribute("v.version", numeric=True),
+        "run_id": Attribute("coalesce(v.run_id, m.source_run_id)"),
+        "source_path": Attribute("v.source"),
+    },
+    {
+        "tag": Child(
+            "model_version_tags",
+            "{x}.registered_model_id = v.registered_model_id AND {x}.version = v.version",
+        )
+    },
+)
+# The tags whose prompt tag leaves a searched row out: a version tagged as a prompt leaves every
+# version of its model out.
+PROMPT_TAGS = {
+    "model": _MODEL_TAGS,
+    "version": Child("model_version_tags", "{x}.registered_model_id = v.registered_model_id"),
 }
 LIST_ATTRIBUTES = {"model": ("name",), "version": ("name", "run_id")}
 NUMERIC_ATTRIBUTES = {"version_number", "creation_timestamp", "last_updated_timestamp"}
@@ -158,7 +174,7 @@ def _model_dicts(con, rows, order: str = "first_version") -> list[dict]:
 
 
 def registered_model(con, name: str) -> dict | None:
-    row = one_row(con, f"{MODEL_SELECT} WHERE r.name = ?", [name])
+    row = one_row(con, f"SELECT {MODEL_COLUMNS} FROM registered_models r WHERE r.name = ?", [name])
     return _model_dicts(con, [row])[0] if row else None
 
 
@@ -198,18 +214,19 @@ def _without_prompts(clauses: list[Clause]) -> tuple[list[Clause], bool]:
     return [c for c in clauses if not (c.entity == "tag" and c.key == IS_PROMPT)], True
 
 
-def _attribute_sql(clause: Clause, attributes: dict, lists: tuple[str, ...], params: list) -> str:
-    """SQL for an attribute clause, refused with MLflow's messages."""
+def _checked_attribute(clause: Clause, searchable: Searchable, lists: tuple[str, ...]) -> Clause:
+    """An attribute clause as the compiler takes it (numbers as floats), refused with MLflow's
+    messages."""
+    attributes = searchable.attributes
     if clause.key not in attributes:
         raise InvalidQuery(
             f"Invalid attribute key '{clause.key}' specified. Valid keys are '{set(attributes)}'"
         )
-    column, numeric = attributes[clause.key]
     if isinstance(clause.value, tuple) and clause.key not in lists:
         raise InvalidQuery(
             f"Only {sorted(lists)} attributes support comparison with a list of quoted string values."
         )
-    if numeric:
+    if attributes[clause.key].numeric:
         if clause.comparator not in NUMERIC_COMPARATORS:
             raise InvalidQuery(f"Invalid comparator for attribute {clause.key}: {clause.comparator}")
         try:
@@ -218,17 +235,14 @@ def _attribute_sql(clause: Clause, attributes: dict, lists: tuple[str, ...], par
             number = None
         if number is None or not number.is_integer():
             raise InvalidQuery(f"Invalid value for numeric attribute '{clause.key}': {clause.value!r}")
-        params.append(int(number))
-        return f"{column} {clause.comparator} ?"
+        return replace(clause, value=number)
     if isinstance(clause.value, float):
         raise InvalidQuery(
             f"Only the '{NUMERIC_ATTRIBUTES}' attributes support comparison with numeric values."
         )
     if clause.comparator not in STRING_COMPARATORS:
         raise InvalidQuery(f"Invalid comparator for attribute: {clause.comparator}")
-    sql, values = comparison(column, clause, False)
-    params.extend(values)
-    return sql
+    return clause
 
 
 def _shown(value) -> str:
@@ -238,35 +252,36 @@ def _shown(value) -> str:
     return f"{value:g}" if isinstance(value, float) else f"'{value}'"
 
 
-def _where(filter, attributes, lists, tags_of: str, prompt_tags_of: str, params: list) -> list[str]:
-    """Conditions for a registry filter: ``tags_of`` matches a tag row ``x`` to the searched row,
-    ``prompt_tags_of`` to the rows whose prompt tag leaves it out."""
+def _filter(query: Query, filter, kind: str) -> None:
+    """A registry filter (``kind``: "model" or "version"), refused with MLflow's messages."""
     clauses, no_prompts = _without_prompts(parse_filter(filter, "attribute", ENTITIES))
-    where = []
     for clause in clauses:
         if clause.entity == "attribute":
-            where.append(_attribute_sql(clause, attributes, lists, params))
-            continue
-        if clause.value is not None and not isinstance(clause.value, str):
-            raise InvalidQuery(
-                f"Expected a quoted string value for tag (e.g. 'my-value'). Got value {_shown(clause.value)}"
-            )
-        if clause.comparator not in TAG_COMPARATORS:
-            raise InvalidQuery(f"Invalid comparator for tag: {clause.comparator}")
-        sql, values = comparison("x.value", clause, False)
-        where.append(f"EXISTS (SELECT 1 FROM {tags_of} AND x.key = ? AND {sql})")
-        params.extend([clause.key, *values])
+            clause = _checked_attribute(clause, query.searchable, LIST_ATTRIBUTES[kind])
+        else:
+            if clause.value is not None and not isinstance(clause.value, str):
+                raise InvalidQuery(
+                    "Expected a quoted string value for tag (e.g. 'my-value'). "
+                    f"Got value {_shown(clause.value)}"
+                )
+            if clause.comparator not in TAG_COMPARATORS:
+                raise InvalidQuery(f"Invalid comparator for tag: {clause.comparator}")
+        query.restrict(query.condition(clause))
     if no_prompts:
-        where.append(
-            f"NOT EXISTS (SELECT 1 FROM {prompt_tags_of} AND x.key = '{IS_PROMPT}' AND x.value = 'true')"
+        tags = PROMPT_TAGS[kind]
+        query.restrict(
+            f"NOT EXISTS (SELECT 1 FROM {tags.table} x WHERE {tags.link.format(x='x')} "
+            "AND x.key = ? AND x.value = 'true')",
+            IS_PROMPT,
         )
-    return where
 
 
-def _order(order_by, columns: dict[str, str], ties: tuple[tuple[str, str], ...], invalid) -> str:
-    """ORDER BY terms for MLflow's registry order_by, then its tie-breaks (key, direction) for the
-    keys not ordered by already; ``invalid(key)`` is the error message for another key."""
-    terms, seen = [], set()
+def _order(
+    query: Query, order_by, columns: dict[str, str], ties: tuple[tuple[str, str], ...], invalid
+) -> None:
+    """MLflow's registry order_by, then its tie-breaks (key, direction) for the keys not ordered
+    by already; ``invalid(key)`` is the error message for another key."""
+    seen = set()
     for key in parse_order_by(order_by, "attribute", ENTITIES):
         if key.entity != "attribute" or key.key not in columns:
             raise InvalidQuery(invalid(key.key))
@@ -274,9 +289,10 @@ def _order(order_by, columns: dict[str, str], ties: tuple[tuple[str, str], ...],
         if column in seen:
             raise InvalidQuery(f"`order_by` contains duplicate fields: {list(order_by)}")
         seen.add(column)
-        terms.append(f"{column} {'DESC' if key.descending else 'ASC'}")
-    terms += [f"{columns[key]} {direction}" for key, direction in ties if columns[key] not in seen]
-    return ", ".join(terms)
+        query.then_by(f"{column} {'DESC' if key.descending else 'ASC'}")
+    for key, direction in ties:
+        if columns[key] not in seen:
+            query.then_by(f"{columns[key]} {direction}")
 
 
 def _invalid_model_order(key: str) -> str:
@@ -288,24 +304,19 @@ def _invalid_version_order(key: str) -> str:
 
 
 def search_registered_models(con, filter=None, order_by=(), max_results=100, page_token=None):
-    params: list = []
-    tags_of = "registered_model_tags x WHERE x.registered_model_id = r.registered_model_id"
-    where = _where(filter, MODEL_ATTRIBUTES, LIST_ATTRIBUTES["model"], tags_of, tags_of, params)
-    order = _order(order_by, MODEL_ORDER, (("name", "ASC"),), _invalid_model_order)
-    rows, token = fetch_page(con, MODEL_SELECT, where, order, params, max_results, page_token)
+    query = REGISTERED_MODELS.query()
+    _filter(query, filter, "model")
+    _order(query, order_by, MODEL_ORDER, (("name", "ASC"),), _invalid_model_order)
+    rows, token = query.page(con, MODEL_COLUMNS, max_results, page_token)
     return _model_dicts(con, rows, "current_stage"), token
 
 
 def search_model_versions(con, filter=None, order_by=(), max_results=10_000, page_token=None):
     """As in MLflow, the versions found come without their aliases, and a version tagged as a
     prompt leaves every version of its model out."""
-    params: list = []
-    model_tags = "model_version_tags x WHERE x.registered_model_id = v.registered_model_id"
-    tags_of = f"{model_tags} AND x.version = v.version"
-    lists = LIST_ATTRIBUTES["version"]
-    where = ["NOT v.deleted", *_where(filter, VERSION_ATTRIBUTES, lists, tags_of, model_tags, params)]
+    query = MODEL_VERSIONS.query().restrict("NOT v.deleted")
+    _filter(query, filter, "version")
     ties = (("name", "ASC"), ("version_number", "DESC"))
-    order = _order(order_by or VERSION_DEFAULT_ORDER, VERSION_ORDER, ties, _invalid_version_order)
-    select = f"SELECT {VERSION_COLUMNS} FROM {VERSIONS}"
-    rows, token = fetch_page(con, select, where, order, params, max_results, page_token)
+    _order(query, order_by or VERSION_DEFAULT_ORDER, VERSION_ORDER, ties, _invalid_version_order)
+    rows, token = query.page(con, VERSION_COLUMNS, max_results, page_token)
     return [_version_dict(row) for row in rows], token

@@ -8,7 +8,9 @@ import posixpath
 from trackledger.api.context import ServerContext
 from trackledger.api.web.runs_table import RunsTable
 from trackledger.api.web.views import finite
-from trackledger.projections import run_filter_sql
+from trackledger.projections import runs
+from trackledger.projections.filters import OrderKey
+from trackledger.projections.search import sort_term
 
 ARTIFACT_URI_PREFIX = "mlflow-artifacts:/"
 ARTIFACT_DOWNLOAD = "/api/2.0/mlflow-artifacts/artifacts/"
@@ -66,49 +68,38 @@ def run_keys(ctx: ServerContext, experiment_id: str) -> tuple[list[str], list[st
     return [r["key"] for r in rows if r["kind"] == "p"], [r["key"] for r in rows if r["kind"] == "m"]
 
 
-FIXED_SORT = {
-    "status": "r.status",
-    "name": "r.run_name",
-    "user": "r.user_id",
-    "start": "r.start_time",
-    "duration": "r.end_time::HUGEINT - r.start_time",  # two int64 times can differ by more than int64 holds
-}
-LIFECYCLE = {"ACTIVE_ONLY": "= 'active'", "DELETED_ONLY": "= 'deleted'", "ALL": "IS NOT NULL"}
+# The fixed columns' sort: a run attribute, or an expression sorted as attributes are.
+FIXED_SORT = {"status": "status", "name": "run_name", "user": "user_id", "start": "start_time"}
+# two int64 times can differ by more than int64 holds
+SORT_EXPRESSIONS = {"duration": "r.end_time::HUGEINT - r.start_time"}
+SORT_ENTITIES = {"p": "param", "m": "metric"}
 
 
 def runs_page(ctx: ServerContext, experiment_id: str, table: RunsTable) -> None:
-    """Fills ``table.rows`` and ``table.total`` with one statement: filter, sort, page, and a join per
-    chosen column. Raises ``projections.InvalidQuery`` for a filter that does not parse."""
+    """Fills ``table.rows`` and ``table.total`` from the runs search's query, with a join per chosen
+    column. Raises ``projections.InvalidQuery`` for a filter that does not parse."""
     q = table.query
-    where, where_params = run_filter_sql(q.filter)
-    joins, columns, params = [], [], []
+    query = runs.run_query([experiment_id], q.lifecycle_view).filter(q.filter)
+    columns = ["r.run_id", "r.run_name", "r.status", "r.user_id", "r.start_time", "r.end_time"]
     for i, key in enumerate(table.params):
-        joins.append(f"LEFT JOIN params p{i} ON p{i}.run_id = r.run_id AND p{i}.key = ?")
+        query.join(f"LEFT JOIN params p{i} ON p{i}.run_id = r.run_id AND p{i}.key = ?", key)
         columns.append(f"p{i}.value AS p{i}")
-        params.append(key)
     for i, key in enumerate(table.metrics):
-        joins.append(f"LEFT JOIN latest_metrics m{i} ON m{i}.run_id = r.run_id AND m{i}.key = ?")
+        query.join(f"LEFT JOIN latest_metrics m{i} ON m{i}.run_id = r.run_id AND m{i}.key = ?", key)
         columns.append(f"m{i}.value AS m{i}")
-        params.append(key)
 
+    descending = q.direction == "desc"
     kind, _, key = q.sort.partition(":")
-    if kind == "p":
-        order = f"p{table.params.index(key)}.value" if key in table.params else None
-    elif kind == "m":
-        order = f"m{table.metrics.index(key)}.value" if key in table.metrics else None
+    if kind in SORT_ENTITIES:
+        query.order_keys([OrderKey(SORT_ENTITIES[kind], key, descending)])
+    elif q.sort in FIXED_SORT:
+        query.order_keys([OrderKey("attribute", FIXED_SORT[q.sort], descending)])
     else:
-        order = FIXED_SORT[q.sort]
-    order_by = f"{order} {q.direction.upper()} NULLS LAST, " if order else ""
+        query.then_by(sort_term(SORT_EXPRESSIONS[q.sort], descending))
+    query.then_by(runs.DEFAULT_ORDER)
 
-    sql = f"""
-        SELECT r.run_id, r.run_name, r.status, r.user_id, r.start_time, r.end_time,
-               {"".join(c + ", " for c in columns)} count(*) OVER () AS total
-        FROM runs r {" ".join(joins)}
-        WHERE r.experiment_id = ? AND r.lifecycle_stage {LIFECYCLE[q.lifecycle_view]} AND ({where})
-        ORDER BY {order_by} r.start_time DESC, r.run_id
-        LIMIT ? OFFSET ?"""
-    rows = _rows(ctx, sql, [*params, experiment_id, *where_params, q.per_page, q.offset])
-    table.total = rows[0]["total"] if rows else _count_before(ctx, experiment_id, q, where, where_params)
+    with ctx.projection.reading() as con:
+        rows, table.total = query.window(con, ", ".join(columns), q.offset, q.per_page)
     table.rows = [
         {
             "run_id": r["run_id"],
@@ -122,19 +113,6 @@ def runs_page(ctx: ServerContext, experiment_id: str, table: RunsTable) -> None:
         }
         for r in rows
     ]
-
-
-def _count_before(ctx, experiment_id, q, where, where_params) -> int:
-    """The total when the requested page is past the end (a stale link): the pager still needs it."""
-    if q.page == 1:
-        return 0
-    rows = _rows(
-        ctx,
-        f"""SELECT count(*) AS n FROM runs r WHERE r.experiment_id = ?
-            AND r.lifecycle_stage {LIFECYCLE[q.lifecycle_view]} AND ({where})""",
-        [experiment_id, *where_params],
-    )
-    return rows[0]["n"]
 
 
 # Run page -----------------------------------------------------------------------------
@@ -244,5 +222,5 @@ def table_columns(ctx: ServerContext) -> list[tuple[str, list[tuple[str, str]]]]
 
 
 def metric_history(ctx: ServerContext, run_ids: list[str]):
-    """Every metric point of the runs, as Arrow (``Projection.metric_history_arrow``)."""
+    """Every metric point of the runs, as Arrow."""
     return ctx.projection.metric_history_arrow(run_ids)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 from trackledger.ledger import events as E
-from trackledger.projections import InvalidQuery, entities, logged_models, registry, run_filter_sql
+from trackledger.projections import experiments, logged_models, registry
 from trackledger.projections.schema import create_tables
 
 from tests.projections.conftest import make
@@ -56,7 +56,7 @@ def test_entity_reads_complete_their_results_on_a_plain_connection():
     con.execute("INSERT INTO model_versions VALUES ('k', 1, 's', NULL, NULL, NULL, 'None', 1, 1, 'u', false)")
     con.execute("INSERT INTO registered_model_aliases VALUES ('k', 'a', 1)")
     for read in (
-        lambda: entities.experiment(con, experiment_id="1"),
+        lambda: experiments.experiment(con, experiment_id="1"),
         lambda: registry.registered_model(con, "rm"),
         lambda: registry.model_version_by_alias(con, "rm", "a"),
         lambda: registry.latest_versions(con, "rm"),
@@ -73,27 +73,3 @@ def test_read_takes_one_select_only(projection):
     for bad in ("DELETE FROM runs", "SELECT 1; SELECT 2", "CREATE TABLE x (a INT)"):
         with pytest.raises(ValueError):
             projection.read(bad)
-
-
-def test_run_filter_sql_is_a_condition_on_runs_r(projection, log):
-    log(
-        make(E.ExperimentCreated, experiment_id="1", name="exp", artifact_location="a", creation_time=1),
-        *[
-            make(
-                E.RunCreated,
-                experiment_id="1",
-                run_id=f"r{i}",
-                name=f"n{i}",
-                user_id="u",
-                start_time=i,
-                artifact_uri="u",
-            )
-            for i in range(3)
-        ],
-        make(E.BatchLogged, experiment_id="1", run_id="r1", params=[E.Param("p", "x")]),
-    )
-    assert run_filter_sql("") == ("true", [])
-    condition, params = run_filter_sql("params.p = 'x' AND attributes.start_time >= 1")
-    assert projection.read(f"SELECT r.run_id FROM runs r WHERE {condition}", params) == [("r1",)]
-    with pytest.raises(InvalidQuery):
-        run_filter_sql("params.p = 'x'; DROP TABLE runs")

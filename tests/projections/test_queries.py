@@ -8,7 +8,7 @@ import math
 import pytest
 from trackledger.ledger import events as E
 from trackledger.projections import InvalidQuery, as_of, connect
-from trackledger.projections.filters import encode_page_token
+from trackledger.projections.search import encode_page_token
 
 from tests.projections.conftest import make
 

@@ -260,7 +260,7 @@ def test_audit_summaries_of_registry_events(projection, log):
         on(model, E.ModelVersionDeleted, name="n", version=1),
         on(model, E.RegisteredModelDeleted, name="n"),
     )
-    summaries = [e["summary"] for e in projection.events_page(limit=100)][2:]
+    summaries = [s for (s,) in projection.read("SELECT summary FROM events ORDER BY seq")][2:]
     assert summaries == [
         "m renamed to n",
         "n: description set",
