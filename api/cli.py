@@ -47,18 +47,22 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-def main(argv: list[str] | None = None) -> None:
+def execute(argv: list[str] | None = None) -> int:
+    """Run one command line and return its exit status (argparse exits by itself on a usage error)."""
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_args(args.command, args, os.environ)
     except ValueError as exc:
         args.command_parser.error(str(exc))
     try:
-        status = args.run(args, settings)
+        return int(args.run(args, settings) or 0)
     except CommandError as exc:
         sys.stderr.write(f"trackledger {args.command}: error: {exc}\n")
-        status = 1
-    exit_now(int(status or 0))
+        return 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    exit_now(execute(argv))
 
 
 if __name__ == "__main__":

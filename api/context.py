@@ -35,6 +35,9 @@ class ServerContext:
     sql_slots: threading.BoundedSemaphore | None = None  # POST /api/sql queries that may run at once
 
     def open(self) -> None:
+        """Open the components; a no-op when open (the server command opens them before it serves)."""
+        if self.ledger is not None:
+            return
         from trackledger.api.artifacts import ArtifactStore
         from trackledger.api.tracking import WriteService
         from trackledger.ledger import Ledger

@@ -5,7 +5,13 @@
 """
 
 from trackledger.ledger.events import EVENT_TYPES, SCHEMA_VERSION, TYPE_BY_TAG, AnyEvent, Event, new_event_id
-from trackledger.ledger.ledger import DEFAULT_ROLL_BYTES, DEFAULT_ROLL_SECONDS, ID_WINDOW, Ledger
+from trackledger.ledger.ledger import (
+    DEFAULT_ROLL_BYTES,
+    DEFAULT_ROLL_SECONDS,
+    ID_WINDOW,
+    Ledger,
+    StateDirInUse,
+)
 from trackledger.ledger.schema import SEGMENT_SCHEMA, events_to_table, table_to_events
 from trackledger.ledger.segments import SegmentInfo
 from trackledger.ledger.store import Store, open_store
@@ -23,6 +29,7 @@ __all__ = [
     "Event",
     "Ledger",
     "SegmentInfo",
+    "StateDirInUse",
     "Store",
     "VerifyReport",
     "events_to_table",

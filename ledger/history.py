@@ -11,7 +11,11 @@ from trackledger.ledger.events import Event
 from trackledger.ledger.store import Store, open_store
 from trackledger.ledger.wal import read_wal_dir
 
-__all__ = ["all_events", "history"]
+__all__ = ["UnreadableSegment", "all_events", "history"]
+
+
+class UnreadableSegment(Exception):
+    """A segment that does not decode (changed bytes, truncated): ``verify`` says more."""
 
 
 def all_events(
@@ -23,7 +27,12 @@ def all_events(
     store = store if isinstance(store, Store) else open_store(store, storage_options)
     last_seq: dict[str, int] = {}
     for relpath in seg.list_segments(store):
-        for event in seg.read_events(store, relpath):
+        try:
+            events = seg.read_events(store, relpath)
+        except Exception as exc:  # whatever a damaged file makes pyarrow or the decoder raise
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise UnreadableSegment(f"{relpath}: {reason}") from exc
+        for event in events:
             last_seq[event.writer] = event.seq
             yield event
     if wal_dir:

@@ -31,7 +31,7 @@ from trackledger.ledger.schema import default_overrides, events_to_table
 from trackledger.ledger.store import Store, fsync_dir, open_store
 from trackledger.ledger.wal import HEADER, WalFile, encode_frame, iter_frames, scan_file, wal_files
 
-__all__ = ["DEFAULT_ROLL_BYTES", "DEFAULT_ROLL_SECONDS", "ID_WINDOW", "Ledger"]
+__all__ = ["DEFAULT_ROLL_BYTES", "DEFAULT_ROLL_SECONDS", "ID_WINDOW", "Ledger", "StateDirInUse"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ DEFAULT_ROLL_SECONDS = 30 * 60.0  # ...or one this old: at most ~48 segments a d
 ROLL_CHUNK_ITEMS = 100_000  # events plus their list items per row group of a segment, at most
 ID_WINDOW = 1_000_000  # event ids remembered for idempotency: the WAL plus the newest segments
 _WRITER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class StateDirInUse(RuntimeError):
+    """Another process (a server, a rebuild) holds the state directory's lock."""
 
 
 class Ledger:
@@ -384,7 +388,7 @@ def _lock_state_dir(state_dir: str) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise RuntimeError(f"another ledger process is using {state_dir}") from None
+        raise StateDirInUse(f"another ledger process is using {state_dir}") from None
     return fd
 
 

@@ -58,12 +58,16 @@ class VerifyReport(msgspec.Struct):
         lines = [f"store {self.store}: {'OK' if self.ok else 'BROKEN'}"]
         for w in self.writers:
             lines.append(
-                f"  writer {w.writer}: {w.segments} segments, {w.events} events, "
+                f"  writer {w.writer}: {_count(w.segments, 'segment')}, {_count(w.events, 'event')}, "
                 f"seq {w.first_seq}..{w.last_seq}, head {w.head_digest[:16] or '-'}"
             )
         for p in self.problems:
             lines.append(f"  FIRST BAD SEGMENT {p.path}: {p.reason}")
         return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def verify(store: str | os.PathLike | Store, storage_options: dict[str, Any] | None = None) -> VerifyReport:

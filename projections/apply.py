@@ -24,6 +24,7 @@ from trackledger.projections.statements import (
     statement,
     tag_ops,
 )
+from trackledger.projections.summaries import EVENT_SUMMARY
 
 EXPERIMENTS = [
     statement(
@@ -283,49 +284,10 @@ AUDIT = [
     # The audit log keeps the envelope and a one-line summary, not the payload (metrics stay in metrics).
     statement(
         None,
-        """INSERT INTO events
+        f"""INSERT INTO events
        SELECT writer, seq, id, ts, type, actor, actor_verified, remote_addr, user_agent, experiment_id,
               run_id, model_id,
-              CASE type
-                WHEN 'batch_logged' THEN left(concat_ws('; ',
-                  CASE WHEN len(params) > 0 THEN 'params ' || array_to_string(
-                    list_transform(params, lambda p: p.key || '=' || p.value), ', ') END,
-                  CASE WHEN len(metrics) BETWEEN 1 AND 5 THEN 'metrics ' || array_to_string(
-                    list_transform(metrics, lambda m: m.key || '=' || m.value || ' (step ' || m.step || ')'),
-                    ', ')
-                    WHEN len(metrics) > 5 THEN len(metrics) || ' metric points of ' || array_to_string(
-                    list_sort(list_distinct(list_transform(metrics, lambda m: m.key))), ', ') END,
-                  CASE WHEN len(tags) > 0 THEN 'tags ' || array_to_string(
-                    list_transform(tags, lambda t: t.key || '=' || t.value), ', ') END), 400)
-                WHEN 'artifact_written' THEN path || ' (' || size || ' bytes)'
-                WHEN 'artifacts_deleted' THEN path || ' deleted (' || len(files) || ' files, '
-                  || coalesce(list_sum(list_transform(files, lambda f: f.size)), 0) || ' bytes)'
-                WHEN 'run_updated' THEN concat_ws(' ', 'status=' || status, 'end_time=' || end_time,
-                                                  'name=' || name)
-                WHEN 'logged_model_updated' THEN 'status=' || status
-                WHEN 'inputs_logged' THEN concat_ws(', ',
-                  CASE WHEN len(datasets) > 0 THEN len(datasets) || ' datasets' END,
-                  CASE WHEN len(models) > 0 THEN len(models) || ' models' END)
-                WHEN 'outputs_logged' THEN len(models) || ' models'
-                WHEN 'model_version_created' THEN name || ' v' || version
-                WHEN 'registered_model_alias_set' THEN name || '@' || key || ' -> v' || version
-                WHEN 'registered_model_alias_deleted' THEN name || '@' || key
-                WHEN 'registered_model_renamed' THEN name || ' renamed to ' || new_name
-                WHEN 'registered_model_updated' THEN name || ': description '
-                  || CASE WHEN description = '' THEN 'cleared' ELSE 'set' END
-                WHEN 'registered_model_tag_set' THEN left(name || ': tag ' || key || '=' || value, 400)
-                WHEN 'registered_model_tag_deleted' THEN name || ': tag ' || key || ' deleted'
-                WHEN 'model_version_updated' THEN name || ' v' || version || ': description '
-                  || CASE WHEN coalesce(description, '') = '' THEN 'cleared' ELSE 'set' END
-                WHEN 'model_version_stage_changed' THEN name || ' v' || version || ' -> ' || stage
-                WHEN 'model_version_deleted' THEN name || ' v' || version
-                WHEN 'model_version_tag_set' THEN left(
-                  name || ' v' || version || ': tag ' || key || '=' || value, 400)
-                WHEN 'model_version_tag_deleted' THEN name || ' v' || version || ': tag ' || key || ' deleted'
-                WHEN 'logged_model_tags_set' THEN list_transform(tags, lambda t: t.key)::VARCHAR
-                WHEN 'webhook_deleted' THEN webhook_id
-                ELSE coalesce(name, key, '')
-              END
+{EVENT_SUMMARY}
        FROM ev""",
     ),
     # Last: the checkpoint commits in the same transaction as the state it describes.

@@ -8,8 +8,9 @@ SQL of incremental apply.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
+from typing import NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -18,9 +19,10 @@ from trackledger.ledger.segments import list_segments, parse_relpath
 from trackledger.ledger.store import Store
 from trackledger.projections.apply import apply_source
 
-SEGMENTS_PER_BATCH = 16  # one transaction and one progress step per this many segments
+SEGMENTS_PER_STEP = 16  # one transaction and one progress step per this many segments...
+EVENTS_PER_STEP = 50_000  # ...or per this many events of a bigger segment
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int], None]  # (events applied, events to apply)
 
 
 def _quote(text: str) -> str:
@@ -63,16 +65,47 @@ def checkpoints(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return dict(con.execute("SELECT writer, last_seq FROM checkpoints").fetchall())
 
 
-def pending_segments(
-    store: Store, done: dict[str, int], as_of_seq: int | None = None
-) -> list[tuple[str, int, str]]:
-    """(writer, last_seq, url) of segments holding events past the checkpoints, in (writer, seq) order."""
+class Pending(NamedTuple):
+    """The events of one segment past the checkpoints: seqs ``first..last`` in the file at ``url``."""
+
+    first: int
+    last: int
+    url: str
+
+    @property
+    def events(self) -> int:
+        return self.last - self.first + 1
+
+
+def pending_segments(store: Store, done: dict[str, int], as_of_seq: int | None = None) -> list[Pending]:
+    """Segments holding events past the checkpoints, in (writer, seq) order."""
     found = []
     for relpath in list_segments(store):
         writer, first, last = parse_relpath(relpath)
         if last > done.get(writer, 0) and (as_of_seq is None or first <= as_of_seq):
-            found.append((writer, last, store.url(relpath)))
+            found.append(Pending(max(first, done.get(writer, 0) + 1), last, store.url(relpath)))
     return found
+
+
+def steps(segments: list[Pending]) -> Iterator[tuple[list[Pending], str]]:
+    """The segments of each transaction, with a condition on seq: up to SEGMENTS_PER_STEP whole
+    segments, or EVENTS_PER_STEP events of a bigger one (so that a big segment shows progress)."""
+    batch: list[Pending] = []
+    for segment in segments:
+        if segment.events <= EVENTS_PER_STEP:
+            batch.append(segment)
+            if len(batch) == SEGMENTS_PER_STEP:
+                yield batch, "true"
+                batch = []
+            continue
+        if batch:
+            yield batch, "true"
+            batch = []
+        for first in range(segment.first, segment.last + 1, EVENTS_PER_STEP):
+            last = min(first + EVENTS_PER_STEP - 1, segment.last)
+            yield [Pending(first, last, segment.url)], f"seq BETWEEN {first} AND {last}"
+    if batch:
+        yield batch, "true"
 
 
 def register_store(con: duckdb.DuckDBPyConnection, store: Store) -> None:
@@ -97,14 +130,16 @@ def apply_in_transaction(
 def apply_segments(
     con, segments, where: str = "true", params: list | None = None, progress: Progress | None = None
 ) -> int:
-    applied = 0
-    for start in range(0, len(segments), SEGMENTS_PER_BATCH):
-        urls = ", ".join(_quote(url) for _w, _l, url in segments[start : start + SEGMENTS_PER_BATCH])
-        source = f"SELECT * FROM ({_segments_relation(con, urls)}) WHERE {where}"
+    applied = done = 0
+    total = sum(segment.events for segment in segments)
+    for batch, in_step in steps(segments):
+        urls = ", ".join(_quote(segment.url) for segment in batch)
+        source = f"SELECT * FROM ({_segments_relation(con, urls)}) WHERE {where} AND {in_step}"
         # Statements read the segments through a view: each reads only its columns from Parquet.
         applied += apply_in_transaction(con, source, params or [], copy=False)
+        done += sum(segment.events for segment in batch)
         if progress:
-            progress(min(start + SEGMENTS_PER_BATCH, len(segments)), len(segments))
+            progress(done, total)
     return applied
 
 

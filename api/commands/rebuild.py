@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
+from trackledger.api.commands import CommandError, existing_store
 from trackledger.api.settings import Settings
 
 
@@ -14,32 +14,40 @@ def add_parser(subparsers) -> None:
         "rebuild",
         help="drop and re-derive every projection table from the segments and the WAL tail",
         description="Drop every table of the server's DuckDB projection and derive it again with SQL over "
-        "the Parquet segments plus the WAL tail. Stop the server first: it holds the file open.",
+        "the Parquet segments plus the WAL tail, counting the events on stderr. Stop the server first: "
+        "it holds the state directory.",
     )
     parser.set_defaults(run=run)
 
 
-def progress_bar(done: int, total: int, started: float, width: int = 30) -> None:
-    filled = int(width * done / total) if total else width
-    elapsed = time.monotonic() - started
-    bar = "#" * filled + "-" * (width - filled)
-    sys.stderr.write(f"\rrebuild [{bar}] {done}/{total} segments  {elapsed:5.1f}s")
-    sys.stderr.flush()
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from trackledger.ledger import Ledger
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from trackledger.ledger import Ledger, StateDirInUse
     from trackledger.projections.projection import rebuild_file
 
+    store = existing_store(settings)
     state_dir = settings.state_path
     started = time.monotonic()
-    with Ledger(settings.store, state_dir, storage_options=settings.store_options) as ledger:
-        counts = rebuild_file(
-            ledger,
-            state_dir / "projections.duckdb",
-            progress=lambda done, total: progress_bar(done, total, started),
-        )
-    sys.stderr.write("\n")
+    columns = (
+        TextColumn("rebuild"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TimeElapsedColumn(),
+    )
+    stderr = Console(stderr=True)
+    bar = Progress(*columns, console=stderr, disable=not stderr.is_terminal)
+    try:
+        with Ledger(store, state_dir) as ledger, bar:
+            task = bar.add_task("rebuild", total=None)
+            counts = rebuild_file(
+                ledger,
+                state_dir / "projections.duckdb",
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except StateDirInUse:
+        raise CommandError(f"a server (or another rebuild) is using {state_dir}: stop it first") from None
     print(
         f"rebuilt {counts['events']} events ({counts['metrics']} metric points) "
         f"in {time.monotonic() - started:.1f}s"

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib.abc
 import logging
 import resource
 import signal
 import socket
 import sys
+from typing import TYPE_CHECKING
 
+from trackledger.api.commands import CommandError
 from trackledger.api.settings import Settings
+
+if TYPE_CHECKING:
+    from trackledger.api.context import ServerContext
 
 
 def add_parser(subparsers) -> None:
@@ -29,7 +35,19 @@ def _listen(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandError(
+                f"port {port} on {host} is in use (another server?): choose another with --port "
+                "(or TRACKLEDGER_PORT)"
+            ) from None
+        reason = exc.strerror or str(exc)
+        raise CommandError(
+            f"cannot listen on {host} port {port}: {reason} (check --host and --port)"
+        ) from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -41,6 +59,24 @@ def _raise_open_files_limit() -> None:
     if soft != hard:
         with contextlib.suppress(ValueError, OSError):  # an unlimited hard limit cannot be the soft one
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _open(ctx: ServerContext, sock: socket.socket) -> None:
+    """Open the ledger and the projection before serving, so that a state directory in use is one
+    line of error, not a traceback from the application's startup after "serving"."""
+    from trackledger.ledger import StateDirInUse
+
+    try:
+        ctx.open()
+    except StateDirInUse:
+        sock.close()
+        raise CommandError(
+            f"another server (or a rebuild) is using the state directory {ctx.settings.state_path}: "
+            "stop it, or give this server its own --state-dir"
+        ) from None
+    except OSError as exc:  # a state directory it may not write, a full disk, a store out of reach
+        sock.close()
+        raise CommandError(f"cannot open the store or the state directory: {exc}") from None
 
 
 class _RefusePandas(importlib.abc.MetaPathFinder):
@@ -86,7 +122,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings),  # its lifespan finds the context open (``_open``) and closes it at the end
         http=with_header_timeout(settings.header_timeout_s),
         loop="uvloop",
         lifespan="on",
@@ -97,6 +133,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     server = Server(config)
     sock = _listen(settings.host, settings.port)
+    _open(config.app.state.ctx, sock)
     logging.getLogger("trackledger").info(
         "trackledger serving %s on http://%s:%d (artifacts: %s, state: %s)",
         settings.store,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from trackledger.api.commands import existing_store
 from trackledger.api.settings import Settings
 
 
@@ -22,7 +23,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import msgspec
     from trackledger.ledger import verify
 
-    report = verify(settings.store, settings.store_options)
+    report = verify(existing_store(settings))
     if args.json:
         print(msgspec.json.encode({**msgspec.structs.asdict(report), "ok": report.ok}).decode())
     else:

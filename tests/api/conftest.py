@@ -1,13 +1,16 @@
-"""A real ``trackledger server`` subprocess on a free loopback port, and mlflow clients pointed at it."""
+"""A real ``trackledger server`` subprocess on a free loopback port, and mlflow clients pointed at it;
+or the same application in this process (``in_process``), for quick tests of validation and errors."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -79,14 +82,30 @@ class ServerProcess:
         self.log.close()
 
 
-def trackledger(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def trackledger(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``python -m trackledger ARGS``; ``env`` is added to the environment."""
     return subprocess.run(
         [sys.executable, "-m", "trackledger", *args],
         cwd=cwd or REPO,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+@contextlib.contextmanager
+def in_process(store: Path, **settings) -> Iterator:
+    """An httpx client of the ASGI app in this process, its lifespan run (the store opened and closed
+    as by the server); ``settings`` as for ``Settings``."""
+    from starlette.testclient import TestClient
+    from trackledger.api.app import create_app
+    from trackledger.api.settings import Settings
+
+    with TestClient(create_app(Settings(store=str(store), **settings))) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ import pytest
 
 from tests.api.conftest import ledger_events, mlflow_error
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.mark.parametrize(
     "raw_path",

@@ -6,8 +6,11 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from tests.api.conftest import ServerProcess, trackledger
+
+pytestmark = pytest.mark.e2e
 
 API = "/api/2.0/mlflow"
 

@@ -1,5 +1,5 @@
-"""Raw HTTP against the server: error shapes, bad input changing nothing, aliases, native endpoints;
-and the JSON form of values JSON cannot hold."""
+"""Raw HTTP against the application (in this process: quick): error shapes, bad input changing
+nothing, aliases, native endpoints; and the JSON form of values JSON cannot hold."""
 
 from __future__ import annotations
 
@@ -8,23 +8,19 @@ import io
 import json
 import math
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from trackledger.api.http import fix_run
 
-from tests.api.conftest import API, ServerProcess, ledger_events, mlflow_error
+from tests.api.conftest import API, in_process, ledger_events, mlflow_error
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def http(tmp_path_factory):
     """Tighter SQL caps than the defaults, so the cap tests are quick."""
-    workdir = tmp_path_factory.mktemp("server")
-    args = ("--sql-timeout", "1", "--sql-max-rows", "1000")
-    proc = ServerProcess(str(workdir / "data"), workdir, args=args).start()
-    yield proc
-    assert proc.stop() == 0, proc.read_log()
+    with in_process(tmp_path_factory.mktemp("app") / "data", sql_timeout_s=1, sql_max_rows=1000) as client:
+        yield client
 
 
 def test_health_version_server_info_and_ajax_alias(http):
@@ -324,14 +320,3 @@ def test_non_finite_metric_values_are_strings_in_json():
     values = [math.nan, math.inf, -math.inf, 1.5]
     run = {"data": {"metrics": [{"key": str(i), "value": v} for i, v in enumerate(values)]}}
     assert [m["value"] for m in fix_run(run)["data"]["metrics"]] == ["NaN", "Infinity", "-Infinity", 1.5]
-
-
-def test_the_server_process_never_loads_pandas(server, http, run_id):
-    # pyarrow imports pandas, when installed (the mlflow client needs it), at its first array:
-    # a log call makes arrays.
-    metric = {"run_id": run_id, "key": "pandas-check", "value": 1.0, "timestamp": 1, "step": 0}
-    assert http.post(f"{API}/runs/log-metric", json=metric).status_code == 200
-    assert http.get(
-        f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "pandas-check"}
-    ).json()
-    assert "/pandas/" not in Path(f"/proc/{server.proc.pid}/maps").read_text()

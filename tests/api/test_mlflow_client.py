@@ -10,6 +10,8 @@ import pytest
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException, RestException
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def exp_id(client):

@@ -8,7 +8,10 @@ from mlflow.exceptions import RestException
 
 from tests.api.conftest import ServerProcess
 
-pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # stages are deprecated in MLflow
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.filterwarnings("ignore::FutureWarning"),  # stages are deprecated in MLflow
+]
 
 
 @pytest.fixture(scope="module")

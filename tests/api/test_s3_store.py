@@ -8,7 +8,7 @@ import s3fs
 
 from tests.api.conftest import ServerProcess
 
-pytestmark = pytest.mark.s3
+pytestmark = [pytest.mark.e2e, pytest.mark.s3]
 API = "/api/2.0/mlflow"
 
 

@@ -12,6 +12,8 @@ import textwrap
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 SCRIPT = textwrap.dedent(
     """
     import json, sys

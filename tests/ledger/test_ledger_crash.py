@@ -13,6 +13,8 @@ from trackledger.ledger import Ledger, verify
 from trackledger.ledger.events import BatchLogged, Metric, new_event_id
 from trackledger.ledger.wal import FRAME, wal_files
 
+pytestmark = pytest.mark.e2e
+
 CHILD = os.path.join(os.path.dirname(__file__), "ledger_child.py")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

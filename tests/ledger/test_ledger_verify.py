@@ -82,6 +82,7 @@ def segment_files(store) -> list:
     return sorted(store.rglob("*.parquet"))
 
 
+@pytest.mark.e2e
 def test_intact_store_verifies(store, chunk_items):
     row_groups = [pq.ParquetFile(f).num_row_groups for f in segment_files(store)]
     assert row_groups == ([3, 3, 3, 3] if chunk_items == 1 else [1, 1, 1, 1])
@@ -93,6 +94,7 @@ def test_intact_store_verifies(store, chunk_items):
     assert "OK" in result.stdout and "4 segments, 12 events" in result.stdout
 
 
+@pytest.mark.e2e
 def test_changed_byte_is_detected(store):
     target = segment_files(store)[1]
     data = bytearray(target.read_bytes())
@@ -152,6 +154,7 @@ def test_removed_middle_segment_is_detected(store):
     assert "seq gap" in report.first_bad.reason
 
 
+@pytest.mark.e2e
 def test_swapped_segments_are_detected(store):
     files = segment_files(store)
     temp = files[1].with_suffix(".tmp")
@@ -177,18 +180,20 @@ def test_inserted_segment_is_detected(store, tmp_path):
     assert report.first_bad.path.endswith(f"{6:020d}-{6:020d}.parquet")
 
 
+@pytest.mark.e2e
 def test_events_command_lists_history(store):
     result = cli("events", "--store", str(store))
     lines = result.stdout.splitlines()
     assert result.returncode == 0 and len(lines) == 12
     assert lines[0].split()[0] == "1" and "experiment_created" in lines[0] and "alice" in lines[0]
-    assert "1 metrics (loss)" in lines[-1]
+    assert lines[-1].endswith("run=r1 metrics loss=0.1 (step 9)"), "the events table's summary"
     runs = cli("events", "--store", str(store), "--run", "r1", "--json").stdout.splitlines()
     assert [json.loads(line)["run_id"] for line in runs] == ["r1"] * 6
     experiment = cli("events", "--store", str(store), "--experiment", "7").stdout.splitlines()
     assert len(experiment) == 2 + 5, "the experiment, its run r1's creation and r1's five batches"
 
 
+@pytest.mark.e2e
 def test_plain_duckdb_reads_the_ledger(store):
     """No trackledger import: the documented glob is all a reader needs."""
     script = f"""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pyarrow.parquet as pq
+from trackledger.ledger import Ledger
 from trackledger.ledger import events as E
 from trackledger.ledger.schema import events_to_table
 from trackledger.ledger.segments import segment_relpath
+from trackledger.projections import sources
 
 from tests.projections.conftest import make
 from trackledger import projections
@@ -79,3 +81,40 @@ def test_a_registry_from_before_schema_version_2_rebuilds_with_what_came_after(t
     ]
     assert con.execute("SELECT version, current_stage FROM model_versions").fetchall() == [(1, "Staging")]
     assert con.execute("SELECT alias FROM registered_model_aliases").fetchall() == [("champion",)]
+
+
+def test_a_big_segment_is_applied_in_steps_that_count_events(tmp_path, monkeypatch):
+    """Progress counts events, and a segment past EVENTS_PER_STEP moves it more than once; the
+    tables are the same as when it is applied in one step."""
+    with Ledger(tmp_path / "store", tmp_path / "state") as ledger:
+        ledger.append(
+            [make(E.ExperimentCreated, experiment_id="1", name="e", artifact_location="a", creation_time=1)]
+        )
+        ledger.append(
+            [
+                make(
+                    E.RunCreated,
+                    experiment_id="1",
+                    run_id="r",
+                    name="n",
+                    user_id="u",
+                    start_time=1,
+                    artifact_uri="u",
+                )
+            ]
+        )
+        for step in range(5):
+            ledger.append(
+                [make(E.BatchLogged, run_id="r", metrics=[E.Metric("loss", step / 10, step, step)])]
+            )
+        ledger.roll()
+    whole = projections.connect(tmp_path / "store")
+    monkeypatch.setattr(sources, "EVENTS_PER_STEP", 3)
+    calls = []
+    stepped = projections.connect(
+        tmp_path / "store", progress=lambda done, total: calls.append((done, total))
+    )
+    assert calls == [(3, 7), (6, 7), (7, 7)]
+    for table in ("runs", "metrics", "latest_metrics", "events"):
+        query = f"SELECT * FROM {table} ORDER BY ALL"
+        assert stepped.execute(query).fetchall() == whole.execute(query).fetchall(), table

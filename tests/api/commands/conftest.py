@@ -1,29 +1,10 @@
-"""The ``trackledger`` sub-commands run as a user runs them: a subprocess, with its own environment."""
+"""A small ledger for the sub-commands to read (they run as users run them: `trackledger` in a subprocess)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+import pyarrow.parquet as pq
 from trackledger.ledger import Ledger
 from trackledger.ledger.events import BatchLogged, ExperimentCreated, Metric, RunCreated, new_event_id
-
-
-def trackledger(
-    *args: str, cwd: Path | str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """The command's result; ``env`` is added to a copy of the environment without TRACKLEDGER_*."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLEDGER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "trackledger", *args],
-        cwd=cwd,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def log_a_run(ledger: Ledger, points: int = 3) -> None:
@@ -57,3 +38,30 @@ def log_a_run(ledger: Ledger, points: int = 3) -> None:
         ledger.append(
             [BatchLogged(id=new_event_id(), run_id="r1", metrics=[Metric("loss", 1 / (step + 1), 0, step)])]
         )
+
+
+def command(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run a command line in this process: (exit status, stdout, stderr)."""
+    from trackledger.api.cli import execute
+
+    status = execute(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def one_line_error(status: int, err: str, *words: str) -> str:
+    """The single line of a command's error, checked to name ``words``."""
+    assert status == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("trackledger "), err
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def damage(segment) -> None:
+    """Change the last byte of a segment's first page of event data: its checksum no longer matches."""
+    column = pq.ParquetFile(segment).metadata.row_group(0).column(0)
+    data = bytearray(segment.read_bytes())
+    data[column.data_page_offset + column.total_compressed_size - 1] ^= 0x40
+    segment.write_bytes(bytes(data))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import duckdb
+import pytest
 from trackledger.ledger import Ledger
 
-from tests.api.commands.conftest import log_a_run, trackledger
+from tests.api.commands.conftest import log_a_run
+from tests.api.conftest import trackledger
 
 
+@pytest.mark.e2e
 def test_rebuild_takes_its_state_dir_from_the_environment(tmp_path):
     with Ledger(str(tmp_path / "store"), str(tmp_path / "server-state")) as ledger:
         log_a_run(ledger)
