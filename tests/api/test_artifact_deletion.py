@@ -10,6 +10,8 @@ import pytest
 
 from tests.api.conftest import API, ServerProcess, ledger_events, trackledger
 
+pytestmark = pytest.mark.e2e
+
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 SNAPSHOT = (
     "SELECT path, run_id, size, sha256 FROM artifacts ORDER BY path",

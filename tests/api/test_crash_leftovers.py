@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.api.conftest import ServerProcess
+
+pytestmark = pytest.mark.e2e
 
 
 def test_interrupted_upload_temp_files_are_removed_at_start(tmp_path):

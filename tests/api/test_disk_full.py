@@ -21,6 +21,8 @@ import pytest
 
 from tests.api.conftest import API, ServerProcess, mlflow_error
 
+pytestmark = pytest.mark.e2e
+
 RECOVERY_DEADLINE_S = 60  # bounds a hang only
 
 

@@ -20,6 +20,8 @@ from trackledger.api.app import MLFLOW_ROUTES
 
 from tests.api.conftest import API, ServerProcess, mlflow_error
 
+pytestmark = pytest.mark.e2e
+
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 BODY_CAP = 1024 * 1024
 LONE = "a\ud800"

@@ -10,6 +10,8 @@ import pytest
 
 from tests.api.conftest import ServerProcess, mlflow_error
 
+pytestmark = pytest.mark.e2e
+
 HOLD_S = 8  # the time cap: how long the query holding the only slot runs
 
 

@@ -14,6 +14,8 @@ from mlflow.exceptions import MlflowException
 from tests.api.conftest import API, ServerProcess, mlflow_error
 from tests.api.webhook_receiver import Receiver
 
+pytestmark = pytest.mark.e2e
+
 SECRET = "whsec-0d6f3b9a-never-in-clear"
 
 

@@ -14,6 +14,8 @@ from mlflow import MlflowClient
 from tests.api.conftest import API, ServerProcess
 from tests.api.webhook_receiver import Receiver
 
+pytestmark = pytest.mark.e2e
+
 SECRET = "pipeline-secret"
 ARGS = ("--webhook-allow-private", "--webhook-retry-max", "0.5", "--webhook-timeout", "1")
 
