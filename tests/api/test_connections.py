@@ -14,6 +14,8 @@ import pytest
 
 from tests.api.conftest import ServerProcess
 
+pytestmark = pytest.mark.e2e
+
 WAIT_S = 30  # bounds a hang; the server's deadlines below are 1 s
 
 
