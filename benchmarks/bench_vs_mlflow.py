@@ -4,8 +4,10 @@ Both servers run on loopback; clients are keep-alive ``http.client`` connections
 identical for both servers. Loops are bounded by counts, MLflow's smaller where it is ~50x slower
 (rates are per second, so the counts do not change the figures). Metric values are noisy curves,
 not round numbers, so that bytes per point are what real training logs cost. Memory is the RSS of
-each server's whole process tree, at the end and at its peak (sampled every 50 ms). Last, a 2 GiB
-artifact goes up and down through each server's artifact proxy. Prints one table with the ratio.
+each server's whole process tree, at the end and at its peak (sampled every 50 ms). Server CPU per
+call is the user + system time of the server's process tree during a workload, divided by its calls.
+Last, a 2 GiB artifact goes up and down through each server's artifact proxy. Prints one table with
+the ratio.
 
     python3 benchmarks/bench_vs_mlflow.py [--quick] [--skip-mlflow] [--durability fsync|os] [--artifact-gib N]
 """
@@ -108,6 +110,15 @@ class Server:
 
         threading.Thread(target=sample, daemon=True).start()
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the process tree so far (MLflow's workers are children)."""
+        total = 0.0
+        for p in [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = p.cpu_times()
+                total += times.user + times.system
+        return total
+
     def rss_mb(self) -> tuple[float, int]:
         procs = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
         total = 0
@@ -143,9 +154,14 @@ def noisy(rng: random.Random, step: int) -> float:
     return 1.0 / (1.0 + step * 0.001) + rng.gauss(0.0, 0.01)
 
 
-def run_workloads(port: int, scale: dict) -> tuple[dict, int]:
+def run_workloads(server: Server, scale: dict) -> tuple[dict, int]:
     """All workloads against one server; returns the figures and the number of metric points logged."""
+    port = server.port
     conn = Conn(port)
+
+    def cpu_per_call(started_s: float, calls: int) -> float:
+        return (server.cpu_s() - started_s) / calls * 1000
+
     rng = random.Random(42)
     out: dict = {}
     points = 0
@@ -153,6 +169,7 @@ def run_workloads(port: int, scale: dict) -> tuple[dict, int]:
     run_id = new_run(conn, exp)
 
     lat = []
+    cpu0 = server.cpu_s()
     t0 = time.perf_counter()
     for i in range(scale["seq"]):
         s = time.perf_counter()
@@ -164,6 +181,7 @@ def run_workloads(port: int, scale: dict) -> tuple[dict, int]:
         lat.append(time.perf_counter() - s)
     out["log-metric sequential (calls/s)"] = scale["seq"] / (time.perf_counter() - t0)
     out["log-metric p50 (ms)"] = statistics.median(lat) * 1000
+    out["log-metric sequential: server CPU per call (ms)"] = cpu_per_call(cpu0, scale["seq"])
     points += scale["seq"]
 
     batches = []  # encoded before the clock starts: the client's JSON encoding is not the server's time
@@ -175,10 +193,12 @@ def run_workloads(port: int, scale: dict) -> tuple[dict, int]:
             for i, step in enumerate(steps)
         ]
         batches.append(json.dumps({"run_id": run_id, "metrics": metrics}).encode())
+    cpu0 = server.cpu_s()
     t0 = time.perf_counter()
     for body in batches:
         conn.ok("POST", f"{API}/runs/log-batch", body)
     out["log-batch 1000 metrics (points/s)"] = scale["batches"] * 1000 / (time.perf_counter() - t0)
+    out["log-batch: server CPU per call (ms)"] = cpu_per_call(cpu0, scale["batches"])
     points += scale["batches"] * 1000
 
     errors = []
@@ -196,15 +216,18 @@ def run_workloads(port: int, scale: dict) -> tuple[dict, int]:
                 errors.append(body)
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    cpu0 = server.cpu_s()
     t0 = time.perf_counter()
     for th in threads:
         th.start()
     for th in threads:
         th.join()
     out["8 writers (calls/s)"] = 8 * calls / (time.perf_counter() - t0)
+    out["8 writers: server CPU per call (ms)"] = cpu_per_call(cpu0, 8 * calls)
     out["8 writers errors"] = len(errors)
     points += 8 * calls
 
+    cpu0 = server.cpu_s()
     t0 = time.perf_counter()
     for i in range(scale["runs"]):
         conn.ok(
@@ -218,6 +241,7 @@ def run_workloads(port: int, scale: dict) -> tuple[dict, int]:
             },
         )
     out["create runs (runs/s)"] = scale["runs"] / (time.perf_counter() - t0)
+    out["create runs: server CPU per call (ms)"] = cpu_per_call(cpu0, scale["runs"])
 
     search = {
         "experiment_ids": [exp],
@@ -227,12 +251,14 @@ def run_workloads(port: int, scale: dict) -> tuple[dict, int]:
         "run_view_type": "ACTIVE_ONLY",
     }
     times = []
+    cpu0 = server.cpu_s()
     for _ in range(5):
         s = time.perf_counter()
         found = conn.ok("POST", f"{API}/runs/search", search).get("runs", [])
         times.append(time.perf_counter() - s)
     assert len(found) == min(1000, scale["runs"] // 2), len(found)
     out["search filter+order_by, 1000 of runs (ms)"] = statistics.median(times) * 1000
+    out["search: server CPU per call (ms)"] = cpu_per_call(cpu0, 5)
 
     hist_run = new_run(conn, exp)
     for b in range(100):
@@ -250,6 +276,8 @@ def run_workloads(port: int, scale: dict) -> tuple[dict, int]:
         )
     points += 100_000
     times = []
+    pages = 0
+    cpu0 = server.cpu_s()
     for _ in range(3):
         s = time.perf_counter()
         got, token = 0, None
@@ -259,12 +287,14 @@ def run_workloads(port: int, scale: dict) -> tuple[dict, int]:
             )
             page = conn.ok("GET", f"{API}/metrics/get-history?{q}")
             got += len(page.get("metrics", []))
+            pages += 1
             token = page.get("next_page_token")
             if not token:
                 break
         times.append(time.perf_counter() - s)
     assert got == 100_000, got
     out["100k-point history (ms)"] = statistics.median(times) * 1000
+    out["100k-point history: server CPU per page (ms)"] = cpu_per_call(cpu0, pages)
     return out, points
 
 
@@ -314,6 +344,11 @@ def dir_bytes(path: Path, skip: tuple[str, ...] = ()) -> int:
     return total
 
 
+def shown(value: float) -> str:
+    """Two decimals below 10 (CPU per call is often a fraction of a millisecond), else one."""
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:,.1f}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller counts (figures are rates, so comparable)")
@@ -356,7 +391,7 @@ def main() -> int:
         )
         tl.watch_peak_rss()
         try:
-            figures, points = run_workloads(port, tl_scale)
+            figures, points = run_workloads(tl, tl_scale)
             figures["RSS of process tree at the end (MB)"], nprocs = tl.rss_mb()
             figures["peak RSS of process tree (MB)"] = tl.peak_rss_mb
             if args.artifact_gib:
@@ -393,7 +428,7 @@ def main() -> int:
             )
             ml.watch_peak_rss()
             try:
-                figures, points = run_workloads(port, ml_scale)
+                figures, points = run_workloads(ml, ml_scale)
                 figures["RSS of process tree at the end (MB)"], nprocs = ml.rss_mb()
                 figures["peak RSS of process tree (MB)"] = ml.peak_rss_mb
                 if args.artifact_gib:
@@ -408,7 +443,7 @@ def main() -> int:
 
     tl_fig, tl_n = results["trackledger"]
     ml_fig, ml_n = results.get("mlflow", ({}, 0))
-    lower_is_better = ("ms", "(MB)", "bytes", "errors")
+    lower_is_better = ("ms", "(MB)", "bytes", "errors")  # the ratio is MLflow's figure over ours
     print("\n| workload | trackledger | mlflow 3.17.2 + SQLite | ratio |\n|---|---:|---:|---:|")
     for key, value in tl_fig.items():
         other = ml_fig.get(key)
@@ -416,8 +451,8 @@ def main() -> int:
         if other and value:
             r = other / value if any(w in key for w in lower_is_better) else value / other
             ratio = f"{r:,.1f}x"
-        shown_other = "" if other is None else f"{other:,.1f}"
-        print(f"| {key} | {value:,.1f} | {shown_other} | {ratio} |")
+        shown_other = "" if other is None else shown(other)
+        print(f"| {key} | {shown(value)} | {shown_other} | {ratio} |")
     print(f"\nprocesses: trackledger {tl_n}, mlflow {ml_n}")
     return 0
 
