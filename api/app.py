@@ -16,13 +16,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from trackledger.api import (
     artifacts,
+    event_history,
     experiments,
+    logged_models,
     model_versions,
-    models,
-    native,
-    registry,
+    registered_models,
     run_logging,
     runs,
+    sql_queries,
 )
 from trackledger.api.context import ServerContext
 from trackledger.api.errors import MlflowError
@@ -39,14 +40,14 @@ MLFLOW_ROUTES = {
     **experiments.ROUTES,
     **runs.ROUTES,
     **run_logging.ROUTES,
-    **models.ROUTES,
-    **registry.ROUTES,
+    **logged_models.ROUTES,
+    **registered_models.ROUTES,
     **model_versions.ROUTES,
     **webhooks.ROUTES,
 }
 PATTERN_ROUTES = [
     (method, re.compile(pattern + "$"), fn)
-    for (method, pattern), fn in {**models.PATTERN_ROUTES, **webhooks.PATTERN_ROUTES}.items()
+    for (method, pattern), fn in {**logged_models.PATTERN_ROUTES, **webhooks.PATTERN_ROUTES}.items()
 ]
 KNOWN_PATHS = {path for _, path in MLFLOW_ROUTES}
 SERVER_INFO = {
@@ -160,8 +161,8 @@ def _routes(ctx: ServerContext) -> list:
     routes += [
         Route("/health", _health, methods=["GET"]),
         Route("/version", _version, methods=["GET"]),
-        Route("/api/ledger/events", _bind(ctx, native.events), methods=["GET"]),
-        Route("/api/sql", _bind(ctx, native.sql), methods=["POST"]),
+        Route("/api/ledger/events", _bind(ctx, event_history.events), methods=["GET"]),
+        Route("/api/sql", _bind(ctx, sql_queries.sql), methods=["POST"]),
         Route("/api/ledger/webhooks", _bind(ctx, webhooks.all_webhooks), methods=["GET"]),
         Route(
             "/api/ledger/webhooks/{webhook_id}/deliveries", _bind(ctx, webhooks.deliveries), methods=["GET"]

@@ -22,10 +22,11 @@ import uuid
 import fsspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from trackledger.api import writes
 from trackledger.api.errors import MlflowError, invalid, not_found
 from trackledger.api.http import json_response, origin_of, query
 from trackledger.api.threads import blocking
-from trackledger.ledger.events import ArtifactFile, ArtifactsDeleted, ArtifactWritten
+from trackledger.ledger.events import ArtifactFile
 
 CHUNK = 1 << 20
 TEMP_PREFIX = ".tl-upload-"
@@ -41,10 +42,6 @@ TEXT_EXTENSIONS = frozenset(
     ]
 )
 PASSIVE_MEDIA = ("image/", "audio/", "video/", "application/pdf")
-_RUN_PATH = re.compile(r"^(?P<exp>\d+)/(?P<run>[0-9a-f]{32})/artifacts(/|$)")
-_MODEL_PATH = re.compile(r"^(?P<exp>\d+)/models/(?P<model>m-[0-9a-f]{32})/artifacts(/|$)")
-
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # no file name needs them; no header can carry them
 
 
@@ -240,15 +237,6 @@ async def _store_upload(store: ArtifactStore, request: Request, path: str) -> tu
     return size, digest.hexdigest()
 
 
-def entity_keys(path: str) -> dict:
-    """Experiment, run and model ids when the path follows MLflow's artifact layout."""
-    if m := _RUN_PATH.match(path):
-        return {"experiment_id": m["exp"], "run_id": m["run"]}
-    if m := _MODEL_PATH.match(path):
-        return {"experiment_id": m["exp"], "model_id": m["model"]}
-    return {}
-
-
 def no_space(path: str) -> MlflowError:
     return MlflowError(f"No space left on the artifact store for '{path}'", "INSUFFICIENT_STORAGE")
 
@@ -265,14 +253,7 @@ async def upload(ctx, request: Request, path: str):
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise no_space(path) from None
         raise
-    keys = entity_keys(path)
-    origin = origin_of(request)
-    writes = ctx.writes
-
-    def build(envelope):
-        return [ArtifactWritten(**envelope(0, **keys), path=path, size=size, sha256=digest)]
-
-    await blocking(writes.commit, origin, build)
+    await ctx.writes.commit_off_loop(origin_of(request), writes.artifacts.written, path, size, digest)
     return Response(b"", status_code=200)
 
 
@@ -333,12 +314,7 @@ async def delete(ctx, request: Request, path: str):
     store: ArtifactStore = ctx.artifacts
     files = await blocking(_files_with_hashes, ctx, store, path)
     if files:
-        keys = entity_keys(path)
-
-        def build(envelope):
-            return [ArtifactsDeleted(**envelope(0, **keys), path=path, files=files)]
-
-        await blocking(ctx.writes.commit, origin_of(request), build)
+        await ctx.writes.commit_off_loop(origin_of(request), writes.artifacts.deleted, path, files)
     await blocking(store.delete, path)
     return json_response()
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from trackledger.api.settings import Settings, storage_options_for
 
@@ -17,7 +17,8 @@ log = logging.getLogger("trackledger")
 
 if TYPE_CHECKING:
     from trackledger.api.artifacts import ArtifactStore
-    from trackledger.api.tracking import WriteService
+    from trackledger.api.webhooks.deliverer import Deliverer
+    from trackledger.api.writes.service import WriteService
     from trackledger.ledger import Ledger
     from trackledger.projections import Projection
 
@@ -31,15 +32,15 @@ class ServerContext:
     projection: Projection | None = None
     artifacts: ArtifactStore | None = None
     writes: WriteService | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
     sql_slots: threading.BoundedSemaphore | None = None  # POST /api/sql queries that may run at once
+    webhooks: Deliverer | None = None
 
     def open(self) -> None:
         """Open the components; a no-op when open (the server command opens them before it serves)."""
         if self.ledger is not None:
             return
         from trackledger.api.artifacts import ArtifactStore
-        from trackledger.api.tracking import WriteService
+        from trackledger.api.writes.service import WriteService
         from trackledger.ledger import Ledger
         from trackledger.projections import Projection
 
@@ -54,16 +55,17 @@ class ServerContext:
             log.warning("removed %d temporary files of uploads interrupted by a crash", removed)
         self.writes = WriteService(self.ledger, self.projection)
         self.sql_slots = threading.BoundedSemaphore(s.sql_max_concurrent)
-        self.extras["webhooks"] = _deliverer(s, self.ledger, self.projection, state)
-        self.extras["webhooks"].refresh()
+        self.webhooks = _deliverer(s, self.ledger, self.projection, state)
+        self.webhooks.refresh()
 
     def close(self) -> None:
         """Webhook delivery first, then the projection (it reads the ledger), then the ledger, which
         rolls its WAL into a segment. The ledger is closed even when the projection cannot catch up
         (its disk is full): what did not reach the projection is in the ledger, and the next start
         applies it."""
-        if "webhooks" in self.extras:
-            self.extras.pop("webhooks").close()
+        if self.webhooks is not None:
+            self.webhooks.close()
+            self.webhooks = None
         try:
             if self.projection is not None:
                 try:

@@ -3,61 +3,38 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from trackledger.api import protocol as p
-from trackledger.api import validation as v
-from trackledger.api.errors import MlflowError, already_exists, invalid, missing, not_found
+from trackledger.api import protocol, validation, writes
+from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, json_response, origin_of, query
-from trackledger.api.threads import blocking, fresh
-from trackledger.api.tracking import now_ms
-from trackledger.ledger.events import (
-    ExperimentCreated,
-    ExperimentDeleted,
-    ExperimentRenamed,
-    ExperimentRestored,
-    ExperimentTagDeleted,
-    ExperimentTagSet,
-    Tag,
-)
+from trackledger.api.threads import fresh
+from trackledger.ledger.events import Tag
 
 VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 
 
 def _tag(key, value) -> Tag:
-    v.check_key(key)
+    validation.check_key(key)
     value = value or ""
-    if len(value) > v.MAX_EXPERIMENT_TAG_VAL_LENGTH:
-        raise invalid(f"'value' exceeds the maximum length of {v.MAX_EXPERIMENT_TAG_VAL_LENGTH} characters")
+    if len(value) > validation.MAX_EXPERIMENT_TAG_VAL_LENGTH:
+        raise invalid(
+            f"'value' exceeds the maximum length of {validation.MAX_EXPERIMENT_TAG_VAL_LENGTH} characters"
+        )
     return Tag(key, value)
 
 
 async def create(ctx, request: Request):
-    req = await body_as(request, p.CreateExperiment)
-    name = v.experiment_name(req.name)
+    req = await body_as(request, protocol.CreateExperiment)
+    name = validation.experiment_name(req.name)
     tags = [_tag(t.key, t.value) for t in req.tags]
-    custom_location = v.artifact_location(req.artifact_location) if req.artifact_location else None
-    writes = ctx.writes
-
-    def build(envelope):
-        if name in writes.index.experiment_by_name:
-            raise already_exists(f"Experiment(name={name}) already exists.")
-        experiment_id = writes.index.next_experiment_id()
-        location = custom_location or f"mlflow-artifacts:/{experiment_id}"
-        return [
-            ExperimentCreated(
-                **envelope(0, experiment_id=experiment_id),
-                name=name,
-                artifact_location=location,
-                creation_time=now_ms(),
-                tags=tags,
-            )
-        ]
-
-    events = await blocking(writes.commit, origin_of(request), build)
+    location = validation.artifact_location(req.artifact_location) if req.artifact_location else None
+    events = await ctx.writes.commit_off_loop(
+        origin_of(request), writes.experiments.create, name, tags, location
+    )
     return json_response({"experiment_id": events[0].experiment_id})
 
 
 async def get(ctx, request: Request):
-    experiment_id = v.experiment_id(query(request, "experiment_id"))
+    experiment_id = validation.experiment_id(query(request, "experiment_id"))
     exp = await fresh(ctx, ctx.projection.experiment, experiment_id)
     if exp is None:
         raise not_found(f"No Experiment with id={experiment_id} exists")
@@ -79,12 +56,12 @@ async def search(ctx, request: Request):
         params = dict(request.query_params)
         if "order_by" in params:
             params["order_by"] = request.query_params.getlist("order_by")
-        req = p.convert(p.SearchExperiments, params)
+        req = protocol.convert(protocol.SearchExperiments, params)
     else:
-        req = await body_as(request, p.SearchExperiments)
+        req = await body_as(request, protocol.SearchExperiments)
     if req.view_type not in VIEW_TYPES:
         raise invalid(f"Invalid view_type '{req.view_type}'. Valid view types are {list(VIEW_TYPES)}")
-    v.max_results(req.max_results, at_most=50_000)
+    validation.max_results(req.max_results, at_most=50_000)
     experiments, token = await fresh(
         ctx,
         ctx.projection.search_experiments,
@@ -102,85 +79,44 @@ async def search(ctx, request: Request):
     return json_response(out)
 
 
-def _lifecycle_change(event_type, from_lifecycle: str):
-    async def handler(ctx, request: Request):
-        req = await body_as(request, p.ExperimentRef)
-        experiment_id = v.experiment_id(req.experiment_id)
-        writes = ctx.writes
-
-        def build(envelope):
-            # MLflow looks the experiment up among the ones in ``from_lifecycle`` only.
-            if writes.experiment(experiment_id).lifecycle != from_lifecycle:
-                raise not_found(f"No Experiment with id={experiment_id} exists")
-            return [event_type(**envelope(0, experiment_id=experiment_id))]
-
-        await blocking(writes.commit, origin_of(request), build)
-        return json_response()
-
-    return handler
+async def delete(ctx, request: Request):
+    req = await body_as(request, protocol.ExperimentRef)
+    experiment_id = validation.experiment_id(req.experiment_id)
+    await ctx.writes.commit_off_loop(origin_of(request), writes.experiments.delete, experiment_id)
+    return json_response()
 
 
-delete = _lifecycle_change(ExperimentDeleted, "active")
-restore = _lifecycle_change(ExperimentRestored, "deleted")
+async def restore(ctx, request: Request):
+    req = await body_as(request, protocol.ExperimentRef)
+    experiment_id = validation.experiment_id(req.experiment_id)
+    await ctx.writes.commit_off_loop(origin_of(request), writes.experiments.restore, experiment_id)
+    return json_response()
 
 
 async def update(ctx, request: Request):
-    req = await body_as(request, p.UpdateExperiment)
-    experiment_id = v.experiment_id(req.experiment_id)
-    writes = ctx.writes
-
+    req = await body_as(request, protocol.UpdateExperiment)
+    experiment_id = validation.experiment_id(req.experiment_id)
     if not req.new_name:
         raise missing("new_name")
-
-    def build(envelope):
-        exp = writes.experiment(experiment_id)
-        name = v.experiment_name(req.new_name)
-        if exp.lifecycle != "active":
-            raise MlflowError("Cannot rename a non-active experiment.", "INVALID_STATE")
-        if writes.index.experiment_by_name.get(name, experiment_id) != experiment_id:
-            raise MlflowError(f"Experiment(name={name}) already exists.", "BAD_REQUEST")
-        if name == exp.name:
-            return []
-        return [ExperimentRenamed(**envelope(0, experiment_id=experiment_id), name=name)]
-
-    await blocking(writes.commit, origin_of(request), build)
+    await ctx.writes.commit_off_loop(
+        origin_of(request), writes.experiments.rename, experiment_id, req.new_name
+    )
     return json_response()
 
 
 async def set_tag(ctx, request: Request):
-    req = await body_as(request, p.SetExperimentTag)
-    experiment_id = v.experiment_id(req.experiment_id)
+    req = await body_as(request, protocol.SetExperimentTag)
+    experiment_id = validation.experiment_id(req.experiment_id)
     tag = _tag(req.key, req.value)
-    writes = ctx.writes
-
-    def build(envelope):
-        _active(writes.experiment(experiment_id), experiment_id)
-        return [ExperimentTagSet(**envelope(0, experiment_id=experiment_id), key=tag.key, value=tag.value)]
-
-    await blocking(writes.commit, origin_of(request), build)
+    await ctx.writes.commit_off_loop(origin_of(request), writes.experiments.set_tag, experiment_id, tag)
     return json_response()
 
 
-def _active(exp, experiment_id: str) -> None:
-    if exp.lifecycle != "active":
-        raise invalid(
-            f"The experiment {experiment_id} must be in the 'active' state. Current state is {exp.lifecycle}."
-        )
-
-
 async def delete_tag(ctx, request: Request):
-    req = await body_as(request, p.DeleteExperimentTag)
-    experiment_id = v.experiment_id(req.experiment_id)
-    key = v.check_key(req.key)
-    writes = ctx.writes
-
-    def build(envelope):
-        _active(writes.experiment(experiment_id), experiment_id)
-        if not writes.projection_has("experiment_tags", experiment_id=experiment_id, key=key):
-            raise not_found(f"No tag with name: {key} in experiment with id {experiment_id}")
-        return [ExperimentTagDeleted(**envelope(0, experiment_id=experiment_id), key=key)]
-
-    await blocking(writes.commit, origin_of(request), build)
+    req = await body_as(request, protocol.DeleteExperimentTag)
+    experiment_id = validation.experiment_id(req.experiment_id)
+    key = validation.check_key(req.key)
+    await ctx.writes.commit_off_loop(origin_of(request), writes.experiments.delete_tag, experiment_id, key)
     return json_response()
 
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from trackledger.api.errors import MlflowError, invalid
 from trackledger.api.protocol import convert, decode
-from trackledger.api.tracking import Origin
+from trackledger.api.writes.envelope import Origin
 
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder()

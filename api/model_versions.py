@@ -1,33 +1,14 @@
 """MLflow's model versions: create, get, update, stage transitions, delete, tags, search and
-the download URI. A transition that archives the other versions of its stage names them in its
-events, so the projection needs no state to apply it."""
+the download URI."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from trackledger.api import protocol as p
-from trackledger.api import validation as v
+from trackledger.api import protocol, validation, writes
 from trackledger.api.errors import invalid, not_found
 from trackledger.api.http import body_as, fields_as, json_response, origin_of
-from trackledger.api.models import known_model
-from trackledger.api.registry import (
-    VERSIONS_MAX_RESULTS,
-    commit,
-    live_version,
-    model_entry,
-    name_version,
-    registry_tags,
-    search_page,
-)
+from trackledger.api.registered_models import VERSIONS_MAX_RESULTS, name_version, registry_tags, search_page
 from trackledger.api.threads import blocking, fresh
-from trackledger.ledger.events import (
-    ModelVersionCreated,
-    ModelVersionDeleted,
-    ModelVersionStageChanged,
-    ModelVersionTagDeleted,
-    ModelVersionTagSet,
-    ModelVersionUpdated,
-)
 from trackledger.projections.registry import canonical_stage
 
 ACTIVE_STAGES = ["Staging", "Production"]  # the stages a transition can archive the others of
@@ -41,59 +22,38 @@ async def version_response(ctx, name: str, version: int):
 
 
 async def create_model_version(ctx, request: Request):
-    req = await body_as(request, p.CreateModelVersion)
-    v.required(req, "name", "source")
+    req = await body_as(request, protocol.CreateModelVersion)
+    validation.required(req, "name", "source")
     tags = registry_tags(req.tags)
-
-    def build(envelope):
-        model = model_entry(ctx, req.name)
-        run_id = req.run_id
-        if req.model_id and not run_id:
-            known_model(ctx, req.model_id)
-            run_id = ctx.writes.source_run(req.model_id)
-        return [
-            ModelVersionCreated(
-                **envelope(0, run_id=run_id, model_id=req.model_id),
-                name=req.name,
-                version=model.latest_version + 1,
-                source=req.source,
-                description=req.description,
-                tags=tags,
-                registered_model_id=model.key,
-            )
-        ]
-
-    (created,) = await blocking(ctx.writes.commit, origin_of(request), build)  # or a retry's first
+    (created,) = await ctx.writes.commit_off_loop(  # or a retry's first attempt's
+        origin_of(request),
+        writes.model_versions.create,
+        req.name,
+        req.source,
+        req.run_id,
+        req.model_id,
+        req.description,
+        tags,
+    )
     return await version_response(ctx, created.name, created.version)
 
 
 async def get_model_version(ctx, request: Request):
-    return await version_response(ctx, *name_version(await fields_as(request, p.ModelVersionRef)))
+    return await version_response(ctx, *name_version(await fields_as(request, protocol.ModelVersionRef)))
 
 
 async def update_model_version(ctx, request: Request):
-    req = await fields_as(request, p.UpdateModelVersion)
+    req = await fields_as(request, protocol.UpdateModelVersion)
     name, version = name_version(req)
-
-    def build(envelope):
-        model = live_version(ctx, name, version)
-        return [
-            ModelVersionUpdated(
-                **envelope(0),
-                name=name,
-                version=version,
-                description=req.description,
-                registered_model_id=model.key,
-            )
-        ]
-
-    await commit(ctx, request, build)
+    await ctx.writes.commit_off_loop(
+        origin_of(request), writes.model_versions.update, name, version, req.description
+    )
     return await version_response(ctx, name, version)
 
 
 async def transition_stage(ctx, request: Request):
-    req = await fields_as(request, p.TransitionModelVersionStage)
-    v.required(req, "name", "version", "stage")
+    req = await fields_as(request, protocol.TransitionModelVersionStage)
+    validation.required(req, "name", "version", "stage")
     stage = canonical_stage(req.stage)
     if req.archive_existing_versions and stage not in ACTIVE_STAGES:
         raise invalid(
@@ -101,32 +61,20 @@ async def transition_stage(ctx, request: Request):
             f"'{req.stage}' is not an Active stage. Valid stages are {ACTIVE_STAGES}"
         )
     name, version = name_version(req)
-
-    def build(envelope):
-        model = live_version(ctx, name, version)
-        others = []
-        if req.archive_existing_versions:
-            others = sorted(n for n, s in model.stages.items() if s == stage and n != version)
-        changes = [(version, stage)] + [(n, "Archived") for n in others]
-        return [
-            ModelVersionStageChanged(
-                **envelope(i), name=name, version=n, stage=s, registered_model_id=model.key
-            )
-            for i, (n, s) in enumerate(changes)
-        ]
-
-    await commit(ctx, request, build)
+    await ctx.writes.commit_off_loop(
+        origin_of(request),
+        writes.model_versions.transition_stage,
+        name,
+        version,
+        stage,
+        archive_others=req.archive_existing_versions,
+    )
     return await version_response(ctx, name, version)
 
 
 async def delete_model_version(ctx, request: Request):
-    name, version = name_version(await fields_as(request, p.ModelVersionRef))
-
-    def build(envelope):
-        model = live_version(ctx, name, version)
-        return [ModelVersionDeleted(**envelope(0), name=name, version=version, registered_model_id=model.key)]
-
-    await commit(ctx, request, build)
+    name, version = name_version(await fields_as(request, protocol.ModelVersionRef))
+    await ctx.writes.commit_off_loop(origin_of(request), writes.model_versions.delete, name, version)
     return json_response()
 
 
@@ -136,7 +84,7 @@ async def search_model_versions(ctx, request: Request):
 
 
 async def get_download_uri(ctx, request: Request):
-    name, version = name_version(await fields_as(request, p.ModelVersionRef))
+    name, version = name_version(await fields_as(request, protocol.ModelVersionRef))
 
     def resolve():
         ctx.projection.flush()
@@ -154,32 +102,22 @@ async def get_download_uri(ctx, request: Request):
 
 
 async def set_model_version_tag(ctx, request: Request):
-    req = await fields_as(request, p.ModelVersionTag)
-    v.required(req, "name", "version", "key")
+    req = await fields_as(request, protocol.ModelVersionTag)
+    validation.required(req, "name", "version", "key")
     name, version = name_version(req)
-    key, value = v.check_key(req.key), v.registry_tag_value(req.value)
-
-    def build(envelope):
-        model = live_version(ctx, name, version)
-        keys = {"name": name, "version": version, "key": key, "registered_model_id": model.key}
-        return [ModelVersionTagSet(**envelope(0), **keys, value=value)]
-
-    await commit(ctx, request, build)
+    key, value = validation.check_key(req.key), validation.registry_tag_value(req.value)
+    await ctx.writes.commit_off_loop(
+        origin_of(request), writes.model_versions.set_tag, name, version, key, value
+    )
     return json_response()
 
 
 async def delete_model_version_tag(ctx, request: Request):
-    req = await fields_as(request, p.ModelVersionTag)
-    v.required(req, "name", "version", "key")
+    req = await fields_as(request, protocol.ModelVersionTag)
+    validation.required(req, "name", "version", "key")
     name, version = name_version(req)
-    key = v.check_key(req.key)
-
-    def build(envelope):
-        model = live_version(ctx, name, version)
-        keys = {"name": name, "version": version, "key": key, "registered_model_id": model.key}
-        return [ModelVersionTagDeleted(**envelope(0), **keys)]
-
-    await commit(ctx, request, build)
+    key = validation.check_key(req.key)
+    await ctx.writes.commit_off_loop(origin_of(request), writes.model_versions.delete_tag, name, version, key)
     return json_response()
 
 

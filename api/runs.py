@@ -6,8 +6,7 @@ import uuid
 
 import msgspec
 from starlette.requests import Request
-from trackledger.api import protocol as p
-from trackledger.api import validation as v
+from trackledger.api import protocol, validation, writes
 from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import (
     INTEGER,
@@ -19,16 +18,11 @@ from trackledger.api.http import (
     origin_of,
     query,
 )
-from trackledger.api.names import run_name as generated_run_name
+from trackledger.api.run_names import generated_run_name
 from trackledger.api.threads import blocking, fresh
-from trackledger.api.tracking import RUN_NAME_TAG, now_ms
-from trackledger.ledger.events import (
-    RunCreated,
-    RunDeleted,
-    RunRestored,
-    RunUpdated,
-    Tag,
-)
+from trackledger.api.writes.envelope import now_ms
+from trackledger.api.writes.runs import RUN_NAME_TAG
+from trackledger.ledger.events import Tag
 
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
@@ -38,10 +32,10 @@ VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 
 
 async def create(ctx, request: Request):
-    req = await body_as(request, p.CreateRun)
-    experiment_id = v.experiment_id(req.experiment_id or "0")
-    key = v.created_run_tag_key
-    tags = [Tag(key(t.key, f"tags[{i}].key"), v.tag_value(t.value)) for i, t in enumerate(req.tags)]
+    req = await body_as(request, protocol.CreateRun)
+    experiment_id = validation.experiment_id(req.experiment_id or "0")
+    key = validation.created_run_tag_key
+    tags = [Tag(key(t.key, f"tags[{i}].key"), validation.tag_value(t.value)) for i, t in enumerate(req.tags)]
     tags = [t for t in tags if t.key != RUN_NAME_TAG or t.value]  # an empty one names nothing
     tag_name = next((t.value for t in tags if t.key == RUN_NAME_TAG), None)
     if req.run_name and tag_name and req.run_name != tag_name:
@@ -55,34 +49,10 @@ async def create(ctx, request: Request):
     origin = origin_of(request)
     run_id = origin.derived_id("run") or uuid.uuid4().hex
     start_time = req.start_time if req.start_time is not None else now_ms()
-    user_id = req.user_id or ""
-    writes = ctx.writes
-
-    def build(envelope):
-        exp = writes.experiment(experiment_id)
-        if exp.lifecycle != "active":
-            raise invalid(
-                f"The experiment {experiment_id} must be in the 'active' state. "
-                f"Current state is {exp.lifecycle}."
-            )
-        if run_id in writes.index.runs:  # a retry the ledger no longer remembers (see commit)
-            return []
-        claimed = next((t.value for t in tags if t.key == "mlflow.user"), None) or user_id or "unknown"
-        event_keys = envelope(0, experiment_id=experiment_id, run_id=run_id)
-        event_keys["actor"] = origin.actor or claimed
-        return [
-            RunCreated(
-                **event_keys,
-                name=name,
-                user_id=user_id,
-                start_time=start_time,
-                artifact_uri=f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts",
-                tags=tags,
-            )
-        ]
-
-    # The build reads only the in-memory index: it runs on the event loop, no thread hop.
-    events = await writes.commit_on_loop(origin, build)
+    # Decided from the in-memory index only: on the event loop, no thread hop.
+    events = await ctx.writes.commit_on_loop(
+        origin, writes.runs.create, experiment_id, run_id, name, req.user_id or "", start_time, tags
+    )
     if not events:
         return json_response({"run": fix_run(await fresh(ctx, ctx.projection.run, run_id))})
     # Built from the event (this request's, or a retried request's first), so creating a run never
@@ -114,54 +84,39 @@ async def get(ctx, request: Request):
 
 
 async def update(ctx, request: Request):
-    req = await body_as(request, p.UpdateRun)
-    run_id = v.run_id(req.id)
+    req = await body_as(request, protocol.UpdateRun)
+    run_id = validation.run_id(req.id)
     if req.status is not None and req.status not in RUN_STATUSES:
         raise invalid(f"Invalid value \"{req.status}\" for parameter 'status' supplied.")
-    writes = ctx.writes
-
-    def build(envelope):
-        experiment_id = writes.active_run(run_id)
-        keys = {"experiment_id": experiment_id, "run_id": run_id}
-        # One call, one event: the projection keeps the mlflow.runName tag in step with the name.
-        return [
-            RunUpdated(**envelope(0, **keys), status=req.status, end_time=req.end_time, name=req.run_name)
-        ]
-
-    await blocking(writes.commit, origin_of(request), build)
+    origin = origin_of(request)
+    await ctx.writes.commit_off_loop(
+        origin, writes.runs.update, run_id, req.status, req.end_time, req.run_name
+    )
     run = await fresh(ctx, ctx.projection.run, run_id)
     return json_response({"run_info": run["info"]})
 
 
-def _lifecycle(event_type):
-    async def handler(ctx, request: Request):
-        req = await body_as(request, p.RunRef)
-        run_id = v.run_id(req.id)
-        writes = ctx.writes
-
-        def build(envelope):
-            experiment_id = writes.known_run(run_id)
-            return [event_type(**envelope(0, experiment_id=experiment_id, run_id=run_id))]
-
-        await blocking(writes.commit, origin_of(request), build)
-        return json_response()
-
-    return handler
+async def delete(ctx, request: Request):
+    req = await body_as(request, protocol.RunRef)
+    await ctx.writes.commit_off_loop(origin_of(request), writes.runs.delete, validation.run_id(req.id))
+    return json_response()
 
 
-delete = _lifecycle(RunDeleted)
-restore = _lifecycle(RunRestored)
+async def restore(ctx, request: Request):
+    req = await body_as(request, protocol.RunRef)
+    await ctx.writes.commit_off_loop(origin_of(request), writes.runs.restore, validation.run_id(req.id))
+    return json_response()
 
 
 # Reads --------------------------------------------------------------------------------
 
 
 async def search(ctx, request: Request):
-    req = await body_as(request, p.SearchRuns)
+    req = await body_as(request, protocol.SearchRuns)
     if req.run_view_type not in VIEW_TYPES:
         raise invalid(f"Invalid run_view_type '{req.run_view_type}'")
-    v.max_results(req.max_results, at_most=50_000)
-    experiment_ids = [v.experiment_id(e) for e in req.experiment_ids]
+    validation.max_results(req.max_results, at_most=50_000)
+    experiment_ids = [validation.experiment_id(e) for e in req.experiment_ids]
     runs, token = await fresh(
         ctx,
         ctx.projection.search_runs_json,
@@ -190,7 +145,7 @@ async def metric_history(ctx, request: Request):
     raw_max = query(request, "max_results")
     # Not a number: all of it, as MLflow answers; zero or less: refused, as MLflow refuses it.
     is_number = raw_max is not None and INTEGER.fullmatch(raw_max)
-    max_results = v.max_results(int(raw_max)) if is_number else None
+    max_results = validation.max_results(int(raw_max)) if is_number else None
 
     def read():
         ctx.projection.flush()  # an unknown run has no history (MLflow answers {} too)
@@ -219,7 +174,7 @@ async def metric_history_bulk_interval(ctx, request: Request):
         raise invalid("GetMetricHistoryBulkInterval request must specify at most 100 run_ids.")
     start, end = int_query(request, "start_step"), int_query(request, "end_step")
     limit = int_query(request, "max_results")
-    limit = 320 if limit is None else v.max_results(limit)
+    limit = 320 if limit is None else validation.max_results(limit)
 
     def read() -> list[dict]:
         ctx.projection.flush()

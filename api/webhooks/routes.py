@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import msgspec
 from starlette.requests import Request
+from trackledger.api import writes
 from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, fields_as, int_query, json_response, origin_of
 from trackledger.api.threads import blocking, fresh
 from trackledger.api.webhooks.catalog import MLFLOW_KINDS, parse_kind, wire_kind
 from trackledger.api.webhooks.sender import check_url
-from trackledger.ledger.events import WebhookCreated, WebhookDeleted, WebhookUpdated, new_event_id
+from trackledger.ledger.events import new_event_id
 
 STATUSES = ("ACTIVE", "DISABLED")
 LIST_MAX_RESULTS = (100, 1000)  # MLflow's default page of webhooks, and our cap
@@ -48,10 +49,6 @@ class TestWebhook(msgspec.Struct):
     event: dict | str | None = None
 
 
-def _deliverer(ctx):
-    return ctx.extras["webhooks"]
-
-
 def _kinds(events: list | None) -> list[str]:
     kinds = list(dict.fromkeys(parse_kind(e) for e in events or ()))
     if not kinds:
@@ -77,7 +74,7 @@ def _url(ctx, value: str) -> str:
 
 
 def _seal(ctx, secret: str) -> str:
-    return _deliverer(ctx).sealer.seal(secret) if secret else ""
+    return ctx.webhooks.sealer.seal(secret) if secret else ""
 
 
 def _filter(f: Filter) -> tuple[list[str] | None, str | None]:
@@ -117,15 +114,10 @@ async def _existing(ctx, webhook_id: str) -> dict:
     return row
 
 
-def _check_exists(ctx, webhook_id: str) -> None:
-    """Under the write lock: the webhook exists, counting every write staged so far."""
-    if not ctx.writes.projection_has("webhooks", webhook_id=webhook_id):
-        raise not_found(f"Webhook with ID {webhook_id} not found")
-
-
-async def _commit(ctx, request: Request, build) -> None:
-    await blocking(ctx.writes.commit, origin_of(request), build)
-    await blocking(_deliverer(ctx).refresh)
+async def _commit(ctx, request: Request, decide, *args) -> None:
+    """The write, then the deliverer's list of webhooks is reloaded."""
+    await ctx.writes.commit_off_loop(origin_of(request), decide, *args)
+    await blocking(ctx.webhooks.refresh)
 
 
 async def create_webhook(ctx, request: Request):
@@ -139,23 +131,20 @@ async def create_webhook(ctx, request: Request):
     experiment_ids, tag_key = _filter(req.filter or Filter())
     webhook_id = origin_of(request).derived_id("webhook") or new_event_id().replace("-", "")
 
-    def build(envelope):
-        return [
-            WebhookCreated(
-                **envelope(0),
-                webhook_id=webhook_id,
-                name=name,
-                url=url,
-                webhook_events=kinds,
-                status=status,
-                description=req.description or "",
-                secret_sealed=_seal(ctx, req.secret) or None,
-                filter_experiment_ids=experiment_ids or [],
-                filter_tag_key=tag_key or None,
-            )
-        ]
-
-    await _commit(ctx, request, build)
+    await _commit(
+        ctx,
+        request,
+        writes.webhooks.create,
+        webhook_id,
+        name,
+        url,
+        kinds,
+        status,
+        req.description or "",
+        _seal(ctx, req.secret) or None,
+        experiment_ids or [],
+        tag_key or None,
+    )
     return json_response({"webhook": webhook_json(await _existing(ctx, webhook_id))})
 
 
@@ -166,7 +155,7 @@ async def list_webhooks(ctx, request: Request):
     if limit < 1 or limit > cap:
         raise invalid(f"max_results must be between 1 and {cap}, got {limit}")
     start = _offset(req.page_token)
-    rows = [r for r in await blocking(_deliverer(ctx).webhooks) if set(r["events"]) & set(MLFLOW_KINDS)]
+    rows = [r for r in await blocking(ctx.webhooks.webhooks) if set(r["events"]) & set(MLFLOW_KINDS)]
     out: dict = {"webhooks": [webhook_json(r) for r in rows[start : start + limit]]}
     if start + limit < len(rows):
         out["next_page_token"] = str(start + limit)
@@ -194,33 +183,25 @@ async def update_webhook(ctx, request: Request, webhook_id: str):
     experiment_ids, tag_key = _filter(req.filter) if req.filter else (None, None)
     sealed = None if req.secret is None else _seal(ctx, req.secret)
 
-    def build(envelope):
-        _check_exists(ctx, webhook_id)
-        return [
-            WebhookUpdated(
-                **envelope(0),
-                webhook_id=webhook_id,
-                name=name,
-                url=url,
-                webhook_events=kinds,
-                status=status,
-                description=req.description,
-                secret_sealed=sealed,
-                filter_experiment_ids=experiment_ids,
-                filter_tag_key=tag_key,
-            )
-        ]
-
-    await _commit(ctx, request, build)
+    await _commit(
+        ctx,
+        request,
+        writes.webhooks.update,
+        webhook_id,
+        name,
+        url,
+        kinds,
+        status,
+        req.description,
+        sealed,
+        experiment_ids,
+        tag_key,
+    )
     return json_response({"webhook": webhook_json(await _existing(ctx, webhook_id))})
 
 
 async def delete_webhook(ctx, request: Request, webhook_id: str):
-    def build(envelope):
-        _check_exists(ctx, webhook_id)
-        return [WebhookDeleted(**envelope(0), webhook_id=webhook_id)]
-
-    await _commit(ctx, request, build)
+    await _commit(ctx, request, writes.webhooks.delete, webhook_id)
     return json_response()
 
 
@@ -228,7 +209,7 @@ async def test_webhook(ctx, request: Request, webhook_id: str):
     req = await body_as(request, TestWebhook)
     row = await _existing(ctx, webhook_id)
     kind = parse_kind(req.event) if req.event else row["events"][0]
-    outcome = await blocking(_deliverer(ctx).test, row, kind)
+    outcome = await blocking(ctx.webhooks.test, row, kind)
     result: dict = {"success": outcome.ok}
     if outcome.status is not None:
         result["response_status"] = outcome.status
@@ -240,7 +221,7 @@ async def test_webhook(ctx, request: Request, webhook_id: str):
 
 async def all_webhooks(ctx, request: Request):
     """``GET /api/ledger/webhooks``: every webhook, whatever kinds it hears."""
-    return json_response({"webhooks": [webhook_json(r) for r in await blocking(_deliverer(ctx).webhooks)]})
+    return json_response({"webhooks": [webhook_json(r) for r in await blocking(ctx.webhooks.webhooks)]})
 
 
 async def deliveries(ctx, request: Request, webhook_id: str):
@@ -252,7 +233,7 @@ async def deliveries(ctx, request: Request, webhook_id: str):
     if limit < 1 or limit > cap:
         raise invalid(f"'limit' must be between 1 and {cap}")
     found = await blocking(
-        _deliverer(ctx).history.deliveries, webhook_id, limit, int_query(request, "before_seq")
+        ctx.webhooks.history.deliveries, webhook_id, limit, int_query(request, "before_seq")
     )
     return json_response({"deliveries": found})
 

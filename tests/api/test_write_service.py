@@ -7,9 +7,11 @@ import asyncio
 import threading
 
 import pytest
-from trackledger.api import tracking
 from trackledger.api.errors import MlflowError
-from trackledger.api.tracking import Origin, WriteService
+from trackledger.api.writes import run_logging
+from trackledger.api.writes import service as write_service
+from trackledger.api.writes.envelope import Origin
+from trackledger.api.writes.service import WriteService
 from trackledger.ledger import Ledger
 from trackledger.ledger import events as E
 from trackledger.projections import Projection
@@ -43,7 +45,7 @@ def service(tmp_path):
 
 
 def create_run(writes: WriteService, run_id: str = "r1") -> None:
-    def build(envelope):
+    def decide(index, envelope):
         return [
             E.RunCreated(
                 **envelope(0, experiment_id="0", run_id=run_id),
@@ -55,7 +57,21 @@ def create_run(writes: WriteService, run_id: str = "r1") -> None:
             )
         ]
 
-    writes.commit(Origin(), build)
+    writes.commit(Origin(), decide)
+
+
+async def log(writes: WriteService, origin: Origin, **logged) -> None:
+    """What log-metric, log-parameter, set-tag and log-batch do to run r1."""
+    await writes.commit_on_loop(origin, run_logging.log_batch, "r1", **logged)
+
+
+def in_memory(writes: WriteService, origin: Origin, with_params: bool) -> bool:
+    """Whether a write to r1 is decided from memory, on the event loop: its params are cached
+    (when params are logged) and its events' actor is known without a projection read."""
+    run = writes.index.runs["r1"]
+    return (not with_params or "r1" in writes.index.params) and (
+        origin.actor is not None or run.user is not None
+    )
 
 
 def count_syncs(writes: WriteService, monkeypatch) -> list[int]:
@@ -76,7 +92,7 @@ def test_concurrent_log_calls_on_the_loop_share_one_sync(service, monkeypatch):
 
     async def twenty_clients():
         await asyncio.gather(
-            *(service.log_batch(Origin(), "r1", metrics=[E.Metric("m", float(i), 1, i)]) for i in range(20))
+            *(log(service, Origin(), metrics=[E.Metric("m", float(i), 1, i)]) for i in range(20))
         )
 
     asyncio.run(twenty_clients())
@@ -90,30 +106,30 @@ def test_concurrent_log_calls_on_the_loop_share_one_sync(service, monkeypatch):
 
 def test_a_run_loaded_at_start_up_is_validated_from_the_projection(service):
     create_run(service)
-    asyncio.run(service.log_batch(Origin(), "r1", params=[E.Param("lr", "0.1")]))
+    asyncio.run(log(service, Origin(), params=[E.Param("lr", "0.1")]))
     writes = service.restart()
     # Neither its params nor its user are in memory after a restart: the thread path reads them.
-    assert not writes.validates_in_memory(Origin(), "r1", with_params=True)
-    assert not writes.validates_in_memory(Origin(), "r1", with_params=False)
-    assert writes.validates_in_memory(Origin(actor="bob"), "r1", with_params=False)
+    assert not in_memory(writes, Origin(), with_params=True)
+    assert not in_memory(writes, Origin(), with_params=False)
+    assert in_memory(writes, Origin(actor="bob"), with_params=False)
     with pytest.raises(MlflowError, match="Changing param values is not allowed"):
-        asyncio.run(writes.log_batch(Origin(), "r1", params=[E.Param("lr", "0.2")], single_param=True))
-    asyncio.run(writes.log_batch(Origin(), "r1", metrics=[E.Metric("m", 1.0, 1, 0)]))
+        asyncio.run(log(writes, Origin(), params=[E.Param("lr", "0.2")], single_param=True))
+    asyncio.run(log(writes, Origin(), metrics=[E.Metric("m", 1.0, 1, 0)]))
     writes.projection.flush()
     rows = writes.projection.read("SELECT actor FROM events WHERE type = 'batch_logged' ORDER BY seq")
     assert rows == [("alice",), ("alice",)]
-    assert writes.validates_in_memory(Origin(), "r1", with_params=True)
+    assert in_memory(writes, Origin(), with_params=True)
 
 
 def test_a_write_is_answered_only_once_the_projection_backlog_is_bounded(service, monkeypatch):
     monkeypatch.setattr(projection_module, "APPLY_DELAY_S", 60.0)  # only back-pressure can apply it
-    monkeypatch.setattr(tracking, "MAX_PROJECTION_BACKLOG", 5)
+    monkeypatch.setattr(write_service, "MAX_PROJECTION_BACKLOG", 5)
     create_run(service)
     service.projection.flush()
     metrics = [E.Metric("m", 1.0, 1, i) for i in range(10)]
-    asyncio.run(service.log_batch(Origin(), "r1", metrics=metrics))
+    asyncio.run(log(service, Origin(), metrics=metrics))
     assert service.projection.backlog <= 5
-    service.commit(Origin(), lambda envelope: [E.RunTagDeleted(**envelope(0, run_id="r1"), key="x")])
+    service.commit(Origin(), lambda index, envelope: [E.RunTagDeleted(**envelope(0, run_id="r1"), key="x")])
     assert service.projection.backlog <= 5
     assert service.projection.read("SELECT count(*) FROM metrics") == [(10,)]
 
@@ -124,18 +140,18 @@ def test_the_event_loop_never_waits_for_the_write_lock(service):
     create_run(service)
     holding, release = threading.Event(), threading.Event()
 
-    def slow_build(envelope):
+    def slow_decide(index, envelope):
         holding.set()
         release.wait(10)
         return [E.RunTagDeleted(**envelope(0, run_id="r1"), key="x")]
 
-    holder = threading.Thread(target=service.commit, args=(Origin(), slow_build))
+    holder = threading.Thread(target=service.commit, args=(Origin(), slow_decide))
     holder.start()
     holding.wait(10)
 
     async def log_while_held() -> int:
         ticks = 0
-        write = asyncio.ensure_future(service.log_batch(Origin(), "r1", metrics=[E.Metric("m", 1.0, 1, 0)]))
+        write = asyncio.ensure_future(log(service, Origin(), metrics=[E.Metric("m", 1.0, 1, 0)]))
         while not write.done() and ticks < 20:
             await asyncio.sleep(0.01)  # the loop keeps turning while the lock is held
             ticks += 1
@@ -147,3 +163,29 @@ def test_the_event_loop_never_waits_for_the_write_lock(service):
     holder.join(10)
     service.projection.flush()
     assert service.projection.read("SELECT count(*) FROM metrics") == [(1,)]
+
+
+def test_a_write_that_needs_the_projection_is_decided_in_a_thread(service, monkeypatch):
+    """On the event loop, deciding reads memory only: a write whose run's params or user must be
+    read from the projection is decided again in a thread, and still stages once."""
+    create_run(service)
+    asyncio.run(log(service, Origin(), params=[E.Param("lr", "0.1")]))
+    writes = service.restart()
+    in_threads: list[bool] = []
+    commit = writes.commit
+
+    def recording(*args, **kwargs):
+        in_threads.append(threading.current_thread() is not threading.main_thread())
+        return commit(*args, **kwargs)
+
+    monkeypatch.setattr(writes, "commit", recording)
+    asyncio.run(log(writes, Origin(actor="bob"), metrics=[E.Metric("m", 1.0, 1, 0)]))
+    assert in_threads == []  # the actor is claimed and no params are logged: decided on the loop
+    asyncio.run(log(writes, Origin(), params=[E.Param("lr", "0.1"), E.Param("wd", "0")]))
+    assert in_threads == [True]
+    asyncio.run(log(writes, Origin(), params=[E.Param("bs", "8")]))
+    assert in_threads == [True]  # now in memory
+    writes.projection.flush()
+    rows = writes.projection.read("SELECT actor, count(*) FROM events WHERE type = 'batch_logged' GROUP BY 1")
+    assert sorted(rows) == [("alice", 3), ("bob", 1)]
+    assert dict(writes.projection.params("r1")) == {"lr": "0.1", "wd": "0", "bs": "8"}

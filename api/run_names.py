@@ -25,5 +25,5 @@ _ANIMALS = (  # noqa: SIM905 (a word list reads better as text)
 ).split()
 
 
-def run_name() -> str:
+def generated_run_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}-{random.randint(0, 999)}"

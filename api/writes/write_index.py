@@ -1,7 +1,12 @@
-"""The write path's in-memory view of entity lifecycles, so validation needs no DuckDB query.
+"""What writes are checked against: the entities that exist and their lifecycles, in memory.
 
 Loaded from the projection at start-up, then kept current by the write service, which is the
-only writer (one server per state dir). Params are cached per run, loaded on first use.
+only writer (one server per state dir) and applies every staged event to it. What is not kept
+for every entity (a run's params and, for runs loaded at start-up, its user; logged models) is
+read from the projection on first use; every method is called under the write lock, so after a
+flush the projection holds every staged event. While a write is decided on the event loop
+(``in_memory_only``), such a read raises ``NotInMemory`` instead: the write service then decides
+it again in a thread.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ from trackledger.ledger.events import (
 )
 
 PARAM_CACHE_RUNS = 20_000
+
+
+class NotInMemory(Exception):
+    """Deciding this write needs a projection read, which the event loop must not wait for."""
 
 
 @dataclass(slots=True)
@@ -58,7 +67,9 @@ class RegisteredModelEntry:
 
 
 class WriteIndex:
-    def __init__(self) -> None:
+    def __init__(self, projection) -> None:
+        self._projection = projection
+        self.in_memory_only = False
         self.runs: dict[str, RunEntry] = {}
         self.experiments: dict[str, ExperimentEntry] = {}
         self.experiment_by_name: dict[str, str] = {}
@@ -66,7 +77,8 @@ class WriteIndex:
         self.logged_models: dict[str, LoggedModelEntry] = {}  # loaded on first use
         self.registered_models: dict[str, RegisteredModelEntry] = {}  # by current name
 
-    def load(self, projection) -> None:
+    def load(self) -> None:
+        projection = self._projection
         token = None
         while True:
             page, token = projection.search_experiments(view_type="ALL", max_results=50_000, page_token=token)
@@ -106,11 +118,66 @@ class WriteIndex:
             if run.experiment_id == experiment_id:
                 run.lifecycle = lifecycle
 
-    def cache_params(self, run_id: str, params: dict[str, str]) -> dict[str, str]:
+    def _cache_params(self, run_id: str, params: dict[str, str]) -> dict[str, str]:
         if len(self.params) >= PARAM_CACHE_RUNS:
             self.params.pop(next(iter(self.params)))
         self.params[run_id] = params
         return params
+
+    # Read from the projection on first use ------------------------------------------------
+
+    def _read_projection(self):
+        if self.in_memory_only:
+            raise NotInMemory
+        return self._projection
+
+    def run_params(self, run_id: str) -> dict[str, str]:
+        cached = self.params.get(run_id)
+        if cached is None:
+            projection = self._read_projection()
+            projection.flush()
+            cached = self._cache_params(run_id, dict(projection.params(run_id)))
+        return cached
+
+    def run_user(self, run_id: str) -> str:
+        """The user a run's events are attributed to when the request claims none."""
+        run = self.runs.get(run_id)
+        if run is None:
+            return "unknown"
+        if run.user is None:
+            # Runs loaded at start-up: one narrow lookup, not a whole run read under the lock.
+            found = self._read_projection().read("SELECT user_id FROM runs WHERE run_id = ?", [run_id])
+            run.user = (found[0][0] if found else None) or "unknown"
+        return run.user
+
+    def logged_model(self, model_id: str) -> LoggedModelEntry | None:
+        entry = self.logged_models.get(model_id)
+        if entry is None:
+            projection = self._read_projection()
+            projection.flush()
+            model = projection.logged_model(model_id)
+            if model is None:
+                return None
+            info = model["info"]
+            entry = self.logged_models[model_id] = LoggedModelEntry(
+                info["experiment_id"], info.get("source_run_id")
+            )
+        return entry
+
+    def source_run(self, model_id: str | None) -> str | None:
+        """The run that logged a model: a model's files are attributed to that run's user."""
+        entry = self.logged_model(model_id) if model_id else None
+        return entry.source_run_id if entry else None
+
+    def has_row(self, table: str, **columns: str) -> bool:
+        """Whether the projection's ``table`` has a row with these column values (tags, which
+        the index does not keep)."""
+        projection = self._read_projection()
+        projection.flush()
+        where = " AND ".join(f"{column} = ?" for column in columns)
+        return bool(projection.read(f"SELECT 1 FROM {table} WHERE {where} LIMIT 1", list(columns.values())))
+
+    # Kept current by the write service ------------------------------------------------------
 
     def apply(self, events: list[Event]) -> None:
         for event in events:
@@ -122,7 +189,7 @@ class WriteIndex:
             elif isinstance(event, RunCreated):
                 user = next((t.value for t in event.tags if t.key == "mlflow.user"), event.user_id)
                 self.runs[event.run_id] = RunEntry(event.experiment_id, "active", user)
-                self.cache_params(event.run_id, {})  # a new run has none: no projection lookup later
+                self._cache_params(event.run_id, {})  # a new run has none: no projection lookup later
             elif isinstance(event, RunDeleted):
                 self.runs[event.run_id].lifecycle = "deleted"
             elif isinstance(event, RunRestored):

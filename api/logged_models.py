@@ -5,21 +5,11 @@ from __future__ import annotations
 import uuid
 
 from starlette.requests import Request
-from trackledger.api import protocol as p
-from trackledger.api import validation as v
+from trackledger.api import protocol, validation, writes
 from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, fix_metric_values, json_response, origin_of
-from trackledger.api.threads import blocking, fresh
-from trackledger.api.tracking import now_ms
-from trackledger.ledger.events import (
-    LoggedModelCreated,
-    LoggedModelDeleted,
-    LoggedModelTagDeleted,
-    LoggedModelTagsSet,
-    LoggedModelUpdated,
-    Param,
-    Tag,
-)
+from trackledger.api.threads import fresh
+from trackledger.ledger.events import Param, Tag
 from trackledger.projections.logged_models import DatasetFilter, ModelOrderBy
 
 MODEL_STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
@@ -32,7 +22,7 @@ def _fix(model: dict | None) -> dict | None:
 
 
 def _kv_tags(items) -> list[Tag]:
-    return [Tag(v.check_key(t.key), v.tag_value(t.value)) for t in items]
+    return [Tag(validation.check_key(t.key), validation.tag_value(t.value)) for t in items]
 
 
 async def _model_response(ctx, model_id: str):
@@ -42,48 +32,27 @@ async def _model_response(ctx, model_id: str):
     return json_response({"model": _fix(model)})
 
 
-def known_model(ctx, model_id: str) -> str:
-    """The model's experiment id (called under the write lock)."""
-    entry = ctx.writes.logged_model(model_id)
-    if entry is None:
-        raise not_found(f"Logged model with ID '{model_id}' not found.")
-    return entry.experiment_id
-
-
 # Logged models -----------------------------------------------------------------------
 
 
 async def create_logged_model(ctx, request: Request):
-    req = await body_as(request, p.CreateLoggedModel)
-    experiment_id = v.experiment_id(req.experiment_id)
+    req = await body_as(request, protocol.CreateLoggedModel)
+    experiment_id = validation.experiment_id(req.experiment_id)
     origin = origin_of(request)
     model_id = "m-" + (origin.derived_id("model") or uuid.uuid4().hex)
-    params = [Param(v.check_key(x.key), v.param_value(x.value)) for x in req.params]
+    params = [Param(validation.check_key(x.key), validation.param_value(x.value)) for x in req.params]
     tags = _kv_tags(req.tags)
-    writes = ctx.writes
-
-    def build(envelope):
-        exp = writes.experiment(experiment_id)
-        if req.source_run_id:
-            writes.known_run(req.source_run_id)
-        if model_id in writes.index.logged_models:
-            return []
-        location = f"{exp.artifact_location.rstrip('/')}/models/{model_id}/artifacts"
-        keys = envelope(0, experiment_id=experiment_id, run_id=req.source_run_id, model_id=model_id)
-        return [
-            LoggedModelCreated(
-                **keys,
-                name=req.name or f"model-{model_id[2:10]}",
-                artifact_location=location,
-                creation_time=now_ms(),
-                source_run_id=req.source_run_id,
-                model_type=req.model_type or "",
-                params=params,
-                tags=tags,
-            )
-        ]
-
-    await blocking(writes.commit, origin, build)
+    await ctx.writes.commit_off_loop(
+        origin,
+        writes.logged_models.create,
+        model_id,
+        experiment_id,
+        req.name,
+        req.model_type,
+        req.source_run_id,
+        params,
+        tags,
+    )
     return await _model_response(ctx, model_id)
 
 
@@ -92,55 +61,33 @@ async def get_logged_model(ctx, request: Request, model_id: str):
 
 
 async def finalize_logged_model(ctx, request: Request, model_id: str):
-    req = await body_as(request, p.FinalizeLoggedModel)
+    req = await body_as(request, protocol.FinalizeLoggedModel)
     if req.status not in MODEL_STATUSES:
         raise invalid(f"Invalid value {req.status!r} for parameter 'status' supplied.")
-
-    def build(envelope):
-        experiment_id = known_model(ctx, model_id)
-        return [
-            LoggedModelUpdated(
-                **envelope(0, experiment_id=experiment_id, model_id=model_id), status=req.status
-            )
-        ]
-
-    await blocking(ctx.writes.commit, origin_of(request), build)
+    await ctx.writes.commit_off_loop(origin_of(request), writes.logged_models.finalize, model_id, req.status)
     return await _model_response(ctx, model_id)
 
 
 async def set_logged_model_tags(ctx, request: Request, model_id: str):
-    req = await body_as(request, p.SetLoggedModelTags)
+    req = await body_as(request, protocol.SetLoggedModelTags)
     tags = _kv_tags(req.tags)
-
-    def build(envelope):
-        experiment_id = known_model(ctx, model_id)
-        return [LoggedModelTagsSet(**envelope(0, experiment_id=experiment_id, model_id=model_id), tags=tags)]
-
-    await blocking(ctx.writes.commit, origin_of(request), build)
+    await ctx.writes.commit_off_loop(origin_of(request), writes.logged_models.set_tags, model_id, tags)
     return json_response()
 
 
 async def delete_logged_model_tag(ctx, request: Request, model_id: str, key: str):
-    def build(envelope):
-        experiment_id = known_model(ctx, model_id)
-        return [LoggedModelTagDeleted(**envelope(0, experiment_id=experiment_id, model_id=model_id), key=key)]
-
-    await blocking(ctx.writes.commit, origin_of(request), build)
+    await ctx.writes.commit_off_loop(origin_of(request), writes.logged_models.delete_tag, model_id, key)
     return json_response()
 
 
 async def delete_logged_model(ctx, request: Request, model_id: str):
-    def build(envelope):
-        experiment_id = known_model(ctx, model_id)
-        return [LoggedModelDeleted(**envelope(0, experiment_id=experiment_id, model_id=model_id))]
-
-    await blocking(ctx.writes.commit, origin_of(request), build)
+    await ctx.writes.commit_off_loop(origin_of(request), writes.logged_models.delete, model_id)
     return json_response()
 
 
 async def search_logged_models(ctx, request: Request):
-    req = await body_as(request, p.SearchLoggedModels)
-    experiment_ids = [v.experiment_id(e) for e in req.experiment_ids]
+    req = await body_as(request, protocol.SearchLoggedModels)
+    experiment_ids = [validation.experiment_id(e) for e in req.experiment_ids]
     if any(not d.dataset_name for d in req.datasets):
         raise invalid("`dataset_name` in the `datasets` clause must be specified.")
     if any(not o.field_name for o in req.order_by):

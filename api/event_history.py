@@ -1,0 +1,47 @@
+"""``GET /api/ledger/events``: the raw event history, for audit and replication."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from trackledger.api.errors import invalid
+from trackledger.api.http import int_query, json_response, query
+from trackledger.api.threads import blocking
+
+MAX_EVENTS_PAGE = 10_000
+
+
+async def events(ctx, request: Request):
+    """``GET /api/ledger/events?after=SEQ&limit=N``: full events, in seq order, with a cursor.
+
+    Optional equality filters: run_id, experiment_id, model_id, actor, type. Events come straight
+    from the ledger (segments, then the WAL), so the page is what a replica needs.
+    """
+    after = int_query(request, "after") or 0
+    if after < 0:
+        raise invalid(f"'after' must be a seq, 0 or more, got {after}")
+    limit = int_query(request, "limit")
+    limit = 100 if limit is None else limit
+    if limit < 1 or limit > MAX_EVENTS_PAGE:
+        raise invalid(f"'limit' must be between 1 and {MAX_EVENTS_PAGE}")
+    filters = {
+        k: val for k in ("run_id", "experiment_id", "model_id", "actor", "type") if (val := query(request, k))
+    }
+
+    def read() -> tuple[list[dict], bool]:
+        ctx.projection.flush()  # everything acknowledged is durable, hence readable from the ledger
+        page: list[dict] = []
+        for event in ctx.ledger.read(after):
+            item = msgspec.to_builtins(event)
+            item["actor_verified"] = event.actor_verified  # explicit, though it is the default
+            if all(item.get(k) == val for k, val in filters.items()):
+                page.append(item)
+                if len(page) == limit:
+                    return page, True
+        return page, False
+
+    page, more = await blocking(read)
+    out: dict = {"events": page}
+    if more:
+        out["next_after"] = page[-1]["seq"]
+    return json_response(out)

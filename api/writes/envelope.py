@@ -1,0 +1,79 @@
+"""What every event of a request carries besides its own fields: its id, who it claims to be
+from, and the transport's facts (the ledger adds ``seq``, ``ts`` and ``writer`` when staging)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from trackledger.ledger.events import new_event_id
+
+if TYPE_CHECKING:
+    from trackledger.api.writes.write_index import WriteIndex
+
+_IDEMPOTENCY_NS = uuid.UUID("6f1c1a52-5d0e-4a55-9d0c-7a6b8f2f4c11")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request came from. ``actor`` is a claim (e.g. a Basic-auth user name), never verified."""
+
+    actor: str | None = None
+    remote_addr: str | None = None
+    user_agent: str | None = None
+    idempotency_key: str | None = None
+
+    def derived_id(self, purpose: str) -> str | None:
+        """A stable id for an entity created by this request, so a retried create is the same."""
+        if not self.idempotency_key:
+            return None
+        return uuid.uuid5(_IDEMPOTENCY_NS, f"{self.idempotency_key}/{purpose}").hex
+
+    def event_id(self, i: int) -> str | None:
+        """The id of the request's i-th event when it carries an Idempotency-Key: a retry's events
+        have the ids of the first attempt's, so the ledger appends them once."""
+        if not self.idempotency_key:
+            return None
+        return str(uuid.uuid5(_IDEMPOTENCY_NS, f"{self.idempotency_key}#{i}"))
+
+
+class Envelope:
+    """``envelope(i, **keys)``: the common fields of a request's i-th event, with its entity keys.
+
+    Without a claimed actor, an event is attributed to the user of the run it concerns (for a
+    logged model's events, the run that logged it), else to ``claimed_actor`` (the user a run
+    creation names), else to "unknown".
+    """
+
+    __slots__ = ("_actors", "_index", "_origin")
+
+    def __init__(self, origin: Origin, index: WriteIndex) -> None:
+        self._origin = origin
+        self._index = index
+        self._actors: dict[str, str] = {}
+
+    def __call__(self, i: int, claimed_actor: str | None = None, **keys) -> dict:
+        origin = self._origin
+        return {
+            "id": origin.event_id(i) or new_event_id(),
+            "actor": origin.actor or claimed_actor or self._run_user(keys),
+            "actor_verified": False,
+            "remote_addr": origin.remote_addr,
+            "user_agent": origin.user_agent,
+            **keys,
+        }
+
+    def _run_user(self, keys: dict) -> str:
+        run_id = keys.get("run_id") or self._index.source_run(keys.get("model_id"))
+        if not run_id:
+            return "unknown"
+        actor = self._actors.get(run_id)
+        if actor is None:
+            actor = self._actors[run_id] = self._index.run_user(run_id)
+        return actor

@@ -1,0 +1,168 @@
+"""The write service: decides, stages, syncs and applies every write.
+
+``commit(origin, decide, *args)`` under one lock: ``decide(index, envelope, *args)``, a function of
+an entity module of this package, checks the request against the write index and returns its
+events (or raises an MlflowError: nothing is written); the events are staged in the ledger (WAL
+write, seq assignment), applied to the index and submitted to the projection, so the projection
+sees them in seq order. The sync (``ledger.wait_durable``) runs outside the lock, shared by
+concurrent requests (group commit).
+
+``commit`` blocks; handlers await ``commit_off_loop``, which runs it in a thread. The hot paths
+(run creation, log-metric/param/tag, log-batch) await ``commit_on_loop``, which stages on the event
+loop itself and shares one sync among the writes of a loop iteration: no thread hop per call. A
+write that needs a projection read to be decided, or that finds the lock held, goes to the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+from trackledger.api.threads import blocking
+from trackledger.api.writes import experiments
+from trackledger.api.writes.envelope import Envelope, Origin
+from trackledger.api.writes.write_index import NotInMemory, WriteIndex
+from trackledger.ledger.events import Event
+
+log = logging.getLogger("trackledger.writes")
+# Writes are answered late (after the sync) while the projection is this many events and metric
+# points behind: back-pressure on clients instead of an unbounded queue in memory.
+MAX_PROJECTION_BACKLOG = 300_000
+
+Decide = Callable[..., list[Event]]  # decide(index, envelope, *args, **kwargs) -> the request's events
+
+
+class WriteService:
+    def __init__(self, ledger, projection) -> None:
+        self.ledger = ledger
+        self.projection = projection
+        self.index = WriteIndex(projection)
+        self._lock = threading.Lock()
+        self._loop_sync = _LoopSync(self)
+        projection.flush()
+        self.index.load()
+        if "0" not in self.index.experiments:
+            self.commit(Origin(actor="trackledger"), experiments.create_default)
+
+    def commit(self, origin: Origin, decide: Decide, *args, **kwargs) -> list[Event]:
+        """Decide and stage under the lock, then wait for the sync; blocks.
+
+        Returns the request's events; for a retry of a request already appended (the same
+        Idempotency-Key), the events the first attempt appended, without deciding again: a retry
+        gets the first attempt's answer, not a refusal of its now-stale checks.
+        """
+        stamped, wait_for = self._stage(origin, decide, args, kwargs)
+        if stamped:
+            self._wait_durable(wait_for)
+            if self.projection.backlog > MAX_PROJECTION_BACKLOG:
+                self.projection.wait_backlog(MAX_PROJECTION_BACKLOG)
+        return stamped
+
+    async def commit_off_loop(self, origin: Origin, decide: Decide, *args, **kwargs) -> list[Event]:
+        return await blocking(self.commit, origin, decide, *args, **kwargs)
+
+    async def commit_on_loop(self, origin: Origin, decide: Decide, *args, **kwargs) -> list[Event]:
+        """``commit`` from the event loop: ``decide`` runs inline, from the index's memory only;
+        the sync is shared by every write staged in this loop iteration and runs inline too, once
+        they are all staged."""
+        staged = self._stage(origin, decide, args, kwargs, on_loop=True)
+        if staged is None:
+            return await self.commit_off_loop(origin, decide, *args, **kwargs)
+        stamped, wait_for = staged
+        if stamped and wait_for > self.ledger.durable_seq:
+            await self._loop_sync.wait(wait_for)
+        if stamped and self.projection.backlog > MAX_PROJECTION_BACKLOG:
+            await blocking(self.projection.wait_backlog, MAX_PROJECTION_BACKLOG)
+        return stamped
+
+    def _stage(
+        self, origin: Origin, decide: Decide, args: tuple, kwargs: dict, on_loop: bool = False
+    ) -> tuple[list[Event], int] | None:
+        """Decide and stage under the lock: the events and the seq to wait for. ``on_loop``: None
+        instead of waiting, when the lock is held (a write off the loop may be waiting for DuckDB
+        under it: the event loop must not stall behind it), when deciding needs a projection read,
+        or when the request is a retry (finding its first attempt reads the ledger)."""
+        if not self._lock.acquire(blocking=not on_loop):
+            return None
+        try:
+            if self._is_retry(origin):
+                if on_loop:
+                    return None
+                first = self._first_attempt(origin)
+                return first, first[-1].seq
+            self.index.in_memory_only = on_loop
+            try:
+                events = decide(self.index, Envelope(origin, self.index), *args, **kwargs)
+            except NotInMemory:
+                return None
+            finally:
+                self.index.in_memory_only = False
+            if not events:
+                return [], 0
+            try:
+                stamped = self.ledger.stage(events)
+            except OSError:
+                self._fatal("the write-ahead log could not be written")
+                raise
+            self.index.apply(stamped)
+            if stamped:  # empty when the ledger already has every event id (a retry)
+                self.projection.submit(stamped)
+            return stamped, self.ledger.last_seq
+        finally:
+            self._lock.release()
+
+    def _is_retry(self, origin: Origin) -> bool:
+        event_id = origin.event_id(0)
+        return event_id is not None and self.ledger.knows(event_id)
+
+    def _first_attempt(self, origin: Origin) -> list[Event]:
+        """The events a request with this Idempotency-Key appended (consecutive seqs, one frame)."""
+        self.projection.flush()  # under the lock: every staged event is submitted, so it is found
+        found = self.projection.read(
+            "SELECT seq FROM events WHERE id = ? AND writer = ?", [origin.event_id(0), self.ledger.writer]
+        )
+        events: list[Event] = []
+        for event in self.ledger.read(found[0][0] - 1):
+            if event.id != origin.event_id(len(events)):
+                break
+            events.append(event)
+        return events
+
+    def _wait_durable(self, seq: int) -> None:
+        try:
+            self.ledger.wait_durable(seq)
+        except Exception:
+            self._fatal("the write-ahead log could not be synced")
+            raise
+
+    def _fatal(self, what: str) -> None:
+        # Durability can no longer be promised: stop rather than acknowledge anything else.
+        log.critical("%s; stopping the server so no unsynced write is acknowledged", what, exc_info=True)
+        logging.shutdown()
+        os._exit(70)
+
+
+class _LoopSync:
+    """Group commit on the event loop: the first write staged in a loop iteration schedules one
+    sync after every handler ready in that iteration has staged, and it wakes them all."""
+
+    def __init__(self, writes: WriteService) -> None:
+        self._writes = writes
+        self._waiters: list[tuple[int, asyncio.Future]] = []
+
+    async def wait(self, seq: int) -> None:
+        future = asyncio.get_running_loop().create_future()
+        if not self._waiters:
+            asyncio.get_running_loop().call_soon(self._sync)
+        self._waiters.append((seq, future))
+        await future
+
+    def _sync(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        self._writes._wait_durable(max(seq for seq, _future in waiters))
+        for _seq, future in waiters:
+            if not future.cancelled():
+                future.set_result(None)
