@@ -6,7 +6,7 @@ import msgspec
 from starlette.requests import Request
 from trackledger.api.errors import invalid
 from trackledger.api.http import int_query, json_response, query
-from trackledger.api.threads import blocking
+from trackledger.api.threads import read_after_writes
 
 MAX_EVENTS_PAGE = 10_000
 
@@ -29,7 +29,6 @@ async def events(ctx, request: Request):
     }
 
     def read() -> tuple[list[dict], bool]:
-        ctx.projection.flush()  # everything acknowledged is durable, hence readable from the ledger
         page: list[dict] = []
         for event in ctx.ledger.read(after):
             item = msgspec.to_builtins(event)
@@ -40,7 +39,9 @@ async def events(ctx, request: Request):
                     return page, True
         return page, False
 
-    page, more = await blocking(read)
+    # Once the projection has applied them, acknowledged events are durable, hence readable from
+    # the ledger.
+    page, more = await read_after_writes(ctx, read)
     out: dict = {"events": page}
     if more:
         out["next_after"] = page[-1]["seq"]

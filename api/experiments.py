@@ -6,7 +6,7 @@ from starlette.requests import Request
 from trackledger.api import protocol, validation, writes
 from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, json_response, origin_of, query
-from trackledger.api.threads import fresh
+from trackledger.api.threads import read_after_writes
 from trackledger.ledger.events import Tag
 
 VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
@@ -35,7 +35,7 @@ async def create(ctx, request: Request):
 
 async def get(ctx, request: Request):
     experiment_id = validation.experiment_id(query(request, "experiment_id"))
-    exp = await fresh(ctx, ctx.projection.experiment, experiment_id)
+    exp = await read_after_writes(ctx, ctx.projection.experiment, experiment_id)
     if exp is None:
         raise not_found(f"No Experiment with id={experiment_id} exists")
     return json_response({"experiment": exp})
@@ -45,7 +45,7 @@ async def get_by_name(ctx, request: Request):
     name = query(request, "experiment_name")
     if name is None:
         raise missing("experiment_name")
-    exp = await fresh(ctx, ctx.projection.experiment_by_name, name)
+    exp = await read_after_writes(ctx, ctx.projection.experiment_by_name, name)
     if exp is None:
         raise not_found(f"Could not find experiment with name '{name}'")
     return json_response({"experiment": exp})
@@ -62,7 +62,7 @@ async def search(ctx, request: Request):
     if req.view_type not in VIEW_TYPES:
         raise invalid(f"Invalid view_type '{req.view_type}'. Valid view types are {list(VIEW_TYPES)}")
     validation.max_results(req.max_results, at_most=50_000)
-    experiments, token = await fresh(
+    experiments, token = await read_after_writes(
         ctx,
         ctx.projection.search_experiments,
         view_type=req.view_type,

@@ -74,7 +74,7 @@ def _json_float(value):
     return value
 
 
-def fix_metric_values(metrics: list[dict] | None) -> None:
+def metric_values_for_json(metrics: list[dict] | None) -> None:
     """JSON has no NaN or infinities: MLflow returns NaN as the string "NaN", and the same
     protobuf JSON mapping its client parses writes infinities as "Infinity" and "-Infinity"
     (infinities logged through the MLflow routes are already clamped to +-MAX_DOUBLE, as MLflow
@@ -83,10 +83,11 @@ def fix_metric_values(metrics: list[dict] | None) -> None:
         metric["value"] = _json_float(metric.get("value"))
 
 
-def fix_run(run: dict | None) -> dict | None:
-    if run:
-        fix_metric_values(run.get("data", {}).get("metrics"))
-    return run
+def metrics_for_json(entity: dict | None) -> dict | None:
+    """A run or a logged model with its metric values written as JSON can hold them."""
+    if entity:
+        metric_values_for_json(entity.get("data", {}).get("metrics"))
+    return entity
 
 
 def query(request: Request, name: str) -> str | None:

@@ -7,18 +7,12 @@ import uuid
 from starlette.requests import Request
 from trackledger.api import protocol, validation, writes
 from trackledger.api.errors import invalid, missing, not_found
-from trackledger.api.http import body_as, fix_metric_values, json_response, origin_of
-from trackledger.api.threads import fresh
+from trackledger.api.http import body_as, json_response, metrics_for_json, origin_of
+from trackledger.api.threads import read_after_writes
 from trackledger.ledger.events import Param, Tag
 from trackledger.projections.logged_models import DatasetFilter, ModelOrderBy
 
 MODEL_STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
-
-
-def _fix(model: dict | None) -> dict | None:
-    if model:
-        fix_metric_values(model.get("data", {}).get("metrics"))
-    return model
 
 
 def _kv_tags(items) -> list[Tag]:
@@ -26,13 +20,10 @@ def _kv_tags(items) -> list[Tag]:
 
 
 async def _model_response(ctx, model_id: str):
-    model = await fresh(ctx, ctx.projection.logged_model, model_id)
+    model = await read_after_writes(ctx, ctx.projection.logged_model, model_id)
     if model is None:
         raise not_found(f"Logged model with ID '{model_id}' not found.")
-    return json_response({"model": _fix(model)})
-
-
-# Logged models -----------------------------------------------------------------------
+    return json_response({"model": metrics_for_json(model)})
 
 
 async def create_logged_model(ctx, request: Request):
@@ -95,7 +86,7 @@ async def search_logged_models(ctx, request: Request):
     order_by = [
         ModelOrderBy(o.field_name, o.ascending, o.dataset_name, o.dataset_digest) for o in req.order_by
     ]
-    models, token = await fresh(
+    models, token = await read_after_writes(
         ctx,
         ctx.projection.search_logged_models,
         experiment_ids,
@@ -107,7 +98,7 @@ async def search_logged_models(ctx, request: Request):
     )
     out: dict = {}
     if models:
-        out["models"] = [_fix(m) for m in models]
+        out["models"] = [metrics_for_json(m) for m in models]
     if token:
         out["next_page_token"] = token
     return json_response(out)

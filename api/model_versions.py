@@ -8,14 +8,14 @@ from trackledger.api import protocol, validation, writes
 from trackledger.api.errors import invalid, not_found
 from trackledger.api.http import body_as, fields_as, json_response, origin_of
 from trackledger.api.registered_models import VERSIONS_MAX_RESULTS, name_version, registry_tags, search_page
-from trackledger.api.threads import blocking, fresh
+from trackledger.api.threads import read_after_writes
 from trackledger.projections.registry import canonical_stage
 
 ACTIVE_STAGES = ["Staging", "Production"]  # the stages a transition can archive the others of
 
 
 async def version_response(ctx, name: str, version: int):
-    mv = await fresh(ctx, ctx.projection.model_version, name, version)
+    mv = await read_after_writes(ctx, ctx.projection.model_version, name, version)
     if mv is None:
         raise not_found(f"Model Version (name={name}, version={version}) not found")
     return json_response({"model_version": mv})
@@ -87,7 +87,6 @@ async def get_download_uri(ctx, request: Request):
     name, version = name_version(await fields_as(request, protocol.ModelVersionRef))
 
     def resolve():
-        ctx.projection.flush()
         mv = ctx.projection.model_version(name, version)
         if mv is None:
             raise not_found(f"Model Version (name={name}, version={version}) not found")
@@ -98,7 +97,7 @@ async def get_download_uri(ctx, request: Request):
                 return model["info"]["artifact_uri"]
         return source
 
-    return json_response({"artifact_uri": await blocking(resolve)})
+    return json_response({"artifact_uri": await read_after_writes(ctx, resolve)})
 
 
 async def set_model_version_tag(ctx, request: Request):

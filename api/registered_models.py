@@ -7,7 +7,7 @@ from starlette.requests import Request
 from trackledger.api import protocol, validation, writes
 from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, fields_as, json_response, origin_of, query
-from trackledger.api.threads import blocking, fresh
+from trackledger.api.threads import read_after_writes
 from trackledger.ledger.events import Tag
 
 MODELS_MAX_RESULTS = (100, 1000)  # MLflow's default and cap for a page of registered models
@@ -19,7 +19,7 @@ def registry_tags(items) -> list[Tag]:
 
 
 async def _model_response(ctx, name: str):
-    model = await fresh(ctx, ctx.projection.registered_model, name)
+    model = await read_after_writes(ctx, ctx.projection.registered_model, name)
     if model is None:
         raise not_found(f"Registered Model with name={name} not found")
     return json_response({"registered_model": model})
@@ -87,7 +87,7 @@ def _max_results(request: Request, value: int | None, limits: tuple[int, int]) -
 async def search_page(ctx, request: Request, find, limits: tuple[int, int], field: str):
     """A page of ``find`` (a projection's registry search) as the response ``field``."""
     req = await fields_as(request, protocol.SearchRegistry, repeated=("order_by",))
-    found, token = await fresh(
+    found, token = await read_after_writes(
         ctx,
         find,
         filter=req.filter or None,
@@ -111,7 +111,7 @@ async def search_registered_models(ctx, request: Request):
 async def get_latest_versions(ctx, request: Request):
     req = await fields_as(request, protocol.GetLatestVersions, repeated=("stages",))
     validation.required(req, "name")
-    versions = await fresh(ctx, ctx.projection.latest_versions, req.name, tuple(req.stages))
+    versions = await read_after_writes(ctx, ctx.projection.latest_versions, req.name, tuple(req.stages))
     if versions is None:
         raise not_found(f"Registered Model with name={req.name} not found")
     return json_response({"model_versions": versions} if versions else None)
@@ -155,7 +155,6 @@ async def get_by_alias(ctx, request: Request):
         raise missing("name" if not name else "alias")
 
     def find():
-        ctx.projection.flush()
         mv = ctx.projection.model_version_by_alias(name, alias)
         if mv is not None:
             return mv
@@ -165,7 +164,7 @@ async def get_by_alias(ctx, request: Request):
             raise not_found(f"Latest version not found for model {name}.")
         raise invalid(f"Registered model alias {alias} not found.")
 
-    return json_response({"model_version": await blocking(find)})
+    return json_response({"model_version": await read_after_writes(ctx, find)})
 
 
 async def delete_alias(ctx, request: Request):

@@ -11,15 +11,15 @@ from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import (
     INTEGER,
     body_as,
-    fix_metric_values,
-    fix_run,
     int_query,
     json_response,
+    metric_values_for_json,
+    metrics_for_json,
     origin_of,
     query,
 )
 from trackledger.api.run_names import generated_run_name
-from trackledger.api.threads import blocking, fresh
+from trackledger.api.threads import read_after_writes
 from trackledger.api.writes.envelope import now_ms
 from trackledger.api.writes.runs import RUN_NAME_TAG
 from trackledger.ledger.events import Tag
@@ -54,7 +54,8 @@ async def create(ctx, request: Request):
         origin, writes.runs.create, experiment_id, run_id, name, req.user_id or "", start_time, tags
     )
     if not events:
-        return json_response({"run": fix_run(await fresh(ctx, ctx.projection.run, run_id))})
+        run = await read_after_writes(ctx, ctx.projection.run, run_id)
+        return json_response({"run": metrics_for_json(run)})
     # Built from the event (this request's, or a retried request's first), so creating a run never
     # waits for DuckDB.
     created = events[0]
@@ -77,10 +78,10 @@ async def get(ctx, request: Request):
     run_id = query(request, "run_id") or query(request, "run_uuid")
     if not run_id:
         raise missing("run_id")
-    run = await fresh(ctx, ctx.projection.run, run_id)
+    run = await read_after_writes(ctx, ctx.projection.run, run_id)
     if run is None:
         raise not_found(f"Run with id={run_id} not found")
-    return json_response({"run": fix_run(run)})
+    return json_response({"run": metrics_for_json(run)})
 
 
 async def update(ctx, request: Request):
@@ -92,7 +93,7 @@ async def update(ctx, request: Request):
     await ctx.writes.commit_off_loop(
         origin, writes.runs.update, run_id, req.status, req.end_time, req.run_name
     )
-    run = await fresh(ctx, ctx.projection.run, run_id)
+    run = await read_after_writes(ctx, ctx.projection.run, run_id)
     return json_response({"run_info": run["info"]})
 
 
@@ -117,7 +118,7 @@ async def search(ctx, request: Request):
         raise invalid(f"Invalid run_view_type '{req.run_view_type}'")
     validation.max_results(req.max_results, at_most=50_000)
     experiment_ids = [validation.experiment_id(e) for e in req.experiment_ids]
-    runs, token = await fresh(
+    runs, token = await read_after_writes(
         ctx,
         ctx.projection.search_runs_json,
         experiment_ids,
@@ -147,13 +148,15 @@ async def metric_history(ctx, request: Request):
     is_number = raw_max is not None and INTEGER.fullmatch(raw_max)
     max_results = validation.max_results(int(raw_max)) if is_number else None
 
-    def read():
-        ctx.projection.flush()  # an unknown run has no history (MLflow answers {} too)
-        return ctx.projection.metric_history_json(
-            run_id, key, max_results=max_results, page_token=query(request, "page_token")
-        )
-
-    metrics, token = await blocking(read)
+    # An unknown run has no history (MLflow answers {} too).
+    metrics, token = await read_after_writes(
+        ctx,
+        ctx.projection.metric_history_json,
+        run_id,
+        key,
+        max_results=max_results,
+        page_token=query(request, "page_token"),
+    )
     out: dict = {}
     if metrics != b"[]":
         out["metrics"] = msgspec.Raw(metrics)
@@ -177,7 +180,6 @@ async def metric_history_bulk_interval(ctx, request: Request):
     limit = 320 if limit is None else validation.max_results(limit)
 
     def read() -> list[dict]:
-        ctx.projection.flush()
         by_run: dict[str, list[dict]] = {run_id: [] for run_id in run_ids}
         # In step order (for charts), exact duplicates once.
         for m in ctx.projection.metric_history_arrow(list(by_run), [key]).to_pylist():
@@ -194,8 +196,8 @@ async def metric_history_bulk_interval(ctx, request: Request):
             ]
         return out
 
-    metrics = await blocking(read)
-    fix_metric_values(metrics)
+    metrics = await read_after_writes(ctx, read)
+    metric_values_for_json(metrics)
     return json_response({"metrics": metrics} if metrics else {})
 
 

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from trackledger.api import protocol
 from trackledger.api.errors import MlflowError, invalid, missing
 from trackledger.api.http import body_as
-from trackledger.api.threads import blocking
+from trackledger.api.threads import blocking, read_after_writes
 from trackledger.projections import SqlLimits
 
 
@@ -68,14 +68,13 @@ async def sql(ctx, request: Request):
                 "REQUEST_LIMIT_EXCEEDED",
             )
         try:
-            ctx.projection.flush()
             return ctx.projection.sql(req.query, limits)
         except Exception as exc:  # InvalidQuery, DuckDB errors, caps reached: all the caller's query
             raise invalid(f"Query refused: {exc}") from None
         finally:
             ctx.sql_slots.release()
 
-    table = await blocking(run)
+    table = await read_after_writes(ctx, run)
     if req.format == "json":
         return Response(await blocking(_table_json, table), media_type="application/json")
     headers = {"x-trackledger-truncated": _truncated_by(table) or "false"}

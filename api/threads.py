@@ -20,9 +20,9 @@ async def blocking(fn: Callable[..., T], *args, **kwargs) -> T:
     return await asyncio.get_running_loop().run_in_executor(_executor, call, *(() if kwargs else args))
 
 
-async def fresh(ctx, fn: Callable[..., T], *args, **kwargs) -> T:
+async def read_after_writes(ctx, fn: Callable[..., T], *args, **kwargs) -> T:
     """``fn(*args, **kwargs)`` off the event loop once the projection has applied every
-    acknowledged write: read-your-writes for the reads of the REST API."""
+    acknowledged write: read-your-writes, for every read of the HTTP API and the web page."""
 
     def read() -> T:
         ctx.projection.flush()

@@ -1,14 +1,15 @@
-"""Turning a page function into a Starlette endpoint: off the event loop, fresh reads, friendly failures."""
+"""Turning a page function into a Starlette endpoint: off the event loop, read-your-writes, friendly
+failures."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from trackledger.api.context import ServerContext
+from trackledger.api.threads import read_after_writes
 from trackledger.api.web.templating import error_page
 
 log = logging.getLogger("trackledger.web")
@@ -26,13 +27,9 @@ def page(ctx: ServerContext, build: PageFunction):
     """An endpoint that builds the page in a worker thread (DuckDB reads block) after the projection
     has caught up with every acknowledged write, so a page opened after a log call shows it."""
 
-    def fresh_build(request: Request) -> Response:
-        ctx.projection.flush()
-        return build(ctx, request)
-
     async def endpoint(request: Request) -> Response:
         try:
-            return await run_in_threadpool(fresh_build, request)
+            return await read_after_writes(ctx, build, ctx, request)
         except NotFound as exc:
             return error_page(request, 404, exc.title, exc.message, exc.hint)
         except Exception:

@@ -11,7 +11,7 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from trackledger.api.http import fix_run
+from trackledger.api.http import metrics_for_json
 
 from tests.api.conftest import API, in_process, ledger_events, mlflow_error
 
@@ -319,4 +319,5 @@ def test_one_log_call_is_one_event_and_the_name_follows_the_tag(http):
 def test_non_finite_metric_values_are_strings_in_json():
     values = [math.nan, math.inf, -math.inf, 1.5]
     run = {"data": {"metrics": [{"key": str(i), "value": v} for i, v in enumerate(values)]}}
-    assert [m["value"] for m in fix_run(run)["data"]["metrics"]] == ["NaN", "Infinity", "-Infinity", 1.5]
+    shown = metrics_for_json(run)["data"]["metrics"]
+    assert [m["value"] for m in shown] == ["NaN", "Infinity", "-Infinity", 1.5]
