@@ -51,29 +51,20 @@ class Envelope:
     creation names), else to "unknown".
     """
 
-    __slots__ = ("_actors", "_index", "_origin")
+    __slots__ = ("_index", "_origin")
 
     def __init__(self, origin: Origin, index: WriteIndex) -> None:
         self._origin = origin
         self._index = index
-        self._actors: dict[str, str] = {}
 
     def __call__(self, i: int, claimed_actor: str | None = None, **keys) -> dict:
         origin = self._origin
+        run_id = keys.get("run_id") or self._index.source_run(keys.get("model_id"))
         return {
             "id": origin.event_id(i) or new_event_id(),
-            "actor": origin.actor or claimed_actor or self._run_user(keys),
+            "actor": origin.actor or claimed_actor or self._index.run_user(run_id),
             "actor_verified": False,
             "remote_addr": origin.remote_addr,
             "user_agent": origin.user_agent,
             **keys,
         }
-
-    def _run_user(self, keys: dict) -> str:
-        run_id = keys.get("run_id") or self._index.source_run(keys.get("model_id"))
-        if not run_id:
-            return "unknown"
-        actor = self._actors.get(run_id)
-        if actor is None:
-            actor = self._actors[run_id] = self._index.run_user(run_id)
-        return actor

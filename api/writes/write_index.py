@@ -139,9 +139,9 @@ class WriteIndex:
             cached = self._cache_params(run_id, dict(projection.params(run_id)))
         return cached
 
-    def run_user(self, run_id: str) -> str:
+    def run_user(self, run_id: str | None) -> str:
         """The user a run's events are attributed to when the request claims none."""
-        run = self.runs.get(run_id)
+        run = self.runs.get(run_id) if run_id else None
         if run is None:
             return "unknown"
         if run.user is None:
