@@ -8,8 +8,7 @@ from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, json_response, origin_of, query
 from trackledger.api.threads import read_after_writes
 from trackledger.ledger.events import Tag
-
-VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
+from trackledger.projections.view_types import VIEW_TYPES
 
 
 def _tag(key, value) -> Tag:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -13,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from trackledger.api.errors import MlflowError, invalid
 from trackledger.api.protocol import convert, decode
+from trackledger.api.validation import integer
 from trackledger.api.writes.envelope import Origin
 
 T = TypeVar("T")
@@ -95,15 +95,12 @@ def query(request: Request, name: str) -> str | None:
     return value if value != "" else None
 
 
-# An integer as text, short enough for int() (which refuses over 4,300 digits).
-INTEGER = re.compile(r"-?[0-9]{1,100}")
-
-
 def int_query(request: Request, name: str) -> int | None:
     """An integer query parameter, None when absent, else a 400."""
     raw = query(request, name)
     if raw is None:
         return None
-    if not INTEGER.fullmatch(raw):
+    number = integer(raw)
+    if number is None:
         raise invalid(f"Invalid value {raw!r} for parameter '{name}' supplied: expected an integer")
-    return int(raw)
+    return number

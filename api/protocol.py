@@ -24,17 +24,6 @@ class KeyValue(msgspec.Struct, omit_defaults=True):
     value: str | None = None
 
 
-class MetricIn(msgspec.Struct, omit_defaults=True):
-    key: str | None = None
-    value: float | None = None
-    timestamp: Int64 | None = None
-    step: Int64 | None = None
-    model_id: str | None = None
-    dataset_name: str | None = None
-    dataset_digest: str | None = None
-    run_id: str | None = None
-
-
 class RunRef(msgspec.Struct, omit_defaults=True):
     run_id: str | None = None
     run_uuid: str | None = None
@@ -99,6 +88,8 @@ class UpdateRun(RunRef):
 
 
 class LogMetric(RunRef):
+    """log-metric's body, and each metric of a log-batch (whose run id, if any, is ignored)."""
+
     key: str | None = None
     value: float | None = None
     timestamp: Int64 | None = None
@@ -123,7 +114,7 @@ class DeleteTag(RunRef):
 
 
 class LogBatch(RunRef):
-    metrics: list[MetricIn] = []
+    metrics: list[LogMetric] = []
     params: list[KeyValue] = []
     tags: list[KeyValue] = []
 

@@ -9,7 +9,6 @@ from starlette.requests import Request
 from trackledger.api import protocol, validation, writes
 from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import (
-    INTEGER,
     body_as,
     int_query,
     json_response,
@@ -23,9 +22,9 @@ from trackledger.api.threads import read_after_writes
 from trackledger.api.writes.envelope import now_ms
 from trackledger.api.writes.runs import RUN_NAME_TAG
 from trackledger.ledger.events import Tag
+from trackledger.projections.view_types import VIEW_TYPES
 
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
-VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 
 
 # Lifecycle ---------------------------------------------------------------------------
@@ -143,10 +142,10 @@ async def metric_history(ctx, request: Request):
         raise missing("run_id")
     if key is None:
         raise missing("metric_key")
-    raw_max = query(request, "max_results")
     # Not a number: all of it, as MLflow answers; zero or less: refused, as MLflow refuses it.
-    is_number = raw_max is not None and INTEGER.fullmatch(raw_max)
-    max_results = validation.max_results(int(raw_max)) if is_number else None
+    max_results = validation.integer(query(request, "max_results"))
+    if max_results is not None:
+        validation.max_results(max_results)
 
     # An unknown run has no history (MLflow answers {} too).
     metrics, token = await read_after_writes(

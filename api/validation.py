@@ -35,7 +35,9 @@ MAX_DOUBLE = 1.7976931348623157e308
 
 _NAME_RE = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
-_EXPERIMENT_ID_RE = re.compile(r"^[0-9]+$")
+_EXPERIMENT_ID_RE = re.compile(r"[0-9]+")
+# An integer as text, short enough for int() (which refuses over 4,300 digits).
+_INTEGER = re.compile(r"-?[0-9]{1,100}")
 _ALIAS_RE = re.compile(r"^[\w\-]*$")
 _VERSION_ALIAS_RE = re.compile(r"^[vV]\d+$")
 
@@ -46,6 +48,14 @@ def _invalid_value(path: str, value, message: str) -> str:
 
 
 ACCEPTED_KEYS: set[str] = set()  # keys already accepted: the hot path logs the same few keys again and again
+
+
+def integer(text: str | None) -> int | None:
+    """The integer ``text`` spells, else None: every integer read from text (ids, query strings)
+    goes through here, so no text reaches int() unbounded."""
+    if text is None or not _INTEGER.fullmatch(text):
+        return None
+    return int(text)
 
 
 def check_key(name: str | None, path: str = "key") -> str:
@@ -168,9 +178,11 @@ def run_id(value: str | None) -> str:
 def experiment_id(value: str | None, path: str = "experiment_id") -> str:
     if value is None or value == "":
         raise missing(path)
-    if not _EXPERIMENT_ID_RE.match(str(value)):
+    text = str(value)
+    number = integer(text) if _EXPERIMENT_ID_RE.fullmatch(text) else None
+    if number is None:
         raise invalid(f"Invalid experiment ID '{value}'. Experiment ID must be a valid integer.")
-    return str(int(value))
+    return str(number)
 
 
 def experiment_name(name: str | None) -> str:
@@ -222,10 +234,10 @@ def model_name(name: str | None, path: str = "name") -> str:
 def model_version(version: str | None) -> int:
     if version is None or version == "":
         raise missing("version")
-    try:
-        return int(version)
-    except ValueError:
-        raise invalid(f"Parameter 'version' must be an integer, got '{version}'.") from None
+    number = integer(version)
+    if number is None:
+        raise invalid(f"Parameter 'version' must be an integer, got '{version}'.")
+    return number
 
 
 def registry_tag_value(value: str | None) -> str:

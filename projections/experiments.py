@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import duckdb
-from trackledger.projections.filters import InvalidQuery, parse_order_by
+from trackledger.projections.filters import parse_order_by
 from trackledger.projections.rows import one_row
 from trackledger.projections.search import Attribute, Child, Searchable
+from trackledger.projections.view_types import lifecycle_condition
 
 # Experiment ids are numbers in text: they sort as numbers, as MLflow's integer column does.
 EXPERIMENT_ID_ORDER = "TRY_CAST(e.experiment_id AS BIGINT)"
@@ -21,11 +22,6 @@ EXPERIMENTS = Searchable(
     },
     {"tag": Child("experiment_tags", "{x}.experiment_id = e.experiment_id")},
 )
-EXPERIMENT_VIEWS = {
-    "ACTIVE_ONLY": "e.lifecycle_stage = 'active'",
-    "DELETED_ONLY": "e.lifecycle_stage = 'deleted'",
-    "ALL": "true",
-}
 EXPERIMENT_COLUMNS = """e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, e.last_update_time,
   e.creation_time,
   (SELECT list({'key': key, 'value': value} ORDER BY key) FROM experiment_tags t
@@ -57,9 +53,7 @@ def search_experiments(
     con, view_type="ACTIVE_ONLY", filter=None, order_by=(), max_results=1000, page_token=None
 ) -> tuple[list[dict], str | None]:
     """A page of experiments and the next page's token; raises ``InvalidQuery``."""
-    if view_type not in EXPERIMENT_VIEWS:
-        raise InvalidQuery(f"Invalid view_type {view_type!r}; expected one of {list(EXPERIMENT_VIEWS)}")
-    query = EXPERIMENTS.query().restrict(EXPERIMENT_VIEWS[view_type]).filter(filter)
+    query = EXPERIMENTS.query().restrict(lifecycle_condition(view_type, "e.lifecycle_stage")).filter(filter)
     # MLflow's defaults: newest first, then by id; the id breaks ties of any other order, descending.
     keys = parse_order_by(order_by, default_entity="attribute")
     if not keys:

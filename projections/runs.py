@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import duckdb
 import msgspec
-from trackledger.projections.filters import InvalidQuery
 from trackledger.projections.search import Attribute, Child, Query, Searchable
+from trackledger.projections.view_types import lifecycle_condition
 
 # MLflow's spellings with a space ("Run name") and "created" / "Created" are its aliases of
 # run_name and start_time.
@@ -37,12 +37,6 @@ RUNS = Searchable(
         "dataset": Child("dataset_inputs", "{x}.run_id = r.run_id", fields=("name", "digest", "context")),
     },
 )
-# Runs of a deleted experiment are deleted with it (apply cascades its lifecycle to them).
-RUN_VIEWS = {
-    "ACTIVE_ONLY": "r.lifecycle_stage = 'active'",
-    "DELETED_ONLY": "r.lifecycle_stage = 'deleted'",
-    "ALL": "true",
-}
 # MLflow's order after the order_by keys: newest first.
 DEFAULT_ORDER = "r.start_time DESC, r.run_id"
 
@@ -83,12 +77,11 @@ def run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | None:
 
 def run_query(experiment_ids, run_view_type: str = "ACTIVE_ONLY") -> Query:
     """The runs of ``experiment_ids`` in a view type, to which a search adds its filter and order."""
-    if run_view_type not in RUN_VIEWS:
-        raise InvalidQuery(f"Invalid run_view_type {run_view_type!r}; expected one of {list(RUN_VIEWS)}")
+    lifecycle = lifecycle_condition(run_view_type, "r.lifecycle_stage")
     query = RUNS.query().restrict(
         "list_contains(?::VARCHAR[], r.experiment_id)", [str(e) for e in experiment_ids]
     )
-    return query.restrict(RUN_VIEWS[run_view_type])
+    return query.restrict(lifecycle)
 
 
 def search_runs_json(

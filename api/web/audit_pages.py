@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 from trackledger.api.context import ServerContext
+from trackledger.api.validation import integer
 from trackledger.api.web import reads
 from trackledger.api.web.templating import render
 from trackledger.ledger.events import TYPE_BY_TAG
@@ -47,10 +48,7 @@ def _epoch_ms(text: str, field: str) -> int | None:
 def audit_page(ctx: ServerContext, request: Request) -> Response:
     q = request.query_params
     query = AuditQuery(**{name: q.get(name, "").strip() for name in AuditQuery.__dataclass_fields__})
-    try:
-        page = max(1, int(q.get("page") or 1))
-    except ValueError:
-        page = 1
+    page = max(1, integer(q.get("page")) or 1)
     events, has_more, error = [], False, ""
     try:
         since, until = _epoch_ms(query.since, "From"), _epoch_ms(query.until, "To")

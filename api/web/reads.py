@@ -79,7 +79,7 @@ def runs_page(ctx: ServerContext, experiment_id: str, table: RunsTable) -> None:
     """Fills ``table.rows`` and ``table.total`` from the runs search's query, with a join per chosen
     column. Raises ``projections.InvalidQuery`` for a filter that does not parse."""
     q = table.query
-    query = runs.run_query([experiment_id], q.lifecycle_view).filter(q.filter)
+    query = runs.run_query([experiment_id], q.view_type).filter(q.filter)
     columns = ["r.run_id", "r.run_name", "r.status", "r.user_id", "r.start_time", "r.end_time"]
     for i, key in enumerate(table.params):
         query.join(f"LEFT JOIN params p{i} ON p{i}.run_id = r.run_id AND p{i}.key = ?", key)

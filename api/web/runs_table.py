@@ -6,11 +6,13 @@ import math
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
+from trackledger.api.validation import integer
+from trackledger.projections.view_types import VIEW_TYPES
 
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 DEFAULT_KEYS_SHOWN = 8  # per kind, when the user has not chosen columns yet
-VIEWS = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}
+VIEWS = {stage or "all": view_type for view_type, stage in VIEW_TYPES.items()}  # ?view= -> view type
 
 # Fixed columns: id -> (label, css class). Param and metric columns are "p:<key>" and "m:<key>".
 FIXED_COLUMNS = {
@@ -63,7 +65,7 @@ class RunsQuery:
         )
 
     @property
-    def lifecycle_view(self) -> str:
+    def view_type(self) -> str:
         return VIEWS[self.view]
 
     @property
@@ -131,7 +133,5 @@ def _chosen(chosen: list[str] | None, available: list[str]) -> list[str]:
 
 
 def _int(text: str | None, default: int) -> int:
-    try:
-        return int(text) if text else default
-    except ValueError:
-        return default
+    number = integer(text)
+    return default if number is None else number

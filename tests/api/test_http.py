@@ -179,6 +179,26 @@ def test_what_mlflow_refuses_is_refused_and_writes_nothing(http, run_id):
     assert ledger_events(http) == before
 
 
+def test_ids_and_versions_of_thousands_of_digits_are_400s(http):
+    """int() refuses text of over 4,300 digits: such an id is MLflow's 400, not a 500."""
+    before = ledger_events(http)
+    digits = "7" * 5000
+    message = f"Invalid experiment ID '{digits}'. Experiment ID must be a valid integer."
+    for resp in (
+        http.get(f"{API}/experiments/get", params={"experiment_id": digits}),
+        http.post(f"{API}/experiments/delete", json={"experiment_id": digits}),
+        http.post(f"{API}/runs/create", json={"experiment_id": digits}),
+        http.post(f"{API}/runs/search", json={"experiment_ids": [digits]}),
+    ):
+        assert mlflow_error(resp, 400, "INVALID_PARAMETER_VALUE")["message"] == message
+    resp = http.get(f"{API}/model-versions/get", params={"name": "m", "version": digits})
+    assert (
+        "Parameter 'version' must be an integer"
+        in mlflow_error(resp, 400, "INVALID_PARAMETER_VALUE")["message"]
+    )
+    assert ledger_events(http) == before
+
+
 def test_run_uuid_accepted_and_actor_recorded(http, run_id):
     body = {"run_uuid": run_id, "key": "by_uuid", "value": "NaN", "timestamp": 5, "step": "3"}
     assert http.post(f"{API}/runs/log-metric", json=body, headers={"user-agent": "probe/1"}).json() == {}
