@@ -25,7 +25,7 @@ from starlette.responses import Response, StreamingResponse
 from trackledger.api import writes
 from trackledger.api.errors import MlflowError, invalid, not_found
 from trackledger.api.http import json_response, origin_of, query
-from trackledger.api.threads import blocking
+from trackledger.api.threads import blocking, read_after_writes
 from trackledger.ledger.events import ArtifactFile
 
 CHUNK = 1 << 20
@@ -312,7 +312,7 @@ async def delete(ctx, request: Request, path: str):
     check_utf8(request)
     path = safe_path(path)
     store: ArtifactStore = ctx.artifacts
-    files = await blocking(_files_with_hashes, ctx, store, path)
+    files = await read_after_writes(ctx, _files_with_hashes, ctx, store, path)
     if files:
         await ctx.writes.commit_off_loop(origin_of(request), writes.artifacts.deleted, path, files)
     await blocking(store.delete, path)
@@ -321,7 +321,6 @@ async def delete(ctx, request: Request, path: str):
 
 def _files_with_hashes(ctx, store: ArtifactStore, path: str) -> list[ArtifactFile]:
     """The files at or under ``path``; hashes as recorded when written, computed when unknown."""
-    ctx.projection.flush()
     known = {
         (row_path, size): sha256
         for row_path, size, sha256 in ctx.projection.read(

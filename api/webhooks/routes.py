@@ -15,7 +15,8 @@ from starlette.requests import Request
 from trackledger.api import writes
 from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, fields_as, int_query, json_response, origin_of
-from trackledger.api.threads import blocking, fresh
+from trackledger.api.threads import blocking, read_after_writes
+from trackledger.api.validation import integer
 from trackledger.api.webhooks.catalog import MLFLOW_KINDS, parse_kind, wire_kind
 from trackledger.api.webhooks.sender import check_url
 from trackledger.ledger.events import new_event_id
@@ -108,7 +109,7 @@ def _row(ctx, webhook_id: str) -> dict | None:
 
 
 async def _existing(ctx, webhook_id: str) -> dict:
-    row = await fresh(ctx, _row, ctx, webhook_id)
+    row = await read_after_writes(ctx, _row, ctx, webhook_id)
     if row is None:
         raise not_found(f"Webhook with ID {webhook_id} not found")
     return row
@@ -165,9 +166,10 @@ async def list_webhooks(ctx, request: Request):
 def _offset(token: str | None) -> int:
     if not token:
         return 0
-    if not token.isdigit() or len(token) > 12:
+    offset = integer(token)
+    if offset is None or offset < 0:
         raise invalid(f"Invalid page token {token!r}")
-    return int(token)
+    return offset
 
 
 async def get_webhook(ctx, request: Request, webhook_id: str):
