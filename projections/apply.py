@@ -21,6 +21,7 @@ from trackledger.projections.statements import (
     ITEM_ORDER,
     items,
     last_write_wins,
+    literal,
     statement,
     tag_ops,
 )
@@ -311,9 +312,7 @@ STATEMENTS = [
 ]
 
 
-def apply_source(
-    con: duckdb.DuckDBPyConnection, source: str, params: list | None = None, *, copy: bool = True
-) -> int:
+def apply_source(con: duckdb.DuckDBPyConnection, source: str, *, copy: bool = True) -> int:
     """Apply the events of ``source`` (a relation or SELECT, without parameters) not yet checkpointed.
 
     With ``copy`` the events are first copied into a temp table ``ev`` (best for small batches:
@@ -322,10 +321,8 @@ def apply_source(
     statements the batch's event types can affect run at all.
     Runs inside the caller's transaction; returns how many events were applied.
     """
-    if params:
-        raise ValueError("apply_source takes a source without parameters")
     done = con.execute("SELECT writer, last_seq FROM checkpoints").fetchall()
-    after = " ".join(f"WHEN {_literal(writer)} THEN {int(seq)}" for writer, seq in done)
+    after = " ".join(f"WHEN {literal(writer)} THEN {int(seq)}" for writer, seq in done)
     after = f"CASE s.writer {after} ELSE 0 END" if done else "0"
     kind = "TABLE" if copy else "VIEW"
     con.execute(f"CREATE OR REPLACE TEMP {kind} ev AS SELECT s.* FROM ({source}) s WHERE s.seq > {after}")
@@ -339,7 +336,3 @@ def apply_source(
         for temp in ("lww", "batch_metrics"):
             con.execute(f"DROP TABLE IF EXISTS temp.{temp}")
     return sum(types.values())
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -18,15 +18,12 @@ from trackledger.ledger.schema import SEGMENT_SCHEMA
 from trackledger.ledger.segments import list_segments, parse_relpath
 from trackledger.ledger.store import Store
 from trackledger.projections.apply import apply_source
+from trackledger.projections.statements import literal
 
 SEGMENTS_PER_STEP = 16  # one transaction and one progress step per this many segments...
 EVENTS_PER_STEP = 50_000  # ...or per this many events of a bigger segment
 
 Progress = Callable[[int, int], None]  # (events applied, events to apply)
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @cache
@@ -50,15 +47,15 @@ def _segments_relation(con: duckdb.DuckDBPyConnection, urls: str) -> str:
     return f"SELECT {', '.join(['*', *missing])} FROM {source}"
 
 
-def as_of_filter(as_of_seq: int | None, as_of_ts: int | None) -> tuple[str, list]:
-    """A WHERE condition on events (integer literals: the apply source becomes a view, and views
-    take no parameters) and its parameters (none)."""
+def as_of_filter(as_of_seq: int | None, as_of_ts: int | None) -> str:
+    """A WHERE condition on events, with integer literals: the apply source becomes a view, and
+    views take no parameters."""
     where = []
     if as_of_seq is not None:
         where.append(f"seq <= {int(as_of_seq)}")
     if as_of_ts is not None:
         where.append(f"ts <= {int(as_of_ts)}")
-    return " AND ".join(where) or "true", []
+    return " AND ".join(where) or "true"
 
 
 def checkpoints(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -114,12 +111,10 @@ def register_store(con: duckdb.DuckDBPyConnection, store: Store) -> None:
         con.register_filesystem(store.fs)
 
 
-def apply_in_transaction(
-    con: duckdb.DuckDBPyConnection, source: str, params: list, *, copy: bool = True
-) -> int:
+def apply_in_transaction(con: duckdb.DuckDBPyConnection, source: str, *, copy: bool = True) -> int:
     con.execute("BEGIN TRANSACTION")
     try:
-        count = apply_source(con, source, params, copy=copy)
+        count = apply_source(con, source, copy=copy)
     except BaseException:
         con.execute("ROLLBACK")
         raise
@@ -127,28 +122,26 @@ def apply_in_transaction(
     return count
 
 
-def apply_segments(
-    con, segments, where: str = "true", params: list | None = None, progress: Progress | None = None
-) -> int:
+def apply_segments(con, segments, where: str = "true", progress: Progress | None = None) -> int:
     applied = done = 0
     total = sum(segment.events for segment in segments)
     for batch, in_step in steps(segments):
-        urls = ", ".join(_quote(segment.url) for segment in batch)
+        urls = ", ".join(literal(segment.url) for segment in batch)
         source = f"SELECT * FROM ({_segments_relation(con, urls)}) WHERE {where} AND {in_step}"
         # Statements read the segments through a view: each reads only its columns from Parquet.
-        applied += apply_in_transaction(con, source, params or [], copy=False)
+        applied += apply_in_transaction(con, source, copy=False)
         done += sum(segment.events for segment in batch)
         if progress:
             progress(done, total)
     return applied
 
 
-def apply_table(con, table: pa.Table, where: str = "true", params: list | None = None) -> int:
+def apply_table(con, table: pa.Table, where: str = "true") -> int:
     if table.num_rows == 0:
         return 0
     con.register("incoming_events", table)
     try:
-        return apply_in_transaction(con, f"SELECT * FROM incoming_events WHERE {where}", params or [])
+        return apply_in_transaction(con, f"SELECT * FROM incoming_events WHERE {where}")
     finally:
         con.unregister("incoming_events")
 
@@ -167,12 +160,12 @@ def catch_up(
     A segment roll between listing segments and reading the tail would hide events, so
     when the tail does not start right after what was applied, segments are listed again.
     """
-    where, params = as_of_filter(as_of_seq, as_of_ts)
+    where = as_of_filter(as_of_seq, as_of_ts)
     register_store(con, store)
     applied = 0
     for _attempt in range(5):
         segments = pending_segments(store, checkpoints(con), as_of_seq)
-        applied += apply_segments(con, segments, where, params, progress)
+        applied += apply_segments(con, segments, where, progress)
         table = tail() if tail else None
         if table is None or table.num_rows == 0:
             return applied
@@ -180,10 +173,10 @@ def catch_up(
         con.register("tail_events", table)
         try:
             firsts = con.execute(
-                f"SELECT writer, min(seq) FROM tail_events WHERE {where} GROUP BY writer", params
+                f"SELECT writer, min(seq) FROM tail_events WHERE {where} GROUP BY writer"
             ).fetchall()
         finally:
             con.unregister("tail_events")
         if all(first <= done.get(writer, 0) + 1 for writer, first in firsts):
-            return applied + apply_table(con, table, where, params)
+            return applied + apply_table(con, table, where)
     raise RuntimeError("the WAL tail kept moving into new segments while catching up; try again")

@@ -22,6 +22,12 @@ class Statement(NamedTuple):
     sql: str
 
 
+def literal(text: str) -> str:
+    """``text`` as a SQL string literal, for the few places that cannot take a parameter (views,
+    CASE arms built from the checkpoints)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def statement(types: str | None, sql: str) -> Statement:
     return Statement(None if types is None else frozenset(types.split()), sql)
 
