@@ -46,7 +46,12 @@ def ids(http) -> dict:
     experiment = http.post(f"{API}/experiments/create", json={"name": "probe"}).json()["experiment_id"]
     run = http.post(f"{API}/runs/create", json={"experiment_id": experiment, "start_time": 1}).json()
     http.post(f"{API}/registered-models/create", json={"name": "probe-model"})
-    return {"experiment_id": experiment, "run_id": run["run"]["info"]["run_id"]}
+    model = http.post(f"{API}/logged-models", json={"experiment_id": experiment, "name": "probe"}).json()
+    return {
+        "experiment_id": experiment,
+        "run_id": run["run"]["info"]["run_id"],
+        "model_id": model["model"]["info"]["model_id"],
+    }
 
 
 def last_seq(http) -> int:
@@ -188,12 +193,22 @@ VALUES = st.recursive(
     max_leaves=8,
 )
 ROUTES = sorted(MLFLOW_ROUTES)
+# The routes with the logged model's id in their path ({model} is filled in, or left as sent).
+MODEL_ROUTES = [
+    ("GET", "logged-models/{model}"),
+    ("PATCH", "logged-models/{model}"),
+    ("DELETE", "logged-models/{model}"),
+    ("PATCH", "logged-models/{model}/tags"),
+    ("DELETE", "logged-models/{model}/tags/{key}"),
+]
 
 
 @settings(max_examples=250, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_fuzzed_bodies_never_5xx_and_refusals_append_nothing(http, ids, data):
-    method, route = data.draw(st.sampled_from(ROUTES))
+    method, route = data.draw(st.sampled_from(ROUTES + MODEL_ROUTES))
+    model = data.draw(st.sampled_from([ids["model_id"], "m-" + "0" * 32, "%ff", "..", "%ED%A0%80"]))
+    route = route.format(model=model, key=data.draw(st.sampled_from(["k", "a/b", "%c0%ae", "x" * 300])))
     known = st.sampled_from([ids["run_id"], ids["experiment_id"], "0", "probe-model", "1"])
     body = data.draw(st.dictionaries(st.sampled_from(FIELDS), VALUES | known, max_size=6))
     before = last_seq(http)
