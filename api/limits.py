@@ -1,4 +1,5 @@
-"""Request bodies read within a cap: the whole app but the artifact proxy, which streams.
+"""Request bodies read within a cap: the whole app but the artifact proxy, which streams,
+and tighter caps for the routes that have one.
 
 A declared ``Content-Length`` past the cap is answered 413 before the body is read; a body
 without one (chunked) is counted as it arrives and refused as soon as it passes the cap, so no
@@ -7,6 +8,9 @@ request holds more than the cap in memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from trackledger.api.errors import MlflowError
 
@@ -18,6 +22,22 @@ def body_too_large(limit: int) -> MlflowError:
         f"Request body is larger than the server's cap of {limit} bytes (--max-body-mb)",
         "RESOURCE_LIMIT_EXCEEDED",
     )
+
+
+async def body_at_most(request: Request, limit: int, refuse: Callable[[int], MlflowError]) -> bytes:
+    """The body of a route with a tighter cap of its own (MLflow's, e.g. log-batch's 1 MB):
+    ``refuse(size)`` is raised before reading when the declared length passes ``limit``, else as
+    soon as the bytes read do."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise refuse(int(declared))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise refuse(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class BodyLimit:

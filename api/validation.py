@@ -8,7 +8,7 @@ import posixpath
 import re
 import urllib.parse
 
-from trackledger.api.errors import invalid, missing
+from trackledger.api.errors import MlflowError, invalid, missing
 
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
@@ -208,12 +208,12 @@ def batch_limits(n_metrics: int, n_params: int, n_tags: int) -> None:
     batch_limit("metrics, params, and tags", MAX_ENTITIES_PER_BATCH, n_metrics + n_params + n_tags)
 
 
-def batch_size(body: bytes) -> None:
-    if len(body) > MAX_BATCH_LOG_REQUEST_SIZE:
-        raise invalid(
-            f"Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, "
-            f"got a request of size {len(body)}."
-        )
+def batch_too_large(size: int) -> MlflowError:
+    """``size``: the declared length, or the bytes read when the cap was passed."""
+    return invalid(
+        f"Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, "
+        f"got a request of size {size}."
+    )
 
 
 # The model registry ------------------------------------------------------------------

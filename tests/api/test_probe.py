@@ -9,6 +9,7 @@ Structs' field names with hostile values.
 from __future__ import annotations
 
 import json
+import socket
 
 import httpx
 import msgspec
@@ -248,3 +249,27 @@ def test_pages_render_every_value_the_api_accepted(http):
     for page in pages:
         assert http.get(page).status_code == 200, page
     assert f"{big} ms (out of the calendar" in http.get(f"/runs/{run_id}").text
+
+
+def test_log_batch_past_mlflows_size_is_refused_before_its_body_is_read(server, ids):
+    """MLflow caps log-batch at 1,000,000 bytes: a larger declared length is refused at once, the
+    body never sent (it was read whole first); a chunked one as soon as the cap is passed."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            f"POST {API}/runs/log-batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1040000\r\n\r\n".encode()
+        )
+        answer = sock.recv(65536)
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+            answer += sock.recv(65536) or b"}"  # the JSON error ends with "}"; a close ends the wait
+    assert answer.startswith(b"HTTP/1.1 400") and b"at most 1000000 bytes" in answer, answer[:300]
+
+    def chunks():
+        yield json.dumps({"run_id": ids["run_id"], "tags": []}).encode()[:-1] + b', "padding": "'
+        for _ in range(16):
+            yield b"x" * 65000  # 1,040,000 bytes more, no Content-Length
+
+    with httpx.Client(base_url=server.url, timeout=60) as fresh:
+        refused = fresh.post(f"{API}/runs/log-batch", content=chunks())
+    assert "at most 1000000 bytes" in mlflow_error(refused, 400, "INVALID_PARAMETER_VALUE")["message"]
