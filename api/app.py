@@ -24,6 +24,7 @@ from trackledger.api import (
     run_logging,
     runs,
     sql_queries,
+    stream,
 )
 from trackledger.api.context import ServerContext
 from trackledger.api.errors import MlflowError
@@ -162,6 +163,7 @@ def _routes(ctx: ServerContext) -> list:
         Route("/health", _health, methods=["GET"]),
         Route("/version", _version, methods=["GET"]),
         Route("/api/ledger/events", _bind(ctx, event_history.events), methods=["GET"]),
+        Route("/api/ledger/stream", _bind(ctx, stream.stream), methods=["GET"]),
         Route("/api/sql", _bind(ctx, sql_queries.sql), methods=["POST"]),
         Route("/api/ledger/webhooks", _bind(ctx, webhooks.all_webhooks), methods=["GET"]),
         Route(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from trackledger.api.settings import Settings, storage_options_for
@@ -34,6 +34,7 @@ class ServerContext:
     writes: WriteService | None = None
     sql_slots: threading.BoundedSemaphore | None = None  # POST /api/sql queries that may run at once
     webhooks: Deliverer | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)  # set when shutdown begins
 
     def open(self) -> None:
         """Open the components; a no-op when open (the server command opens them before it serves)."""

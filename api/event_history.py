@@ -9,6 +9,18 @@ from trackledger.api.http import int_query, json_response, query
 from trackledger.api.threads import read_after_writes
 
 MAX_EVENTS_PAGE = 10_000
+EVENT_FILTERS = ("run_id", "experiment_id", "model_id", "actor", "type")
+
+
+def event_filters(request: Request) -> dict[str, str]:
+    """The equality filters on events a request asks for (the stream takes them too)."""
+    return {k: val for k in EVENT_FILTERS if (val := query(request, k))}
+
+
+def event_json(event) -> dict:
+    item = msgspec.to_builtins(event)
+    item["actor_verified"] = event.actor_verified  # explicit, though it is the default
+    return item
 
 
 async def events(ctx, request: Request):
@@ -24,15 +36,12 @@ async def events(ctx, request: Request):
     limit = 100 if limit is None else limit
     if limit < 1 or limit > MAX_EVENTS_PAGE:
         raise invalid(f"'limit' must be between 1 and {MAX_EVENTS_PAGE}")
-    filters = {
-        k: val for k in ("run_id", "experiment_id", "model_id", "actor", "type") if (val := query(request, k))
-    }
+    filters = event_filters(request)
 
     def read() -> tuple[list[dict], bool]:
         page: list[dict] = []
         for event in ctx.ledger.read(after):
-            item = msgspec.to_builtins(event)
-            item["actor_verified"] = event.actor_verified  # explicit, though it is the default
+            item = event_json(event)
             if all(item.get(k) == val for k, val in filters.items()):
                 page.append(item)
                 if len(page) == limit:

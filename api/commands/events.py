@@ -22,12 +22,26 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--run", dest="run_id", metavar="ID", help="only events of this run")
     parser.add_argument("--experiment", metavar="ID", help="only events of this experiment")
     parser.add_argument("--json", action="store_true", help="one JSON object per event (the whole event)")
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="like tail -f: print events as they land on the server given by --server (its live stream)",
+    )
+    parser.add_argument("--server", metavar="URL", help="with --follow: the trackledger server to follow")
+    parser.add_argument(
+        "--after", type=int, default=0, metavar="SEQ", help="with --follow: start after this seq (default: 0)"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import msgspec
     from trackledger.ledger.history import UnreadableSegment, history
+
+    if args.follow or args.server:
+        from trackledger.api.commands.follow import follow
+
+        return follow(args)
 
     store = existing_store(settings)
     wal_dir = os.path.join(settings.state_dir, "wal") if settings.state_dir else None

@@ -102,6 +102,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     pyarrow.set_memory_pool(pyarrow.system_memory_pool())
 
     class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            app.state.ctx.stopping.set()  # open event streams end now, not at the graceful timeout
+            super().handle_exit(sig, frame)
+
         @contextlib.contextmanager
         def capture_signals(self):
             # Ctrl-C / SIGTERM: graceful shutdown (the lifespan rolls the WAL), then exit 0;
@@ -121,8 +125,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),  # its lifespan finds the context open (``_open``) and closes it at the end
+        app,  # its lifespan finds the context open (``_open``) and closes it at the end
         http=with_header_timeout(settings.header_timeout_s),
         loop="uvloop",
         lifespan="on",

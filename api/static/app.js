@@ -28,6 +28,71 @@ function drawCharts() {
   });
 }
 
+// Live pages: an element with data-live follows the ledger's event stream (EventSource resumes
+// after a dropped connection by itself, with Last-Event-ID).
+function follow(element, types, onEvent) {
+  if (!element || !element.dataset.live || typeof EventSource === "undefined") return;
+  const source = new EventSource(element.dataset.live);
+  types.forEach((type) => source.addEventListener(type, (message) => onEvent(JSON.parse(message.data))));
+  window.addEventListener("pagehide", () => source.close());
+}
+
+// Replace the element matching selector with its current version from the server, at most every 2 s;
+// swap(current, fresh) may carry state over (it is called just before the replacement).
+function refresher(selector, swap) {
+  let scheduled = false;
+  let last = 0;
+  return () => {
+    if (scheduled) return;
+    scheduled = true;
+    setTimeout(async () => {
+      last = Date.now();
+      try {
+        const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+        const fresh = new DOMParser().parseFromString(await response.text(), "text/html").querySelector(selector);
+        const current = document.querySelector(selector);
+        if (fresh && current) {
+          swap(current, fresh);
+          current.replaceWith(fresh);
+        }
+      } finally {
+        scheduled = false;
+      }
+    }, Math.max(0, last + 2000 - Date.now()));
+  };
+}
+
+// Run page: points extend their metric's chart as they are logged; a new metric redraws the charts.
+function followRunCharts() {
+  const section = document.querySelector("section#charts[data-live]");
+  if (!section) return;
+  const redraw = refresher("section#charts", () => setTimeout(drawCharts));
+  follow(section, ["batch_logged"], (event) => {
+    (event.metrics || []).forEach((point) => {
+      const figure = document.querySelector(`section#charts figure.chart[data-key="${CSS.escape(point.key)}"]`);
+      const canvas = figure && figure.querySelector(".chart-canvas");
+      if (canvas && canvas.data && typeof Plotly !== "undefined") {
+        Plotly.extendTraces(canvas, { x: [[point.step || 0]], y: [[point.value]] }, [0]);
+      } else {
+        redraw();
+      }
+    });
+  });
+}
+
+// Experiment page: the runs table is fetched again (keeping ticked runs) when its runs change.
+function followRunsTable() {
+  const region = document.getElementById("runs-region");
+  if (!region) return;
+  const refresh = refresher("#runs-region", (current, fresh) => {
+    const ticked = new Set(Array.from(current.querySelectorAll('input[name="run"]:checked')).map((box) => box.value));
+    fresh.querySelectorAll('input[name="run"]').forEach((box) => { box.checked = ticked.has(box.value); });
+    setTimeout(wireRunSelection);
+  });
+  const types = ["run_created", "run_updated", "run_deleted", "run_restored", "batch_logged", "run_tag_deleted"];
+  follow(region, types, refresh);
+}
+
 // Runs table: "Compare selected" is enabled once two runs are ticked.
 function wireRunSelection() {
   const button = document.getElementById("compare-button");
@@ -114,4 +179,6 @@ document.addEventListener("DOMContentLoaded", () => {
   wireRunSelection();
   wireDifferenceToggle();
   wireSqlForm();
+  followRunCharts();
+  followRunsTable();
 });

@@ -17,6 +17,7 @@ from trackledger.api.web.experiment_pages import experiment_page, experiments_pa
 from trackledger.api.web.pages import page
 from trackledger.api.web.run_pages import compare_page, run_page
 from trackledger.api.web.templating import error_page
+from trackledger.api.web.webhook_pages import webhooks_page
 
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -43,6 +44,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         Route("/compare", page(ctx, compare_page), name="web_compare"),
         Route("/audit", page(ctx, audit_page), name="web_audit"),
         Route("/sql", page(ctx, sql_page), name="web_sql"),
+        Route("/webhooks", page(ctx, webhooks_page), name="web_webhooks"),
         *asset_routes(),
         Route("/{path:path}", page_not_found, methods=ALL_METHODS),  # last: only what nothing else took
     ]

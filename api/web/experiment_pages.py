@@ -24,6 +24,7 @@ def experiments_page(ctx: ServerContext, request: Request) -> Response:
 
 
 def experiment_page(ctx: ServerContext, request: Request) -> Response:
+    live_after = reads.live_seq(ctx)
     experiment_id = request.path_params["experiment_id"]
     experiment = ctx.projection.experiment(experiment_id)
     if experiment is None:
@@ -37,4 +38,4 @@ def experiment_page(ctx: ServerContext, request: Request) -> Response:
         reads.runs_page(ctx, experiment_id, table)
     except InvalidQuery as exc:
         table.error = str(exc)
-    return render(request, "experiment.html", experiment=experiment, table=table)
+    return render(request, "experiment.html", experiment=experiment, table=table, live_after=live_after)

@@ -42,6 +42,14 @@ EXPERIMENTS_OVERVIEW = """
 """
 
 
+def live_seq(ctx: ServerContext) -> int:
+    """The seq a page's reads include at least: a live page follows the event stream after it
+    (taken before the flush, so nothing is missed in between; a point may come twice)."""
+    seq = ctx.ledger.durable_seq
+    ctx.projection.flush()
+    return seq
+
+
 def experiments_overview(ctx: ServerContext, include_deleted: bool) -> list[dict]:
     return _rows(ctx, EXPERIMENTS_OVERVIEW, [include_deleted])
 

@@ -30,6 +30,7 @@ def _experiment_for(ctx: ServerContext, experiment_id: str) -> dict:
 
 
 def run_page(ctx: ServerContext, request: Request) -> Response:
+    live_after = reads.live_seq(ctx)
     run = _load_run(ctx, request.path_params["run_id"])
     summary = run_summary(run)
     data = run.get("data", {})
@@ -50,6 +51,7 @@ def run_page(ctx: ServerContext, request: Request) -> Response:
         datasets=[_dataset_row(d) for d in run.get("inputs", {}).get("dataset_inputs", [])],
         models=models,
         chart_data=chart_data(history, {summary["run_id"]: summary["name"]}),
+        live_after=live_after,
         artifact_roots=reads.artifact_roots(ctx, summary, models),
         events=reads.run_events(ctx, summary["run_id"], [m["model_id"] for m in models], RUN_HISTORY_LIMIT),
         events_empty="No events recorded for this run.",
