@@ -9,15 +9,18 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import httpx
 import pytest
 
 from tests.api.conftest import API, ServerProcess, mlflow_error
 
+pytestmark = pytest.mark.e2e
+
 
 def new_run(http) -> str:
-    exp = http.post(f"{API}/experiments/create", json={"name": f"stream-{id(object())}"}).json()[
+    exp = http.post(f"{API}/experiments/create", json={"name": f"stream-{uuid.uuid4().hex}"}).json()[
         "experiment_id"
     ]
     return http.post(f"{API}/runs/create", json={"experiment_id": exp, "start_time": 1}).json()["run"][

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from tests.api.conftest import API
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from tests.api.conftest import ServerProcess
 from tests.api.webhook_receiver import Receiver
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
