@@ -8,6 +8,7 @@ from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, json_response, origin_of, query
 from trackledger.api.threads import read_after_writes
 from trackledger.ledger.events import Tag
+from trackledger.projections import experiments as experiment_reads
 from trackledger.projections.view_types import VIEW_TYPES
 
 
@@ -34,7 +35,7 @@ async def create(ctx, request: Request):
 
 async def get(ctx, request: Request):
     experiment_id = validation.experiment_id(query(request, "experiment_id"))
-    exp = await read_after_writes(ctx, ctx.projection.experiment, experiment_id)
+    exp = await read_after_writes(ctx, ctx.projection.query, experiment_reads.experiment, experiment_id)
     if exp is None:
         raise not_found(f"No Experiment with id={experiment_id} exists")
     return json_response({"experiment": exp})
@@ -44,7 +45,7 @@ async def get_by_name(ctx, request: Request):
     name = query(request, "experiment_name")
     if name is None:
         raise missing("experiment_name")
-    exp = await read_after_writes(ctx, ctx.projection.experiment_by_name, name)
+    exp = await read_after_writes(ctx, ctx.projection.query, experiment_reads.experiment_by_name, name)
     if exp is None:
         raise not_found(f"Could not find experiment with name '{name}'")
     return json_response({"experiment": exp})
@@ -63,7 +64,8 @@ async def search(ctx, request: Request):
     validation.max_results(req.max_results, at_most=50_000)
     experiments, token = await read_after_writes(
         ctx,
-        ctx.projection.search_experiments,
+        ctx.projection.query,
+        experiment_reads.search_experiments,
         view_type=req.view_type,
         filter=req.filter or None,
         order_by=tuple(req.order_by),

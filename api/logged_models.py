@@ -10,6 +10,7 @@ from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, json_response, metrics_for_json, origin_of
 from trackledger.api.threads import read_after_writes
 from trackledger.ledger.events import Param, Tag
+from trackledger.projections import logged_models as logged_model_reads
 from trackledger.projections.logged_models import DatasetFilter, ModelOrderBy
 
 MODEL_STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
@@ -20,7 +21,7 @@ def _kv_tags(items) -> list[Tag]:
 
 
 async def _model_response(ctx, model_id: str):
-    model = await read_after_writes(ctx, ctx.projection.logged_model, model_id)
+    model = await read_after_writes(ctx, ctx.projection.query, logged_model_reads.logged_model, model_id)
     if model is None:
         raise not_found(f"Logged model with ID '{model_id}' not found.")
     return json_response({"model": metrics_for_json(model)})
@@ -88,7 +89,8 @@ async def search_logged_models(ctx, request: Request):
     ]
     models, token = await read_after_writes(
         ctx,
-        ctx.projection.search_logged_models,
+        ctx.projection.query,
+        logged_model_reads.search_logged_models,
         experiment_ids,
         filter=req.filter or "",
         order_by=order_by,

@@ -3,19 +3,23 @@ the download URI."""
 
 from __future__ import annotations
 
+import functools
+
 from starlette.requests import Request
 from trackledger.api import protocol, validation, writes
 from trackledger.api.errors import invalid, not_found
 from trackledger.api.http import body_as, fields_as, json_response, origin_of
 from trackledger.api.registered_models import VERSIONS_MAX_RESULTS, name_version, registry_tags, search_page
 from trackledger.api.threads import read_after_writes
+from trackledger.projections import logged_models as logged_model_reads
+from trackledger.projections import registry as registry_reads
 from trackledger.projections.registry import canonical_stage
 
 ACTIVE_STAGES = ["Staging", "Production"]  # the stages a transition can archive the others of
 
 
 async def version_response(ctx, name: str, version: int):
-    mv = await read_after_writes(ctx, ctx.projection.model_version, name, version)
+    mv = await read_after_writes(ctx, ctx.projection.query, registry_reads.model_version, name, version)
     if mv is None:
         raise not_found(f"Model Version (name={name}, version={version}) not found")
     return json_response({"model_version": mv})
@@ -79,7 +83,7 @@ async def delete_model_version(ctx, request: Request):
 
 
 async def search_model_versions(ctx, request: Request):
-    find = ctx.projection.search_model_versions
+    find = functools.partial(ctx.projection.query, registry_reads.search_model_versions)
     return await search_page(ctx, request, find, VERSIONS_MAX_RESULTS, "model_versions")
 
 
@@ -87,12 +91,14 @@ async def get_download_uri(ctx, request: Request):
     name, version = name_version(await fields_as(request, protocol.ModelVersionRef))
 
     def resolve():
-        mv = ctx.projection.model_version(name, version)
+        mv = ctx.projection.query(registry_reads.model_version, name, version)
         if mv is None:
             raise not_found(f"Model Version (name={name}, version={version}) not found")
         source = mv["source"]
         if source.startswith("models:/m-"):
-            model = ctx.projection.logged_model(source.removeprefix("models:/").split("/")[0])
+            model = ctx.projection.query(
+                logged_model_reads.logged_model, source.removeprefix("models:/").split("/")[0]
+            )
             if model is not None:
                 return model["info"]["artifact_uri"]
         return source

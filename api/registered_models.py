@@ -3,12 +3,15 @@ registry's endpoints share (``model_versions`` has the versions' endpoints)."""
 
 from __future__ import annotations
 
+import functools
+
 from starlette.requests import Request
 from trackledger.api import protocol, validation, writes
 from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, fields_as, json_response, origin_of, query
 from trackledger.api.threads import read_after_writes
 from trackledger.ledger.events import Tag
+from trackledger.projections import registry as registry_reads
 
 MODELS_MAX_RESULTS = (100, 1000)  # MLflow's default and cap for a page of registered models
 VERSIONS_MAX_RESULTS = (10_000, 200_000)  # ... and of model versions
@@ -19,7 +22,7 @@ def registry_tags(items) -> list[Tag]:
 
 
 async def _model_response(ctx, name: str):
-    model = await read_after_writes(ctx, ctx.projection.registered_model, name)
+    model = await read_after_writes(ctx, ctx.projection.query, registry_reads.registered_model, name)
     if model is None:
         raise not_found(f"Registered Model with name={name} not found")
     return json_response({"registered_model": model})
@@ -104,14 +107,16 @@ async def search_page(ctx, request: Request, find, limits: tuple[int, int], fiel
 
 
 async def search_registered_models(ctx, request: Request):
-    find = ctx.projection.search_registered_models
+    find = functools.partial(ctx.projection.query, registry_reads.search_registered_models)
     return await search_page(ctx, request, find, MODELS_MAX_RESULTS, "registered_models")
 
 
 async def get_latest_versions(ctx, request: Request):
     req = await fields_as(request, protocol.GetLatestVersions, repeated=("stages",))
     validation.required(req, "name")
-    versions = await read_after_writes(ctx, ctx.projection.latest_versions, req.name, tuple(req.stages))
+    versions = await read_after_writes(
+        ctx, ctx.projection.query, registry_reads.latest_versions, req.name, tuple(req.stages)
+    )
     if versions is None:
         raise not_found(f"Registered Model with name={req.name} not found")
     return json_response({"model_versions": versions} if versions else None)
@@ -155,10 +160,10 @@ async def get_by_alias(ctx, request: Request):
         raise missing("name" if not name else "alias")
 
     def find():
-        mv = ctx.projection.model_version_by_alias(name, alias)
+        mv = ctx.projection.query(registry_reads.model_version_by_alias, name, alias)
         if mv is not None:
             return mv
-        if ctx.projection.registered_model(name) is None:
+        if ctx.projection.query(registry_reads.registered_model, name) is None:
             raise not_found(f"Registered Model with name={name} not found")
         if alias.lower() == "latest":
             raise not_found(f"Latest version not found for model {name}.")

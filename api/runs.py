@@ -22,6 +22,8 @@ from trackledger.api.threads import read_after_writes
 from trackledger.api.writes.envelope import now_ms
 from trackledger.api.writes.runs import RUN_NAME_TAG
 from trackledger.ledger.events import Tag
+from trackledger.projections import history
+from trackledger.projections import runs as run_reads
 from trackledger.projections.view_types import VIEW_TYPES
 
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
@@ -53,7 +55,7 @@ async def create(ctx, request: Request):
         origin, writes.runs.create, experiment_id, run_id, name, req.user_id or "", start_time, tags
     )
     if not events:
-        run = await read_after_writes(ctx, ctx.projection.run, run_id)
+        run = await read_after_writes(ctx, ctx.projection.query, run_reads.run, run_id)
         return json_response({"run": metrics_for_json(run)})
     # Built from the event (this request's, or a retried request's first), so creating a run never
     # waits for DuckDB.
@@ -77,7 +79,7 @@ async def get(ctx, request: Request):
     run_id = query(request, "run_id") or query(request, "run_uuid")
     if not run_id:
         raise missing("run_id")
-    run = await read_after_writes(ctx, ctx.projection.run, run_id)
+    run = await read_after_writes(ctx, ctx.projection.query, run_reads.run, run_id)
     if run is None:
         raise not_found(f"Run with id={run_id} not found")
     return json_response({"run": metrics_for_json(run)})
@@ -92,7 +94,7 @@ async def update(ctx, request: Request):
     await ctx.writes.commit_off_loop(
         origin, writes.runs.update, run_id, req.status, req.end_time, req.run_name
     )
-    run = await read_after_writes(ctx, ctx.projection.run, run_id)
+    run = await read_after_writes(ctx, ctx.projection.query, run_reads.run, run_id)
     return json_response({"run_info": run["info"]})
 
 
@@ -119,7 +121,8 @@ async def search(ctx, request: Request):
     experiment_ids = [validation.experiment_id(e) for e in req.experiment_ids]
     runs, token = await read_after_writes(
         ctx,
-        ctx.projection.search_runs_json,
+        ctx.projection.query,
+        run_reads.search_runs_json,
         experiment_ids,
         filter=req.filter or "",
         run_view_type=req.run_view_type,
@@ -150,7 +153,8 @@ async def metric_history(ctx, request: Request):
     # An unknown run has no history (MLflow answers {} too).
     metrics, token = await read_after_writes(
         ctx,
-        ctx.projection.metric_history_json,
+        ctx.projection.query,
+        history.metric_history_json,
         run_id,
         key,
         max_results=max_results,
@@ -181,7 +185,7 @@ async def metric_history_bulk_interval(ctx, request: Request):
     def read() -> list[dict]:
         by_run: dict[str, list[dict]] = {run_id: [] for run_id in run_ids}
         # In step order (for charts), exact duplicates once.
-        for m in ctx.projection.metric_history_arrow(list(by_run), [key]).to_pylist():
+        for m in ctx.projection.query(history.metric_history_arrow, list(by_run), [key]).to_pylist():
             if (start is None or m["step"] >= start) and (end is None or m["step"] <= end):
                 by_run[m["run_id"]].append(m)
         out = []

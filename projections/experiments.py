@@ -43,9 +43,14 @@ def _experiment_dict(row) -> dict:
     return experiment
 
 
-def experiment(con: duckdb.DuckDBPyConnection, *, experiment_id=None, name=None) -> dict | None:
-    column, value = ("e.experiment_id", str(experiment_id)) if name is None else ("e.name", name)
-    row = one_row(con, f"SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE {column} = ?", [value])
+def experiment(con: duckdb.DuckDBPyConnection, experiment_id: str) -> dict | None:
+    sql = f"SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE e.experiment_id = ?"
+    row = one_row(con, sql, [str(experiment_id)])
+    return _experiment_dict(row) if row else None
+
+
+def experiment_by_name(con: duckdb.DuckDBPyConnection, name: str) -> dict | None:
+    row = one_row(con, f"SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE e.name = ?", [name])
     return _experiment_dict(row) if row else None
 
 

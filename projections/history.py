@@ -27,15 +27,6 @@ def _history_page(con, run_id: str, key: str, max_results, page_token) -> tuple[
     return page, None
 
 
-def metric_history(con, run_id: str, key: str, max_results: int | None = None, page_token=None):
-    """A page of one run's history of one metric as MLflow metric dicts, and the next page's token."""
-    page, token = _history_page(con, run_id, key, max_results, page_token)
-    columns = [page.column(name).to_pylist() for name in ("value", "timestamp", "step")]
-    return [
-        {"key": key, "value": v, "timestamp": t, "step": s} for v, t, s in zip(*columns, strict=True)
-    ], token
-
-
 def metric_history_json(
     con, run_id: str, key: str, max_results: int | None = None, page_token=None
 ) -> tuple[bytes, str | None]:

@@ -9,15 +9,15 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
 from trackledger.ledger import Ledger
 from trackledger.ledger.events import BatchLogged, Event
 from trackledger.ledger.schema import events_to_table
-from trackledger.projections import experiments, history, logged_models, registry, runs, sandbox
+from trackledger.projections import sandbox
 from trackledger.projections.apply import STATEMENTS
 from trackledger.projections.schema import TABLES, open_tables, reset_tables
 from trackledger.projections.sources import Progress, apply_table, catch_up
@@ -34,6 +34,7 @@ MAX_BATCH_POINTS = 50_000
 # What the tables mean: their columns and the statements deriving them. A projection file made by
 # code with another digest is derived again from the ledger when opened, never read as it is.
 DERIVATION_DIGEST = hashlib.sha256(repr((TABLES, [s.sql for s in STATEMENTS])).encode()).hexdigest()
+T = TypeVar("T")
 _STOP = object()
 _FLUSH = object()  # put by ``flush``: apply what is queued now
 # A batch that failed to apply (a full disk, say) is tried again after this long, doubling up to
@@ -215,12 +216,13 @@ class Projection:
     # behind (an unfinished result, a failed transaction) can reach the next read on the thread.
     # Reads see every batch the writer has committed; call ``flush`` first for read-your-writes.
 
-    @contextmanager
-    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor of its own for the reads of ``projections``' query modules, closed after."""
+    def query(self, read: Callable[..., T], *args, **kwargs) -> T:
+        """``read(cursor, *args, **kwargs)``: a read of the query modules (``runs``,
+        ``experiments``, ``history``, ``logged_models``, ``registry``, ``search``), e.g.
+        ``projection.query(runs.run, run_id)``, on a cursor of its own."""
         cursor = self._db.cursor()
         try:
-            yield cursor
+            return read(cursor, *args, **kwargs)
         finally:
             cursor.close()
 
@@ -239,120 +241,20 @@ class Projection:
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def _read(self, sql: str, params: Sequence) -> tuple[list[str], list[tuple]]:
-        with self.reading() as con:
-            statements = con.extract_statements(sql)
-            if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-                raise ValueError("Projection.read takes exactly one SELECT statement")
-            cursor = con.execute(sql, list(params))
-            names = [column[0] for column in cursor.description]
-            return names, cursor.fetchall()
-
-    def experiment(self, experiment_id: str) -> dict | None:
-        with self.reading() as con:
-            return experiments.experiment(con, experiment_id=experiment_id)
-
-    def experiment_by_name(self, name: str) -> dict | None:
-        with self.reading() as con:
-            return experiments.experiment(con, name=name)
-
-    def search_experiments(
-        self, view_type="ACTIVE_ONLY", filter=None, order_by=(), max_results=1000, page_token=None
-    ) -> tuple[list[dict], str | None]:
-        with self.reading() as con:
-            return experiments.search_experiments(con, view_type, filter, order_by, max_results, page_token)
-
-    def run(self, run_id: str) -> dict | None:
-        with self.reading() as con:
-            return runs.run(con, run_id)
-
-    def search_runs(self, *args, **kwargs) -> tuple[list[dict], str | None]:
-        """``search_runs_json`` with the runs as dicts."""
-        text, token = self.search_runs_json(*args, **kwargs)
-        return runs.decode_runs(text), token
-
-    def search_runs_json(
-        self,
-        experiment_ids,
-        filter="",
-        run_view_type="ACTIVE_ONLY",
-        max_results=1000,
-        order_by=(),
-        page_token=None,
-    ) -> tuple[bytes, str | None]:
-        """A page of runs as one JSON array of MLflow run objects, and the next page's token."""
-        with self.reading() as con:
-            return runs.search_runs_json(
-                con, experiment_ids, filter, run_view_type, max_results, order_by, page_token
-            )
-
-    def metric_history(self, run_id, key, max_results=None, page_token=None) -> tuple[list[dict], str | None]:
-        with self.reading() as con:
-            return history.metric_history(con, run_id, key, max_results, page_token)
-
-    def metric_history_json(self, run_id, key, max_results=None, page_token=None) -> tuple[bytes, str | None]:
-        """A page of the history as the JSON array the REST response carries, and the next token."""
-        with self.reading() as con:
-            return history.metric_history_json(con, run_id, key, max_results, page_token)
-
-    def metric_history_arrow(self, run_ids, keys=None) -> pa.Table:
-        with self.reading() as con:
-            return history.metric_history_arrow(con, run_ids, keys)
-
-    def params(self, run_id: str, keys: Iterable[str] | None = None) -> dict[str, str]:
-        rows = self.read("SELECT key, value FROM params WHERE run_id = ?", [run_id])
-        wanted = None if keys is None else set(keys)
-        return {k: v for k, v in rows if wanted is None or k in wanted}
-
-    def logged_model(self, model_id: str) -> dict | None:
-        with self.reading() as con:
-            return logged_models.logged_model(con, model_id)
-
-    def search_logged_models(
-        self, experiment_ids, filter="", order_by=(), max_results=100, page_token=None, datasets=()
-    ):
-        """See ``logged_models.search_logged_models``."""
-        with self.reading() as con:
-            return logged_models.search_logged_models(
-                con, experiment_ids, filter, order_by, max_results, page_token, datasets
-            )
-
-    def registered_model(self, name: str) -> dict | None:
-        with self.reading() as con:
-            return registry.registered_model(con, name)
-
-    def model_version(self, name: str, version: int) -> dict | None:
-        with self.reading() as con:
-            return registry.model_version(con, name, version)
-
-    def model_version_by_alias(self, name: str, alias: str) -> dict | None:
-        with self.reading() as con:
-            return registry.model_version_by_alias(con, name, alias)
-
-    def latest_versions(self, name: str, stages=()) -> list[dict] | None:
-        with self.reading() as con:
-            return registry.latest_versions(con, name, stages)
-
-    def search_registered_models(self, filter=None, order_by=(), max_results=100, page_token=None):
-        with self.reading() as con:
-            return registry.search_registered_models(con, filter, order_by, max_results, page_token)
-
-    def search_model_versions(self, filter=None, order_by=(), max_results=10_000, page_token=None):
-        with self.reading() as con:
-            return registry.search_model_versions(con, filter, order_by, max_results, page_token)
-
-    def registry_index(self) -> list[tuple]:
-        """(name, registered_model_id, version, current_stage, deleted) rows, for validating writes."""
-        with self.reading() as con:
-            return registry.registry_index(con)
-
-    def all_runs_index(self) -> dict[str, tuple[str, str]]:
-        """run_id -> (experiment_id, lifecycle_stage), for validating writes."""
-        rows = self.read("SELECT run_id, experiment_id, lifecycle_stage FROM runs")
-        return {run_id: (experiment_id, stage) for run_id, experiment_id, stage in rows}
+        return self.query(_select, sql, params)
 
     def sql(self, query: str, limits: sandbox.SqlLimits = sandbox.DEFAULT_LIMITS) -> pa.Table:
         """Run read-only ad-hoc SQL in the sandbox, within ``limits`` (see ``projections.sandbox``)."""
         return sandbox.run_sandboxed(self._db, query, limits)
+
+
+def _select(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence) -> tuple[list[str], list[tuple]]:
+    statements = con.extract_statements(sql)
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise ValueError("Projection.read takes exactly one SELECT statement")
+    cursor = con.execute(sql, list(params))
+    names = [column[0] for column in cursor.description]
+    return names, cursor.fetchall()
 
 
 def rebuild_file(ledger: Ledger, path: str | os.PathLike, progress: Progress | None = None) -> dict[str, int]:

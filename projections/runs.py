@@ -98,3 +98,14 @@ def search_runs_json(
     query = run_query(experiment_ids or (), run_view_type).filter(filter).order_by(order_by)
     rows, token = query.then_by(DEFAULT_ORDER).page(con, "r.run_id", max_results, page_token)
     return runs_json(con, [row[0] for row in rows]), token
+
+
+def params(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, str]:
+    """The run's params, key -> value."""
+    return dict(con.execute("SELECT key, value FROM params WHERE run_id = ?", [run_id]).fetchall())
+
+
+def runs_index(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
+    """run_id -> (experiment_id, lifecycle_stage) of every run, for validating writes."""
+    rows = con.execute("SELECT run_id, experiment_id, lifecycle_stage FROM runs").fetchall()
+    return {run_id: (experiment_id, stage) for run_id, experiment_id, stage in rows}

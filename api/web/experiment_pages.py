@@ -10,6 +10,7 @@ from trackledger.api.web.pages import NotFound
 from trackledger.api.web.runs_table import RunsQuery, RunsTable
 from trackledger.api.web.templating import render
 from trackledger.projections import InvalidQuery
+from trackledger.projections import experiments as experiment_reads
 
 
 def experiments_page(ctx: ServerContext, request: Request) -> Response:
@@ -26,7 +27,7 @@ def experiments_page(ctx: ServerContext, request: Request) -> Response:
 def experiment_page(ctx: ServerContext, request: Request) -> Response:
     live_after = reads.live_seq(ctx)
     experiment_id = request.path_params["experiment_id"]
-    experiment = ctx.projection.experiment(experiment_id)
+    experiment = ctx.projection.query(experiment_reads.experiment, experiment_id)
     if experiment is None:
         raise NotFound(
             "Experiment not found",

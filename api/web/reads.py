@@ -8,7 +8,7 @@ import posixpath
 from trackledger.api.context import ServerContext
 from trackledger.api.web.runs_table import RunsTable
 from trackledger.api.web.views import finite
-from trackledger.projections import runs
+from trackledger.projections import history, runs
 from trackledger.projections.filters import OrderKey
 from trackledger.projections.search import sort_term
 
@@ -106,8 +106,7 @@ def runs_page(ctx: ServerContext, experiment_id: str, table: RunsTable) -> None:
         query.then_by(sort_term(SORT_EXPRESSIONS[q.sort], descending))
     query.then_by(runs.DEFAULT_ORDER)
 
-    with ctx.projection.reading() as con:
-        rows, table.total = query.window(con, ", ".join(columns), q.offset, q.per_page)
+    rows, table.total = ctx.projection.query(query.window, ", ".join(columns), q.offset, q.per_page)
     table.rows = [
         {
             "run_id": r["run_id"],
@@ -231,4 +230,4 @@ def table_columns(ctx: ServerContext) -> list[tuple[str, list[tuple[str, str]]]]
 
 def metric_history(ctx: ServerContext, run_ids: list[str]):
     """Every metric point of the runs, as Arrow."""
-    return ctx.projection.metric_history_arrow(run_ids)
+    return ctx.projection.query(history.metric_history_arrow, run_ids)

@@ -9,13 +9,16 @@ from trackledger.api.web import reads
 from trackledger.api.web.pages import NotFound
 from trackledger.api.web.templating import error_page, render
 from trackledger.api.web.views import chart_data, comparison_rows, key_values, run_summary
+from trackledger.projections import experiments as experiment_reads
+from trackledger.projections import logged_models as logged_model_reads
+from trackledger.projections import runs as run_reads
 
 MAX_COMPARED = 20  # more lines than this make unreadable charts
 RUN_HISTORY_LIMIT = 1_000
 
 
 def _load_run(ctx: ServerContext, run_id: str) -> dict:
-    run = ctx.projection.run(run_id)
+    run = ctx.projection.query(run_reads.run, run_id)
     if run is None:
         raise NotFound(
             "Run not found",
@@ -26,7 +29,10 @@ def _load_run(ctx: ServerContext, run_id: str) -> dict:
 
 
 def _experiment_for(ctx: ServerContext, experiment_id: str) -> dict:
-    return ctx.projection.experiment(experiment_id) or {"experiment_id": experiment_id, "name": experiment_id}
+    return ctx.projection.query(experiment_reads.experiment, experiment_id) or {
+        "experiment_id": experiment_id,
+        "name": experiment_id,
+    }
 
 
 def run_page(ctx: ServerContext, request: Request) -> Response:
@@ -37,7 +43,7 @@ def run_page(ctx: ServerContext, request: Request) -> Response:
     models = [
         model["info"]
         for output in run.get("outputs", {}).get("model_outputs", [])
-        if (model := ctx.projection.logged_model(output["model_id"])) is not None
+        if (model := ctx.projection.query(logged_model_reads.logged_model, output["model_id"])) is not None
     ]
     history = reads.metric_history(ctx, [summary["run_id"]])
     return render(

@@ -41,7 +41,7 @@ def finite(value):
 def chart_data(history: pa.Table, line_names: dict[str, str]) -> list[dict]:
     """``[{key, series: [{name, x: steps, y: values}]}]``: one chart per metric key, one line per run.
 
-    ``history`` is ``Projection.metric_history_arrow``: a row per point with run_id, key, step,
+    ``history`` is ``history.metric_history_arrow``: a row per point with run_id, key, step,
     value and timestamp. Points at one step are drawn in the order they were logged.
     """
     if history.num_rows == 0:

@@ -31,6 +31,10 @@ from trackledger.ledger.events import (
     RunDeleted,
     RunRestored,
 )
+from trackledger.projections import experiments as experiment_reads
+from trackledger.projections import logged_models as logged_model_reads
+from trackledger.projections import registry as registry_reads
+from trackledger.projections import runs as run_reads
 
 PARAM_CACHE_RUNS = 20_000
 
@@ -81,7 +85,9 @@ class WriteIndex:
         projection = self._projection
         token = None
         while True:
-            page, token = projection.search_experiments(view_type="ALL", max_results=50_000, page_token=token)
+            page, token = projection.query(
+                experiment_reads.search_experiments, view_type="ALL", max_results=50_000, page_token=token
+            )
             for exp in page:
                 self._add_experiment(
                     exp["experiment_id"],
@@ -91,9 +97,9 @@ class WriteIndex:
                 )
             if not token:
                 break
-        for run_id, (experiment_id, lifecycle) in projection.all_runs_index().items():
+        for run_id, (experiment_id, lifecycle) in projection.query(run_reads.runs_index).items():
             self.runs[run_id] = RunEntry(str(experiment_id), lifecycle)
-        for name, key, version, stage, deleted in projection.registry_index():
+        for name, key, version, stage, deleted in projection.query(registry_reads.registry_index):
             model = self.registered_models.setdefault(name, RegisteredModelEntry(key))
             if version is not None:
                 model.latest_version = max(model.latest_version, version)
@@ -136,7 +142,7 @@ class WriteIndex:
         if cached is None:
             projection = self._read_projection()
             projection.flush()
-            cached = self._cache_params(run_id, dict(projection.params(run_id)))
+            cached = self._cache_params(run_id, dict(projection.query(run_reads.params, run_id)))
         return cached
 
     def run_user(self, run_id: str | None) -> str:
@@ -155,7 +161,7 @@ class WriteIndex:
         if entry is None:
             projection = self._read_projection()
             projection.flush()
-            model = projection.logged_model(model_id)
+            model = projection.query(logged_model_reads.logged_model, model_id)
             if model is None:
                 return None
             info = model["info"]

@@ -16,6 +16,7 @@ from trackledger.ledger import Ledger
 from trackledger.ledger import events as E
 from trackledger.projections import Projection
 from trackledger.projections import projection as projection_module
+from trackledger.projections import runs as run_reads
 
 
 @pytest.fixture
@@ -188,4 +189,4 @@ def test_a_write_that_needs_the_projection_is_decided_in_a_thread(service, monke
     writes.projection.flush()
     rows = writes.projection.read("SELECT actor, count(*) FROM events WHERE type = 'batch_logged' GROUP BY 1")
     assert sorted(rows) == [("alice", 3), ("bob", 1)]
-    assert dict(writes.projection.params("r1")) == {"lr": "0.1", "wd": "0", "bs": "8"}
+    assert dict(writes.projection.query(run_reads.params, "r1")) == {"lr": "0.1", "wd": "0", "bs": "8"}

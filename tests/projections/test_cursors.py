@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 from trackledger.ledger import events as E
-from trackledger.projections import experiments, logged_models, registry
+from trackledger.projections import experiments, history, logged_models, registry, runs
 from trackledger.projections.schema import create_tables
 
 from tests.projections.conftest import make
@@ -30,21 +30,21 @@ def test_single_row_reads_then_arrow_read_on_the_same_thread(projection, log):
         make(E.RegisteredModelAliasSet, name="rm", key="champion", version=1),
     )
     reads = [
-        lambda: projection.experiment("1"),
-        lambda: projection.experiment_by_name("exp"),
-        lambda: projection.logged_model("nope"),
-        lambda: projection.registered_model("rm"),
-        lambda: projection.model_version("rm", 1),
-        lambda: projection.model_version_by_alias("rm", "champion"),
-        lambda: projection.latest_versions("rm"),
-        lambda: projection.search_registered_models(),
-        lambda: projection.search_model_versions(),
-        lambda: projection.run("r1"),
+        lambda: projection.query(experiments.experiment, "1"),
+        lambda: projection.query(experiments.experiment_by_name, "exp"),
+        lambda: projection.query(logged_models.logged_model, "nope"),
+        lambda: projection.query(registry.registered_model, "rm"),
+        lambda: projection.query(registry.model_version, "rm", 1),
+        lambda: projection.query(registry.model_version_by_alias, "rm", "champion"),
+        lambda: projection.query(registry.latest_versions, "rm"),
+        lambda: projection.query(registry.search_registered_models),
+        lambda: projection.query(registry.search_model_versions),
+        lambda: projection.query(runs.run, "r1"),
     ]
     for read in reads:
         assert read() is not None or read is reads[2]
         # an Arrow read (con.sql) right after, on the same thread
-        assert projection.metric_history_arrow(["r1"]).num_rows == 1
+        assert projection.query(history.metric_history_arrow, ["r1"]).num_rows == 1
         assert projection.read("SELECT count(*) FROM runs") == [(1,)]
 
 
@@ -56,7 +56,7 @@ def test_entity_reads_complete_their_results_on_a_plain_connection():
     con.execute("INSERT INTO model_versions VALUES ('k', 1, 's', NULL, NULL, NULL, 'None', 1, 1, 'u', false)")
     con.execute("INSERT INTO registered_model_aliases VALUES ('k', 'a', 1)")
     for read in (
-        lambda: experiments.experiment(con, experiment_id="1"),
+        lambda: experiments.experiment(con, "1"),
         lambda: registry.registered_model(con, "rm"),
         lambda: registry.model_version_by_alias(con, "rm", "a"),
         lambda: registry.latest_versions(con, "rm"),

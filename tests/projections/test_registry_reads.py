@@ -3,11 +3,14 @@ timestamps, searches and their errors."""
 
 from __future__ import annotations
 
+import functools
+
 import duckdb
 import pytest
 from trackledger.ledger import events as E
 from trackledger.ledger.schema import events_to_table
 from trackledger.projections import InvalidQuery
+from trackledger.projections import registry as registry_reads
 from trackledger.projections.schema import create_tables
 from trackledger.projections.sources import apply_table
 
@@ -50,15 +53,15 @@ def test_a_renamed_model_keeps_its_versions_tags_and_aliases(projection, log):
     log(model, version(model, 1, tags=[E.Tag("k", "v")]))
     log(on(model, E.RegisteredModelAliasSet, key="champion", version=1))
     renamed = log(on(model, E.RegisteredModelRenamed, new_name="churn-v2", versions=[1]))[0]
-    assert projection.registered_model("churn") is None
-    got = projection.registered_model("churn-v2")
+    assert projection.query(registry_reads.registered_model, "churn") is None
+    got = projection.query(registry_reads.registered_model, "churn-v2")
     assert got["tags"] == [{"key": "team", "value": "a"}]
     assert got["aliases"] == [{"alias": "champion", "version": "1"}]
     assert got["last_updated_timestamp"] == renamed.ts
-    mv = projection.model_version("churn-v2", 1)
+    mv = projection.query(registry_reads.model_version, "churn-v2", 1)
     assert mv["name"] == "churn-v2" and mv["tags"] == [{"key": "k", "value": "v"}]
     assert mv["aliases"] == ["champion"] and mv["last_updated_timestamp"] == renamed.ts
-    assert projection.model_version_by_alias("churn-v2", "champion")["version"] == "1"
+    assert projection.query(registry_reads.model_version_by_alias, "churn-v2", "champion")["version"] == "1"
 
 
 def test_a_deleted_version_is_gone_with_its_aliases_and_its_number_stays_used(projection, log):
@@ -67,35 +70,40 @@ def test_a_deleted_version_is_gone_with_its_aliases_and_its_number_stays_used(pr
     log(on(model, E.RegisteredModelAliasSet, key="a", version=2))
     log(on(model, E.RegisteredModelAliasSet, key="b", version=1))
     deleted = log(on(model, E.ModelVersionDeleted, version=2))[0]
-    assert projection.model_version("m", 2) is None
-    assert projection.model_version_by_alias("m", "a") is None
-    got = projection.registered_model("m")
+    assert projection.query(registry_reads.model_version, "m", 2) is None
+    assert projection.query(registry_reads.model_version_by_alias, "m", "a") is None
+    got = projection.query(registry_reads.registered_model, "m")
     assert got["aliases"] == [{"alias": "b", "version": "1"}]
     assert versions(got["latest_versions"]) == [("1", "None")]
     assert got["last_updated_timestamp"] == deleted.ts
     key = model.registered_model_id
-    assert sorted(projection.registry_index()) == [("m", key, 1, "None", False), ("m", key, 2, "None", True)]
-    assert projection.model_version_by_alias("m", "latest")["version"] == "1"
+    assert sorted(projection.query(registry_reads.registry_index)) == [
+        ("m", key, 1, "None", False),
+        ("m", key, 2, "None", True),
+    ]
+    assert projection.query(registry_reads.model_version_by_alias, "m", "latest")["version"] == "1"
 
 
 def test_an_alias_set_and_its_version_deleted_in_one_batch_is_gone(projection, log):
     model = created("m")
     log(model, version(model, 1))
     log(on(model, E.RegisteredModelAliasSet, key="a", version=1), on(model, E.ModelVersionDeleted, version=1))
-    assert projection.registered_model("m").get("aliases") is None
-    assert projection.model_version_by_alias("m", "latest") is None
+    assert projection.query(registry_reads.registered_model, "m").get("aliases") is None
+    assert projection.query(registry_reads.model_version_by_alias, "m", "latest") is None
 
 
 def test_a_deleted_model_frees_its_name_for_a_new_one(projection, log):
     old = created("m", tags=[E.Tag("t", "1")])
     log(old, version(old, 1), version(old, 2))
     log(on(old, E.RegisteredModelAliasSet, key="a", version=1), on(old, E.RegisteredModelDeleted))
-    assert projection.registered_model("m") is None
+    assert projection.query(registry_reads.registered_model, "m") is None
     new = created("m")
     log(new, version(new, 1))
-    got = projection.registered_model("m")
+    got = projection.query(registry_reads.registered_model, "m")
     assert "tags" not in got and "aliases" not in got and versions(got["latest_versions"]) == [("1", "None")]
-    assert projection.registry_index() == [("m", new.registered_model_id, 1, "None", False)]
+    assert projection.query(registry_reads.registry_index) == [
+        ("m", new.registered_model_id, 1, "None", False)
+    ]
     for table in ("registered_models", "model_versions", "registered_model_tags", "registered_model_aliases"):
         assert projection.read(f"SELECT count(*) FROM {table} WHERE registered_model_id = ?", [old.id]) == [
             (0,)
@@ -110,10 +118,10 @@ def test_events_from_before_renames_key_their_model_by_name(projection, log):
     log(make(E.RegisteredModelAliasSet, name="old", key="a", version=1))
     log(make(E.RegisteredModelRenamed, name="old", new_name="new", registered_model_id="old", versions=[1]))
     log(make(E.ModelVersionTagSet, name="new", version=1, key="k", value="v", registered_model_id="old"))
-    got = projection.registered_model("new")
+    got = projection.query(registry_reads.registered_model, "new")
     assert got["aliases"] == [{"alias": "a", "version": "1"}]
-    assert projection.model_version("new", 1)["tags"] == [{"key": "k", "value": "v"}]
-    assert projection.registry_index() == [("new", "old", 1, "None", False)]
+    assert projection.query(registry_reads.model_version, "new", 1)["tags"] == [{"key": "k", "value": "v"}]
+    assert projection.query(registry_reads.registry_index) == [("new", "old", 1, "None", False)]
 
 
 def test_latest_versions_are_the_newest_of_each_stage(projection, log):
@@ -125,20 +133,20 @@ def test_latest_versions_are_the_newest_of_each_stage(projection, log):
         on(model, E.ModelVersionStageChanged, version=1, stage="Staging"),
     )
     # A model read alone lists the stages in the order of their oldest version, as MLflow does.
-    assert versions(projection.registered_model("m")["latest_versions"]) == [
+    assert versions(projection.query(registry_reads.registered_model, "m")["latest_versions"]) == [
         ("2", "Staging"),
         ("3", "Production"),
         ("4", "None"),
     ]
-    assert versions(projection.latest_versions("m", ["production", "STAGING"])) == [
+    assert versions(projection.query(registry_reads.latest_versions, "m", ["production", "STAGING"])) == [
         ("2", "Staging"),
         ("3", "Production"),
     ]
-    assert projection.latest_versions("nope") is None
+    assert projection.query(registry_reads.latest_versions, "nope") is None
     with pytest.raises(InvalidQuery, match="Invalid Model Version stage: Live"):
-        projection.latest_versions("m", ["Live"])
+        projection.query(registry_reads.latest_versions, "m", ["Live"])
     # A search lists them in the order of the stages' names.
-    (found,), _ = projection.search_registered_models("name = 'm'")
+    (found,), _ = projection.query(registry_reads.search_registered_models, "name = 'm'")
     assert versions(found["latest_versions"]) == [("4", "None"), ("3", "Production"), ("2", "Staging")]
 
 
@@ -148,18 +156,18 @@ def test_timestamps_change_as_in_mlflow(projection, log):
     log(on(model, E.RegisteredModelTagSet, key="k", value="v"))
     log(on(model, E.ModelVersionTagSet, version=1, key="k", value="v"))
     log(on(model, E.RegisteredModelAliasSet, key="a", version=1))
-    assert projection.registered_model("m")["last_updated_timestamp"] == first.ts
-    assert projection.model_version("m", 1)["last_updated_timestamp"] == first.ts
+    assert projection.query(registry_reads.registered_model, "m")["last_updated_timestamp"] == first.ts
+    assert projection.query(registry_reads.model_version, "m", 1)["last_updated_timestamp"] == first.ts
     updated = log(on(model, E.ModelVersionUpdated, version=1, description="d"))[0]
-    assert projection.registered_model("m")["last_updated_timestamp"] == first.ts
-    assert projection.model_version("m", 1)["last_updated_timestamp"] == updated.ts
+    assert projection.query(registry_reads.registered_model, "m")["last_updated_timestamp"] == first.ts
+    assert projection.query(registry_reads.model_version, "m", 1)["last_updated_timestamp"] == updated.ts
     described = log(on(model, E.RegisteredModelUpdated, description="about m"))[0]
-    got = projection.registered_model("m")
+    got = projection.query(registry_reads.registered_model, "m")
     assert got["last_updated_timestamp"] == described.ts and got["description"] == "about m"
     # An update without a description clears it.
     log(on(model, E.ModelVersionUpdated, version=1), on(model, E.RegisteredModelUpdated))
-    assert "description" not in projection.model_version("m", 1)
-    assert "description" not in projection.registered_model("m")
+    assert "description" not in projection.query(registry_reads.model_version, "m", 1)
+    assert "description" not in projection.query(registry_reads.registered_model, "m")
 
 
 @pytest.fixture
@@ -180,7 +188,7 @@ def names(page) -> list[str]:
 
 
 def test_registered_model_search(projection, registry):
-    search = projection.search_registered_models
+    search = functools.partial(projection.query, registry_reads.search_registered_models)
     assert names(search()) == ["alpha", "beta"]  # prompts are left out
     assert names(search("name = 'beta'")) == ["beta"]
     assert names(search("name LIKE 'a%'")) == ["alpha"]
@@ -202,7 +210,7 @@ def test_registered_model_search(projection, registry):
 
 
 def test_model_version_search(projection, registry):
-    search = projection.search_model_versions
+    search = functools.partial(projection.query, registry_reads.search_model_versions)
 
     def found(*args, **kwargs):
         return [(mv["name"], mv["version"]) for mv in search(*args, **kwargs)[0]]
@@ -239,7 +247,10 @@ def test_model_version_search(projection, registry):
     ],
 )
 def test_bad_registry_searches_raise(projection, find, filter, order_by, message):
-    search = projection.search_registered_models if find == "models" else projection.search_model_versions
+    found = (
+        registry_reads.search_registered_models if find == "models" else registry_reads.search_model_versions
+    )
+    search = functools.partial(projection.query, found)
     with pytest.raises(InvalidQuery) as err:
         search(filter, order_by)
     assert message in str(err.value)

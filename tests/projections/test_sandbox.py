@@ -6,7 +6,7 @@ import os
 
 import pytest
 from trackledger.ledger import events as E
-from trackledger.projections import InvalidQuery, QueryTimeout, QueryTooLarge, SqlLimits
+from trackledger.projections import InvalidQuery, QueryTimeout, QueryTooLarge, SqlLimits, experiments
 
 from tests.projections.conftest import make
 
@@ -37,7 +37,7 @@ def test_reads_tables(projection, filled):
 def test_refused(projection, filled, query):
     with pytest.raises(InvalidQuery):
         projection.sql(query)
-    assert projection.experiment("1")["name"] == "Churn"
+    assert projection.query(experiments.experiment, "1")["name"] == "Churn"
 
 
 def test_row_cap(projection, filled):
