@@ -199,6 +199,21 @@ def test_ids_and_versions_of_thousands_of_digits_are_400s(http):
     assert ledger_events(http) == before
 
 
+def test_view_types_outside_mlflows_three_are_400s(http):
+    resp = http.post(f"{API}/experiments/search", json={"view_type": "BOGUS"})
+    assert mlflow_error(resp, 400, "INVALID_PARAMETER_VALUE")["message"] == (
+        "Invalid view_type 'BOGUS'. Valid view types are ['ACTIVE_ONLY', 'DELETED_ONLY', 'ALL']"
+    )
+    resp = http.post(f"{API}/runs/search", json={"experiment_ids": ["0"], "run_view_type": "active_only"})
+    assert (
+        mlflow_error(resp, 400, "INVALID_PARAMETER_VALUE")["message"] == "Invalid run_view_type 'active_only'"
+    )
+    for view_type in ("ACTIVE_ONLY", "DELETED_ONLY", "ALL"):
+        assert http.post(f"{API}/experiments/search", json={"view_type": view_type}).status_code == 200
+        body = {"experiment_ids": ["0"], "run_view_type": view_type}
+        assert http.post(f"{API}/runs/search", json=body).status_code == 200
+
+
 def test_run_uuid_accepted_and_actor_recorded(http, run_id):
     body = {"run_uuid": run_id, "key": "by_uuid", "value": "NaN", "timestamp": 5, "step": "3"}
     assert http.post(f"{API}/runs/log-metric", json=body, headers={"user-agent": "probe/1"}).json() == {}
