@@ -15,7 +15,9 @@ import sys
 from trackledger.api.commands import CommandError
 from trackledger.api.settings import Settings, add_options
 
-COMMANDS = ("server", "verify", "events", "rebuild", "sql")
+COMMANDS = ("server", "verify", "events", "rebuild", "sql", "import")
+# A command's module has its name, but for ``import`` (a keyword: no module can be called that).
+MODULES = {"import": "importing"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"trackledger.api.commands.{name}")
+        module = importlib.import_module(f"trackledger.api.commands.{MODULES.get(name, name)}")
         module.add_parser(sub)
         command_parser = sub.choices[name]
         add_options(command_parser, name)

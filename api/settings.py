@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SERVER, VERIFY, EVENTS, REBUILD, SQL = "server", "verify", "events", "rebuild", "sql"
-EVERY_COMMAND = frozenset({SERVER, VERIFY, EVENTS, REBUILD, SQL})
-STATE_COMMANDS = frozenset({SERVER, EVENTS, REBUILD, SQL})
+SERVER, VERIFY, EVENTS, REBUILD, SQL, IMPORT = "server", "verify", "events", "rebuild", "sql", "import"
+EVERY_COMMAND = frozenset({SERVER, VERIFY, EVENTS, REBUILD, SQL, IMPORT})
+STATE_COMMANDS = frozenset({SERVER, EVENTS, REBUILD, SQL, IMPORT})
 
 
 def is_remote(url: str) -> bool:
@@ -132,7 +132,7 @@ class Settings:
         env="TRACKLEDGER_ARTIFACTS",
         metavar="URL",
         help="where artifact files go (any fsspec URL, S3 included)",
-        commands=frozenset({SERVER}),
+        commands=frozenset({SERVER, IMPORT}),
         shown_default="<store>/artifacts",
     )
     state_dir: str | None = setting(

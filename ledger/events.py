@@ -20,7 +20,8 @@ import msgspec
 # 2: registry renames, updates, deletes, tags and stages (registered_model_id, new_name, stage)
 # 3: webhooks (webhook_id, url, webhook_events, secret_sealed, filter_experiment_ids, filter_tag_key)
 # 4: artifact deletions (artifacts_deleted: files, a list of path, size and sha256)
-SCHEMA_VERSION = 4
+# 5: imported history (imported_from, source_time; creation_time of registry creations)
+SCHEMA_VERSION = 5
 
 
 class Tag(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -71,6 +72,11 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_de
 
     ``actor`` is the authenticated principal when ``actor_verified`` is true, otherwise
     whatever the client claimed (for MLflow clients, the ``mlflow.user`` it sends).
+
+    Imported events (``trackledger import``) name their origin in ``imported_from`` (the source,
+    without credentials; ``ts`` is then the import time) and, in ``source_time``, when the change
+    happened there: read models take that time, not ``ts``, wherever a change's time is data (an
+    experiment's or a registered model's last update).
     """
 
     id: str
@@ -84,6 +90,8 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_de
     experiment_id: str | None = None
     run_id: str | None = None
     model_id: str | None = None
+    imported_from: str | None = None
+    source_time: int | None = None
 
 
 # Experiments ----------------------------------------------------------------------
@@ -220,10 +228,13 @@ class LoggedModelDeleted(Event, frozen=True, tag="logged_model_deleted"):
 
 
 class RegisteredModelCreated(Event, frozen=True, tag="registered_model_created"):
+    """``creation_time``: set by imports (the source's); otherwise the event's ``ts`` is the time."""
+
     name: str
     description: str = ""
     tags: list[Tag] = []
     registered_model_id: str | None = None
+    creation_time: int | None = None
 
 
 class RegisteredModelRenamed(Event, frozen=True, tag="registered_model_renamed"):
@@ -269,6 +280,7 @@ class ModelVersionCreated(Event, frozen=True, tag="model_version_created"):
     description: str = ""
     tags: list[Tag] = []
     registered_model_id: str | None = None
+    creation_time: int | None = None
 
 
 class ModelVersionUpdated(Event, frozen=True, tag="model_version_updated"):
@@ -406,6 +418,21 @@ AnyEvent = (
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__
 TYPE_BY_TAG: dict[str, type[Event]] = {t.__struct_config__.tag: t for t in EVENT_TYPES}
+
+
+# The one idempotency rule (DESIGN.md): whoever derives ids from a key (the server from a request's
+# Idempotency-Key, an import from the source's own ids) derives the same ones.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c1a52-5d0e-4a55-9d0c-7a6b8f2f4c11")
+
+
+def keyed_event_id(key: str, i: int) -> str:
+    """The id of the i-th event written under idempotency key ``key``."""
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{key}#{i}"))
+
+
+def keyed_entity_id(key: str, purpose: str) -> str:
+    """A stable id for an entity (a run, a logged model) created under idempotency key ``key``."""
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{key}/{purpose}").hex
 
 
 def new_event_id() -> str:

@@ -31,7 +31,8 @@ EXPERIMENTS = [
     statement(
         "experiment_created",
         """INSERT INTO experiments
-       SELECT experiment_id, name, artifact_location, 'active', creation_time, creation_time, actor
+       SELECT experiment_id, name, artifact_location, 'active', creation_time,
+              coalesce(source_time, creation_time), actor
        FROM ev WHERE type = 'experiment_created' ON CONFLICT DO NOTHING""",
     ),
     statement(
@@ -44,7 +45,7 @@ EXPERIMENTS = [
                arg_max(name, {EVENT_ORDER}) FILTER (WHERE type = 'experiment_renamed') AS name,
                arg_max(CASE type WHEN 'experiment_deleted' THEN 'deleted' ELSE 'active' END, {EVENT_ORDER})
                  FILTER (WHERE type <> 'experiment_renamed') AS stage,
-               max(ts) AS ts
+               max(coalesce(source_time, ts)) AS ts
              FROM ev WHERE type IN ('experiment_renamed', 'experiment_deleted', 'experiment_restored')
              GROUP BY experiment_id) u
        WHERE e.experiment_id = u.experiment_id""",
@@ -224,8 +225,8 @@ LOGGED_MODELS = [
     statement(
         "logged_model_created",
         """INSERT INTO logged_models
-       SELECT model_id, experiment_id, name, artifact_location, creation_time, creation_time, status,
-              model_type, source_run_id, 'active', actor
+       SELECT model_id, experiment_id, name, artifact_location, creation_time,
+              coalesce(source_time, creation_time), status, model_type, source_run_id, 'active', actor
        FROM ev WHERE type = 'logged_model_created' ON CONFLICT DO NOTHING""",
     ),
     statement(
@@ -239,7 +240,7 @@ LOGGED_MODELS = [
                  FILTER (WHERE type = 'logged_model_updated' AND status IS NOT NULL)
                  AS status,
                max(CASE WHEN type = 'logged_model_deleted' THEN 'deleted' END) AS stage,
-               max(ts) AS ts
+               max(coalesce(source_time, ts)) AS ts
              FROM ev WHERE type IN ('logged_model_updated', 'logged_model_tags_set',
                                     'logged_model_tag_deleted', 'logged_model_deleted')
              GROUP BY model_id) u

@@ -5,8 +5,10 @@ from __future__ import annotations
 from trackledger.projections.statements import EVENT_ORDER, last_write_wins, statement, tag_ops
 
 # Registry events with their model's key in registered_model_id: the id of the event that created
-# the model, or, in events written before renames existed, its name (see ledger.events).
-REGISTRY_EV = "(SELECT * REPLACE (coalesce(registered_model_id, name) AS registered_model_id) FROM ev)"
+# the model, or, in events written before renames existed, its name (see ledger.events); and with
+# the time of the change in ts: the source's for imported events.
+REGISTRY_EV = """(SELECT * REPLACE (coalesce(registered_model_id, name) AS registered_model_id,
+                                  coalesce(source_time, ts) AS ts) FROM ev)"""
 
 # Every effect that depends on the state (which versions a transition archives or a rename touches,
 # the next version number) is decided on the write path, into the events; here the last write
@@ -16,13 +18,14 @@ REGISTRY = [
     statement(
         "registered_model_created",
         f"""INSERT INTO registered_models
-       SELECT registered_model_id, name, description, ts, ts, actor
+       SELECT registered_model_id, name, description, coalesce(creation_time, ts), ts, actor
        FROM {REGISTRY_EV} WHERE type = 'registered_model_created' ON CONFLICT DO NOTHING""",
     ),
     statement(
         "model_version_created",
         f"""INSERT INTO model_versions
-       SELECT registered_model_id, version, source, run_id, model_id, description, 'None', ts, ts, actor,
+       SELECT registered_model_id, version, source, run_id, model_id, description, 'None',
+              coalesce(creation_time, ts), ts, actor,
               false
        FROM {REGISTRY_EV} WHERE type = 'model_version_created' ON CONFLICT DO NOTHING""",
     ),

@@ -4,17 +4,13 @@ from, and the transport's facts (the ledger adds ``seq``, ``ts`` and ``writer`` 
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from trackledger.ledger.events import new_event_id
+from trackledger.ledger.events import keyed_entity_id, keyed_event_id, new_event_id
 
 if TYPE_CHECKING:
     from trackledger.api.writes.write_index import WriteIndex
-
-_IDEMPOTENCY_NS = uuid.UUID("6f1c1a52-5d0e-4a55-9d0c-7a6b8f2f4c11")
-
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -33,14 +29,14 @@ class Origin:
         """A stable id for an entity created by this request, so a retried create is the same."""
         if not self.idempotency_key:
             return None
-        return uuid.uuid5(_IDEMPOTENCY_NS, f"{self.idempotency_key}/{purpose}").hex
+        return keyed_entity_id(self.idempotency_key, purpose)
 
     def event_id(self, i: int) -> str | None:
         """The id of the request's i-th event when it carries an Idempotency-Key: a retry's events
         have the ids of the first attempt's, so the ledger appends them once."""
         if not self.idempotency_key:
             return None
-        return str(uuid.uuid5(_IDEMPOTENCY_NS, f"{self.idempotency_key}#{i}"))
+        return keyed_event_id(self.idempotency_key, i)
 
 
 class Envelope:

@@ -1,0 +1,23 @@
+"""``trackledger import``: an MLflow history (SQL store file, REST server) brought into the ledger.
+
+Layers: the importer knows MLflow's schemas and makes ledger events (``events``); it reads sources
+(``sqlite_source``), writes to a store offline or to a running server (``target``), and runs the
+phases (``driver``). It imports the ledger and the projections, never the HTTP server.
+"""
+
+from __future__ import annotations
+
+from trackledger.importer.artifacts import ArtifactFiles, FsspecFiles
+from trackledger.importer.records import Source, SourceError
+
+
+def open_source(url: str, artifacts_from: str | None) -> tuple[Source, ArtifactFiles]:
+    """The source named by ``--from`` and where its artifact files are read."""
+    if url.startswith("sqlite:///"):
+        from trackledger.importer.sqlite_source import SqliteSource
+
+        return SqliteSource(url), FsspecFiles(artifacts_from)
+    raise SourceError(f"--from {url}: give sqlite:///path/to/mlflow.db")
+
+
+__all__ = ["SourceError", "open_source"]

@@ -1,0 +1,105 @@
+"""Where imported events go: a store opened offline (like ``rebuild``), or a running server.
+
+A target answers three questions and takes two writes: which experiments it has, which of some
+event ids it holds (an entity's marker: is it imported already?), and which experiment an event
+was for (so a rerun finds where a remapped experiment went); it appends already-formed events and
+stores artifact files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from trackledger.importer.artifacts import ArtifactSink
+from trackledger.importer.records import SourceError
+from trackledger.ledger import Ledger
+from trackledger.ledger.events import Event
+from trackledger.projections import Projection
+
+
+class Target(Protocol):
+    def experiments(self) -> dict[str, str]:
+        """experiment id -> name, every experiment (deleted ones too)."""
+        ...
+
+    def known(self, ids: list[str]) -> dict[str, str | None]:
+        """Of these event ids, those in the ledger, with their experiment id."""
+        ...
+
+    def append(self, events: list[Event]) -> int:
+        """Append already-formed events (ids kept); returns how many were new."""
+        ...
+
+    def sync(self) -> None:
+        """Everything appended so far is durable."""
+        ...
+
+    def write_artifact(self, path: str, stream: BinaryIO, idempotency_key: str) -> tuple[int, str]:
+        """Store a file at ``path`` under the artifact root; its size and sha256."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class StoreTarget:
+    """The store itself, with the server stopped: the ledger (its WAL in the server's state dir, so
+    the server finds the events when it starts) and the projection, read to find what is there
+    already and brought up to date at the end."""
+
+    def __init__(
+        self,
+        store: str,
+        state_dir: str | os.PathLike,
+        artifacts: str,
+        storage_options=None,
+        artifact_options=None,
+    ):
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.ledger = Ledger(store, self.state_dir, storage_options=storage_options)
+        except RuntimeError as exc:
+            if "another ledger process" not in str(exc):
+                raise
+            raise SourceError(
+                f"the store {store} is in use by a running server (state {self.state_dir}): "
+                "import through it with --server URL, or stop it first"
+            ) from None
+        self.projection = Projection(self.ledger, self.state_dir / "projections.duckdb")
+        self.sink = ArtifactSink(artifacts, artifact_options)
+        self._last_seq = 0
+
+    def experiments(self) -> dict[str, str]:
+        return dict(self.projection.read("SELECT experiment_id, name FROM experiments"))
+
+    def known(self, ids: list[str]) -> dict[str, str | None]:
+        found: dict[str, str | None] = {}
+        for start in range(0, len(ids), 1000):
+            part = ids[start : start + 1000]
+            marks = ",".join("?" * len(part))
+            found.update(
+                self.projection.read(f"SELECT id, experiment_id FROM events WHERE id IN ({marks})", part)
+            )
+        return found
+
+    def append(self, events: list[Event]) -> int:
+        stamped = self.ledger.stage(events)
+        if stamped:
+            self._last_seq = stamped[-1].seq
+        return len(stamped)
+
+    def sync(self) -> None:
+        self.ledger.wait_durable(self._last_seq)
+
+    def write_artifact(self, path: str, stream: BinaryIO, idempotency_key: str) -> tuple[int, str]:
+        return self.sink.write(path, stream)
+
+    def close(self) -> None:
+        """Roll the WAL into segments and catch the projection up (SQL over them, as a rebuild)."""
+        self.sync()
+        self.projection.close()
+        self.ledger.roll()
+        Projection(self.ledger, self.state_dir / "projections.duckdb").close()
+        self.ledger.close()

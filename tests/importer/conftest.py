@@ -1,0 +1,87 @@
+"""A real ``mlflow server`` (SQLite backend, local artifacts) holding a varied history, and helpers
+to run ``trackledger import``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.conftest import free_port
+
+HERE = Path(__file__).resolve().parent
+STARTUP_DEADLINE_S = 120  # mlflow server takes ~20 s to start on a busy machine; only bounds a hang
+
+os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"
+
+
+@dataclass
+class MlflowSource:
+    url: str
+    db: Path
+    artifacts: Path
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.db}"
+
+
+@pytest.fixture(scope="session")
+def mlflow_source(tmp_path_factory):
+    """``mlflow server`` with the history of ``mlflow_history.py`` logged into it."""
+    workdir = tmp_path_factory.mktemp("mlflow")
+    db, artifacts = workdir / "mlflow.db", workdir / "artifacts"
+    port = free_port()
+    log = open(workdir / "server.log", "wb")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{db}",
+            "--artifacts-destination",
+            str(artifacts),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        while True:
+            assert proc.poll() is None, (workdir / "server.log").read_text()[-3000:]
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "mlflow server did not start"
+            time.sleep(0.2)
+        subprocess.run([sys.executable, str(HERE / "mlflow_history.py"), url], check=True, timeout=600)
+        yield MlflowSource(url, db, artifacts)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+
+
+def trackledger(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "trackledger", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
