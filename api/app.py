@@ -18,6 +18,7 @@ from trackledger.api import (
     artifacts,
     event_history,
     experiments,
+    imports,
     logged_models,
     model_versions,
     registered_models,
@@ -164,6 +165,8 @@ def _routes(ctx: ServerContext) -> list:
         Route("/version", _version, methods=["GET"]),
         Route("/api/ledger/events", _bind(ctx, event_history.events), methods=["GET"]),
         Route("/api/ledger/stream", _bind(ctx, stream.stream), methods=["GET"]),
+        Route("/api/ledger/import", _bind(ctx, imports.append_events), methods=["POST"]),
+        Route("/api/ledger/import/known", _bind(ctx, imports.known_events), methods=["POST"]),
         Route("/api/sql", _bind(ctx, sql_queries.sql), methods=["POST"]),
         Route("/api/ledger/webhooks", _bind(ctx, webhooks.all_webhooks), methods=["GET"]),
         Route(

@@ -1,11 +1,14 @@
 """``trackledger import``: an MLflow history (SQL store file, REST server) brought into the ledger.
 
 Layers: the importer knows MLflow's schemas and makes ledger events (``events``); it reads sources
-(``sqlite_source``), writes to a store offline or to a running server (``target``), and runs the
-phases (``driver``). It imports the ledger and the projections, never the HTTP server.
+(``sqlite_source``, ``rest_source``, ``filestore_source``), writes to a store offline or to a running server
+(``target``), and runs the phases (``driver``). It imports the ledger and the projections, never
+the HTTP server.
 """
 
 from __future__ import annotations
+
+import os
 
 from trackledger.importer.artifacts import ArtifactFiles, FsspecFiles
 from trackledger.importer.records import Source, SourceError
@@ -17,7 +20,19 @@ def open_source(url: str, artifacts_from: str | None) -> tuple[Source, ArtifactF
         from trackledger.importer.sqlite_source import SqliteSource
 
         return SqliteSource(url), FsspecFiles(artifacts_from)
-    raise SourceError(f"--from {url}: give sqlite:///path/to/mlflow.db")
+    if url.startswith(("http://", "https://")):
+        from trackledger.importer.rest_source import ProxyFiles, RestSource
+
+        source = RestSource(url)
+        files = FsspecFiles(artifacts_from)
+        return source, files if artifacts_from else ProxyFiles(source, files)
+    if os.path.isdir(url.removeprefix("file://")):
+        from trackledger.importer.filestore_source import FileStoreSource
+
+        return FileStoreSource(url), FsspecFiles(artifacts_from)
+    raise SourceError(
+        f"--from {url}: give sqlite:///path/to/mlflow.db, http(s)://host:port or an mlruns directory"
+    )
 
 
 __all__ = ["SourceError", "open_source"]

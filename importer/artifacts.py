@@ -27,6 +27,7 @@ class CopiedFile(NamedTuple):
     path: str  # relative to the target's artifact root
     size: int
     sha256: str
+    key: str  # its idempotency key: the ArtifactWritten event's id derives from it
 
 
 class ArtifactFiles(Protocol):

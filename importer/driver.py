@@ -9,7 +9,9 @@ again, its events carrying the same ids, so the ledger keeps one copy of each.
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -37,6 +39,7 @@ from trackledger.ledger.events import ExperimentDeleted, ExperimentTagSet
 
 METRIC_CHUNK = 5_000  # points per event
 RUN_PAGE = 200  # runs whose completion is asked in one query
+PREFETCH_CHUNKS = 4  # metric chunks read ahead of the appends, at most
 DEFAULT_EXPERIMENT = ("0", "Default")
 PHASES = ("experiments", "logged models", "runs", "metric points", "artifacts", "registered models")
 
@@ -195,12 +198,13 @@ class Importer:
         copied = []
         for relpath in self.files.files(uri):
             path = f"{into}/{relpath}"
+            file_key = f"{key}/artifact/{relpath}"
             if self.options.dry_run:
                 size, digest = 0, ""
             else:
                 with self.files.open(uri, relpath) as stream:
-                    size, digest = self.target.write_artifact(path, stream, f"{key}/artifact/{relpath}")
-            copied.append(CopiedFile(path, size, digest))
+                    size, digest = self.target.write_artifact(path, stream, file_key)
+            copied.append(CopiedFile(path, size, digest, file_key))
             self.report.counts["artifact files"] += 1
             self.report.counts["artifact bytes"] += size
             self.progress.advance("artifacts")
@@ -235,16 +239,16 @@ class Importer:
         counts = self.report.counts
         for page in _pages(self.source.runs(exp_ids), RUN_PAGE):
             done = self._done([run_marker(r.run_id) for r in page])
-            for run in page:
-                if run_marker(run.run_id) in done:
-                    self.report.skipped["runs"] += 1
-                    self.progress.advance("runs")
-                    continue
+            self.report.skipped["runs"] += sum(run_marker(r.run_id) in done for r in page)
+            self.progress.advance("runs", sum(run_marker(r.run_id) in done for r in page))
+            todo = [r for r in page if run_marker(r.run_id) not in done]
+            chunks = _Prefetch(self.source, todo)
+            for run in todo:
                 target_exp = self.mapping[run.experiment_id]
                 location = f"{target_exp}/{run.run_id}/artifacts"
                 events = RunEvents(run, target_exp, f"mlflow-artifacts:/{location}", self.origin)
                 self._append(events.head())
-                for chunk in self.source.metric_chunks(run, METRIC_CHUNK):
+                for chunk in chunks.of(run):
                     self._append([events.metrics(chunk)])
                     counts["metric points"] += len(chunk)
                     self.progress.advance("metric points", len(chunk))
@@ -305,6 +309,34 @@ def _fields(struct) -> dict:
 
 def _unit_key(exp: SourceExperiment) -> str:
     return experiment_events(exp, exp.experiment_id, "", "").marker
+
+
+class _Prefetch:
+    """The metric chunks of a page's runs, read ahead by a thread (bounded): reading the source
+    (SQLite and HTTP release the GIL) overlaps making and appending the events."""
+
+    _END = object()
+
+    def __init__(self, source: Source, runs: list):
+        self._queue: queue.Queue = queue.Queue(maxsize=PREFETCH_CHUNKS)
+        self._thread = threading.Thread(target=self._read, args=(source, runs), daemon=True)
+        self._thread.start()
+
+    def _read(self, source: Source, runs: list) -> None:
+        try:
+            for run in runs:
+                for chunk in source.metric_chunks(run, METRIC_CHUNK):
+                    self._queue.put(chunk)
+                self._queue.put(self._END)
+        except BaseException as exc:  # handed to the importing thread, which raises it
+            self._queue.put(exc)
+
+    def of(self, run) -> Iterator[list]:
+        """The next run's chunks (runs come in the order given)."""
+        while (item := self._queue.get()) is not self._END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 def _pages(items: Iterator, size: int) -> Iterator[list]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from trackledger.importer.artifacts import CopiedFile
 from trackledger.importer.records import (
     SourceExperiment,
     SourceLoggedModel,
@@ -133,7 +134,7 @@ class RunEvents:
     def metrics(self, chunk: list[Metric]) -> Event:
         return self._event(BatchLogged, metrics=chunk)
 
-    def tail(self, artifacts: list[ArtifactWritten]) -> list[Event]:
+    def tail(self, artifacts: list[CopiedFile]) -> list[Event]:
         """The rest, after the metric chunks (``artifacts``: the run's copied files), ending with
         the run's final state under its own key: that event marks the run complete."""
         run = self.run
@@ -144,9 +145,7 @@ class RunEvents:
             )
         if run.model_outputs:
             events.append(self._event(OutputsLogged, models=list(run.model_outputs)))
-        events.extend(
-            self._event(ArtifactWritten, path=a.path, size=a.size, sha256=a.sha256) for a in artifacts
-        )
+        events.extend(artifact_event(a, self.common, self.origin) for a in artifacts)
         if run.lifecycle_stage == "deleted":
             events.append(self._event(RunDeleted, source_time=run.deleted_time or run.end_time))
         events.append(
@@ -162,6 +161,19 @@ class RunEvents:
         return events
 
 
+def artifact_event(copied: CopiedFile, keys: dict, origin: str) -> ArtifactWritten:
+    """A copied file's record. Its id derives from the file's own key, which a server's artifact
+    proxy is given as the upload's Idempotency-Key: the proxy's record and this one are one event."""
+    return ArtifactWritten(
+        id=keyed_event_id(copied.key, 0),
+        **keys,
+        imported_from=origin,
+        path=copied.path,
+        size=copied.size,
+        sha256=copied.sha256,
+    )
+
+
 def run_marker(run_id: str) -> str:
     """The id of a run's last imported event (its final state): present when the run is complete."""
     return keyed_event_id(f"{run_key(run_id)}/final", 0)
@@ -173,7 +185,7 @@ def logged_model_events(
     location: str,
     actor: str,
     origin: str,
-    artifacts: list[ArtifactWritten],
+    artifacts: list[CopiedFile],
 ) -> Unit:
     unit = Unit(f"{KEY_PREFIX}/logged-model/{model.model_id}", imported_from=origin)
     common = {"experiment_id": target_experiment, "model_id": model.model_id, "actor": actor}
@@ -192,8 +204,7 @@ def logged_model_events(
         tags=list(model.tags),
         source_time=model.last_updated_time,
     )
-    for a in artifacts:
-        unit.add(ArtifactWritten, **common, path=a.path, size=a.size, sha256=a.sha256)
+    unit.events.extend(artifact_event(a, common, origin) for a in artifacts)
     if model.lifecycle_stage == "deleted":
         unit.add(LoggedModelDeleted, **common, source_time=model.last_updated_time)
     return unit

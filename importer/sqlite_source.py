@@ -51,6 +51,7 @@ LOGGED_MODEL_STATUS = {
     3: "LOGGED_MODEL_UPLOAD_FAILED",
 }
 NAN = math.nan
+CACHE_KB = 64 * 1024  # SQLite's page cache, per connection (its default is 2 MB)
 
 
 def _in(values: list[str]) -> str:
@@ -64,10 +65,16 @@ class SqliteSource:
         if not os.path.isfile(self.path):
             raise SourceError(f"{url}: no such file")
         try:
-            self.con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self.con = self._connect()
             self._check()
+            self.metrics_con = self._connect()  # metric points are read ahead by another thread
         except sqlite3.DatabaseError as exc:
             raise SourceError(f"{self.path} is not a readable SQLite database ({exc})") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        con.execute(f"PRAGMA cache_size = -{CACHE_KB}")
+        return con
 
     def _check(self) -> None:
         found = {
@@ -88,6 +95,7 @@ class SqliteSource:
 
     def close(self) -> None:
         self.con.close()
+        self.metrics_con.close()
 
     # Experiments and runs ------------------------------------------------------------
 
@@ -198,29 +206,24 @@ class SqliteSource:
         # and dataset: one small read per run, and a lookup per point only when the run has any.
         linked = {
             (key, ts, step, value): (model_id, ds_name, ds_digest)
-            for model_id, key, ts, step, value, ds_name, ds_digest in self.con.execute(
+            for model_id, key, ts, step, value, ds_name, ds_digest in self.metrics_con.execute(
                 "SELECT model_id, metric_name, metric_timestamp_ms, metric_step, metric_value, dataset_name, "
                 "dataset_digest FROM logged_model_metrics WHERE run_id = ?",
                 (run.run_id,),
             )
         }
-        cursor = self.con.cursor()
+        # In the order of MLflow's (run_uuid, key, step) index, ties in the table's order: the same
+        # order for the same file, and no sort.
+        cursor = self.metrics_con.cursor()
         cursor.execute(
-            "SELECT key, CASE WHEN is_nan THEN NULL ELSE value END, timestamp, step FROM metrics "
-            "WHERE run_uuid = ? ORDER BY key, step, timestamp, value, is_nan",
+            "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? ORDER BY key, step",
             (run.run_id,),
         )
         while rows := cursor.fetchmany(size):
+            chunk = [Metric(key, NAN if nan else value, ts, step) for key, value, ts, step, nan in rows]
             if linked:
-                chunk = []
-                for key, value, ts, step in rows:
-                    link = linked.get((key, ts, step, value))
-                    chunk.append(Metric(key, NAN if value is None else value, ts, step, *(link or ())))
-                yield chunk
-            else:
-                yield [
-                    Metric(key, NAN if value is None else value, ts, step) for key, value, ts, step in rows
-                ]
+                chunk = [_linked(m, linked) for m in chunk]
+            yield chunk
 
     # Logged models and the registry ----------------------------------------------------
 
@@ -320,6 +323,13 @@ class SqliteSource:
                 )
             )
         return versions
+
+
+def _linked(metric: Metric, linked: dict) -> Metric:
+    """The point with the logged model and dataset it was logged for, if any (NaN keyed as None)."""
+    value = None if metric.value != metric.value else metric.value
+    link = linked.get((metric.key, metric.timestamp, metric.step, value))
+    return Metric(metric.key, metric.value, metric.timestamp, metric.step, *link) if link else metric
 
 
 def _model_id_of(source: str | None, storage_location: str | None) -> str | None:

@@ -8,11 +8,16 @@ stores artifact files.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import urllib.parse
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from trackledger.importer.artifacts import ArtifactSink
+import msgspec
+import urllib3
+from trackledger.importer.artifacts import CHUNK, ArtifactSink
 from trackledger.importer.records import SourceError
 from trackledger.ledger import Ledger
 from trackledger.ledger.events import Event
@@ -103,3 +108,103 @@ class StoreTarget:
         self.ledger.roll()
         Projection(self.ledger, self.state_dir / "projections.duckdb").close()
         self.ledger.close()
+
+
+class ServerTarget:
+    """A running trackledger server: events go to its native import route (appended through its
+    write service, ids kept), artifacts through its artifact proxy (the file's key as the upload's
+    Idempotency-Key), and what it holds is asked over HTTP."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+        self.http = urllib3.PoolManager(
+            retries=urllib3.Retry(
+                total=5,
+                connect=1,
+                backoff_factor=0.5,
+                status_forcelist=(429, 502, 503, 504),
+                allowed_methods=None,
+            ),
+            timeout=urllib3.Timeout(connect=10, read=600),
+        )
+        self._encoder = msgspec.msgpack.Encoder()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        **extra,
+    ) -> dict:
+        try:
+            response = self.http.request(
+                method, self.url + path, body=body, headers={"Content-Type": content_type}, **extra
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise SourceError(f"cannot reach the trackledger server at {self.url}: {exc}") from None
+        if response.status != 200:
+            text = response.data[:300].decode(errors="replace").replace("\n", " ")
+            raise SourceError(f"{self.url}{path} answered {response.status}: {text}")
+        return json.loads(response.data or b"{}")
+
+    def experiments(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        token = None
+        while True:
+            body = {"view_type": "ALL", "max_results": 1000, **({"page_token": token} if token else {})}
+            page = self._call("POST", "/api/2.0/mlflow/experiments/search", json.dumps(body).encode())
+            found.update((e["experiment_id"], e["name"]) for e in page.get("experiments", []))
+            token = page.get("next_page_token")
+            if not token:
+                return found
+
+    def known(self, ids: list[str]) -> dict[str, str | None]:
+        found: dict[str, str | None] = {}
+        for start in range(0, len(ids), 1000):
+            body = json.dumps({"ids": ids[start : start + 1000]}).encode()
+            found.update(self._call("POST", "/api/ledger/import/known", body)["known"])
+        return found
+
+    def append(self, events: list[Event]) -> int:
+        body = self._encoder.encode({"events": events})
+        return self._call("POST", "/api/ledger/import", body, "application/msgpack")["appended"]
+
+    def sync(self) -> None:
+        """Nothing to wait for: the server answers once the events are durable."""
+
+    def write_artifact(self, path: str, stream: BinaryIO, idempotency_key: str) -> tuple[int, str]:
+        hashing = _Hashing(stream)
+        url = f"{self.url}/api/2.0/mlflow-artifacts/artifacts/{urllib.parse.quote(path)}"
+        try:
+            response = self.http.request(
+                "PUT",
+                url,
+                body=hashing,
+                headers={"Idempotency-Key": idempotency_key},
+                chunked=True,
+                retries=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise SourceError(f"uploading {path} to {self.url} failed: {exc}") from None
+        if response.status != 200:
+            raise SourceError(f"uploading {path} to {self.url} answered {response.status}")
+        return hashing.size, hashing.digest.hexdigest()
+
+    def close(self) -> None:
+        self.http.clear()
+
+
+class _Hashing:
+    """A stream read in chunks for an upload, hashed and counted on the way."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def __iter__(self):
+        while block := self.stream.read(CHUNK):
+            self.digest.update(block)
+            self.size += len(block)
+            yield block

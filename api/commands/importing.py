@@ -37,13 +37,20 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="give experiments whose id the target has taken a new id (the mapping is printed and recorded)",
     )
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="import through this running trackledger server instead of writing the store offline",
+    )
     parser.set_defaults(run=run)
 
 
-def _open_target(settings: Settings):
+def _open_target(args: argparse.Namespace, settings: Settings):
     from trackledger.api.settings import storage_options_for
-    from trackledger.importer.target import StoreTarget
+    from trackledger.importer.target import ServerTarget, StoreTarget
 
+    if args.server:
+        return ServerTarget(args.server)
     return StoreTarget(
         settings.store,
         settings.state_path,
@@ -62,7 +69,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     source = target = None
     try:
         source, files = open_source(args.source, args.artifacts_from)
-        target = _open_target(settings)
+        target = _open_target(args, settings)
         options = Options(args.experiment, args.dry_run, args.remap_experiment_ids)
         with _RichProgress(console) as progress:
             report = Importer(source, files, target, options, progress).run()

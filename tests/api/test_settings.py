@@ -37,9 +37,8 @@ def test_readme_command_synopses_name_every_option_of_the_parser():
             synopses[found.group(1)] = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", found.group(2)))
     assert set(synopses) == set(COMMANDS)
     for command, flags in synopses.items():
-        parser = (
-            build_parser().parse_args([command, *(["SELECT 1"] if command == "sql" else [])]).command_parser
-        )
+        required = {"sql": ["SELECT 1"], "import": ["--from", "sqlite:///mlflow.db"]}
+        parser = build_parser().parse_args([command, *required.get(command, [])]).command_parser
         actions = [a for a in parser._actions if a.option_strings and a.dest != "help"]
         for action in actions:
             assert flags & set(action.option_strings), f"README's `{command}` lacks {action.option_strings}"
