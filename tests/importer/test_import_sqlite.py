@@ -96,7 +96,8 @@ def test_a_second_run_appends_nothing(mlflow_source, imported):
     assert "already there" in out.stdout
 
 
-def test_killed_midway_and_run_again_nothing_is_twice(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_killed_midway_and_run_again_nothing_is_twice(tmp_path, sig):
     db = tmp_path / "big.db"
     generate(db, runs=60, points_per_run=20_000)
     store = tmp_path / "data"
@@ -112,7 +113,7 @@ def test_killed_midway_and_run_again_nothing_is_twice(tmp_path):
         "--artifacts-from",
         str(tmp_path / "no-artifacts"),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wal = store / ".state" / "wal"
     deadline = time.monotonic() + 120
     while sum(f.stat().st_size for f in wal.glob("*")) < 2_000_000 if wal.exists() else True:
@@ -120,8 +121,13 @@ def test_killed_midway_and_run_again_nothing_is_twice(tmp_path):
             "the import ended before it could be killed"
         )
         time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, sig)
+    _out, err = proc.communicate(timeout=300)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 1
+        assert err.strip().splitlines()[-1] == (
+            "trackledger import: error: interrupted: run the same command again to continue"
+        )
 
     out = trackledger(*cmd[3:])
     assert out.returncode == 0, out.stderr
