@@ -13,7 +13,7 @@ import msgspec
 from starlette.requests import Request
 from trackledger.api.errors import invalid
 from trackledger.api.http import json_response, origin_of
-from trackledger.api.threads import blocking, fresh
+from trackledger.api.threads import read_after_writes
 from trackledger.ledger.events import AnyEvent
 
 MAX_EVENTS = 10_000  # per request
@@ -50,8 +50,13 @@ async def append_events(ctx, request: Request):
     origin = origin_of(request)
     transport = {"remote_addr": origin.remote_addr, "user_agent": origin.user_agent}
     events = [msgspec.structs.replace(e, **transport) for e in batch.events]
-    appended = await blocking(ctx.writes.commit, origin, lambda _envelope: events) if events else []
+    appended = await ctx.writes.commit_off_loop(origin, _as_formed, events) if events else []
     return json_response({"appended": len(appended)})
+
+
+def _as_formed(_index, _envelope, events: list) -> list:
+    """The decision of an import: its events as the importer formed them (ids included)."""
+    return events
 
 
 async def known_events(ctx, request: Request):
@@ -65,7 +70,7 @@ async def known_events(ctx, request: Request):
     if not query.ids:
         return json_response({"known": {}})
     marks = ",".join("?" * len(query.ids))
-    rows = await fresh(
+    rows = await read_after_writes(
         ctx, ctx.projection.read, f"SELECT id, experiment_id FROM events WHERE id IN ({marks})", query.ids
     )
     return json_response({"known": dict(rows)})

@@ -12,6 +12,7 @@ from trackledger.ledger.events import keyed_entity_id, keyed_event_id, new_event
 if TYPE_CHECKING:
     from trackledger.api.writes.write_index import WriteIndex
 
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
