@@ -9,6 +9,7 @@ webhook id, the event id and the notification's place in the event). A failed at
 with exponential backoff and jitter, or after the receiver's ``Retry-After`` if longer, until the
 event is ``max_age_s`` old: then the delivery is marked failed and the worker moves on.
 
+Imported history (``trackledger import``) is never delivered: it happened elsewhere, earlier.
 Which events a webhook hears (its kinds, filters and status) follows its updates in ledger order:
 an event that lands while a webhook is disabled is never delivered. Where it is sent (URL, secret)
 is always its current setting, so a corrected URL also serves the retries of an earlier event.
@@ -219,8 +220,8 @@ class _Worker(threading.Thread):
                 return False
             self.hearing = self.hearing.updated(event)
             return True
-        if not self.hearing.active:
-            return True
+        if not self.hearing.active or event.imported_from:
+            return True  # imported history happened elsewhere, before: it triggers nothing here
         delivered = False
         for index, (kind, data) in enumerate(notifications(event)):
             if self.hearing.hears(kind, event, data):

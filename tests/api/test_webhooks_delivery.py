@@ -303,3 +303,20 @@ def test_a_delivery_failing_past_the_max_age_is_marked_failed_and_delivery_moves
     finally:
         receiver.close()
         assert proc.stop() == 0, proc.read_log()
+
+
+def test_imported_history_triggers_nothing(client, http, receiver):
+    import msgspec
+    from trackledger.ledger.events import RegisteredModelCreated, new_event_id
+
+    create(http, receiver, ["registered_model.created"])
+    event_id = new_event_id()
+    imported = RegisteredModelCreated(
+        id=event_id, name="imported-model", registered_model_id=event_id, imported_from="sqlite:///mlflow.db"
+    )
+    body = msgspec.msgpack.encode({"events": [imported]})
+    resp = http.post("/api/ledger/import", content=body, headers={"Content-Type": "application/msgpack"})
+    assert resp.json() == {"appended": 1}, resp.text
+    client.create_registered_model("made-here")
+    (delivery,) = receiver.wait_for(1)  # in order: the imported one would have come first
+    assert delivery.payload["data"]["name"] == "made-here"
