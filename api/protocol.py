@@ -312,7 +312,7 @@ def _decode(kind: type[T], body: bytes) -> T:
     except msgspec.ValidationError as exc:
         if str(exc).startswith("Number out of range") and (decoded := _decode_lenient(kind, body)):
             return decoded
-        raise invalid(f"Invalid request body: {exc}") from None
+        raise invalid(validation_message(exc, body)) from None
     except msgspec.DecodeError as exc:
         decoded = _decode_lenient(kind, body)
         if decoded is None:
@@ -331,7 +331,44 @@ def _decode_lenient(kind: type[T], body: bytes) -> T | None:
     try:
         return msgspec.convert(data, kind, strict=False)
     except msgspec.ValidationError as exc:
-        raise invalid(f"Invalid request body: {exc}") from None
+        raise invalid(validation_message(exc, body)) from None
+
+
+_WRONG_TYPE = re.compile(r"Expected `[^`]*`, got `[^`]*` - at `\$\.?(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]*)`(?: - at `\$\.?(?P<path>[^`]*)`)?$")
+
+
+def validation_message(exc: msgspec.ValidationError, body: bytes) -> str:
+    """MLflow's wording for a field of the wrong type or a missing one (its clients and tests
+    match it): ``Invalid value "foo" for parameter 'metrics' supplied.``, with the offending value
+    as compact JSON, and ``Missing value for required parameter 'metrics[0].timestamp'.``"""
+    text = str(exc)
+    if m := _MISSING.match(text):
+        path = ".".join(p for p in (m["path"], m["field"]) if p).replace(".[", "[")
+        return f"Missing value for required parameter '{path}'."
+    if (m := _WRONG_TYPE.match(text)) and m["path"]:
+        found, value = _value_at(body, m["path"])
+        if found:
+            shown = json.dumps(value, sort_keys=True, separators=(",", ":"))
+            return f"Invalid value {shown} for parameter '{m['path']}' supplied."
+    return f"Invalid request body: {text}"
+
+
+_PATH_PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+
+
+def _value_at(body: bytes, path: str) -> tuple[bool, Any]:
+    """The value at a msgspec error path (``metrics[0].value``) of a JSON body, if it has one."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return False, None
+    for key, index in _PATH_PART.findall(path):
+        try:
+            value = value[int(index)] if index else value[key]
+        except (KeyError, IndexError, TypeError):
+            return False, None
+    return True, value
 
 
 def convert(kind: type[T], params: dict[str, Any]) -> T:
