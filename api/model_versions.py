@@ -29,7 +29,7 @@ async def create_model_version(ctx, request: Request):
     req = await body_as(request, protocol.CreateModelVersion)
     validation.required(req, "name", "source")
     tags = registry_tags(req.tags)
-    (created,) = await ctx.writes.commit_off_loop(  # or a retry's first attempt's
+    created, *_ = await ctx.writes.commit_off_loop(  # or a retry's first attempt's
         origin_of(request),
         writes.model_versions.create,
         req.name,

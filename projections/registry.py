@@ -32,7 +32,7 @@ MODEL_COLUMNS = f"""r.registered_model_id, r.name, r.creation_timestamp, r.last_
   (SELECT list({{'alias': alias, 'version': version::VARCHAR}} ORDER BY alias)
    FROM registered_model_aliases a WHERE a.registered_model_id = r.registered_model_id)"""
 VERSION_COLUMNS = f"""r.name, v.version, v.creation_timestamp, v.last_updated_timestamp, v.description,
-  v.current_stage, v.source, coalesce(v.run_id, m.source_run_id),
+  v.current_stage, v.source, coalesce(v.run_id, m.source_run_id), v.model_id,
   (SELECT {_KEY_VALUES} FROM model_version_tags t
    WHERE t.registered_model_id = v.registered_model_id AND t.version = v.version)"""
 VERSION_ALIASES = """(SELECT list(alias ORDER BY alias) FROM registered_model_aliases a
@@ -102,7 +102,7 @@ def canonical_stage(stage: str) -> str:
 
 
 def _version_dict(row, aliases=None) -> dict:
-    name, version, created, updated, description, stage, source, run_id, tags = row
+    name, version, created, updated, description, stage, source, run_id, model_id, tags = row
     out = {
         "name": name,
         "version": str(version),
@@ -114,6 +114,8 @@ def _version_dict(row, aliases=None) -> dict:
         "status": "READY",
         "run_link": "",
     }
+    if model_id:
+        out["model_id"] = model_id
     if description is not None:  # an update without a description clears it, as in MLflow
         out["description"] = description
     if tags:

@@ -4,12 +4,15 @@ events, so the projection needs no state to apply it."""
 
 from __future__ import annotations
 
-from trackledger.api.writes import logged_models
+import json
+
+from trackledger.api.writes import logged_models, model_version_sources
 from trackledger.api.writes.envelope import Envelope
 from trackledger.api.writes.registered_models import known_model, live_version
 from trackledger.api.writes.write_index import WriteIndex
 from trackledger.ledger.events import (
     Event,
+    LoggedModelTagsSet,
     ModelVersionCreated,
     ModelVersionDeleted,
     ModelVersionStageChanged,
@@ -18,6 +21,8 @@ from trackledger.ledger.events import (
     ModelVersionUpdated,
     Tag,
 )
+
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # on a logged model: the versions registered from it
 
 
 def create(
@@ -30,22 +35,34 @@ def create(
     description: str,
     tags: list[Tag],
 ) -> list[Event]:
-    """The model's next version number; a version of a logged model comes from its source run."""
+    """The model's next version number; a version of a logged model comes from its source run,
+    and the model's ``mlflow.modelVersions`` tag lists it (as MLflow's server does)."""
     model = known_model(index, name)
-    if model_id and not run_id:
-        logged_models.known_model(index, model_id)
-        run_id = index.source_run(model_id)
-    return [
+    model_version_sources.check(index, source, run_id, model_id)
+    if model_id:
+        experiment_id = logged_models.known_model(index, model_id)
+        run_id = run_id or index.source_run(model_id)
+    version = model.latest_version + 1
+    events: list[Event] = [
         ModelVersionCreated(
             **envelope(0, run_id=run_id, model_id=model_id),
             name=name,
-            version=model.latest_version + 1,
+            version=version,
             source=source,
             description=description,
             tags=tags,
             registered_model_id=model.key,
         )
     ]
+    if model_id:
+        listed = json.loads(index.logged_model_tags(model_id).get(MODEL_VERSIONS_TAG) or "[]")
+        if (this := {"name": name, "version": version}) not in listed:
+            listed.append(this)
+        tag = Tag(key=MODEL_VERSIONS_TAG, value=json.dumps(listed))
+        events.append(
+            LoggedModelTagsSet(**envelope(1, experiment_id=experiment_id, model_id=model_id), tags=[tag])
+        )
+    return events
 
 
 def update(

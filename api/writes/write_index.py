@@ -170,6 +170,13 @@ class WriteIndex:
             )
         return entry
 
+    def logged_model_tags(self, model_id: str) -> dict[str, str]:
+        """A logged model's tags as the projection has them (a new model version extends one)."""
+        projection = self._read_projection()
+        projection.flush()
+        model = projection.logged_model(model_id)
+        return {t["key"]: t["value"] for t in model["info"].get("tags", [])} if model else {}
+
     def source_run(self, model_id: str | None) -> str | None:
         """The run that logged a model: a model's files are attributed to that run's user."""
         entry = self.logged_model(model_id) if model_id else None

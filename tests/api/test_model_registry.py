@@ -69,8 +69,9 @@ def test_stages_and_latest_versions(client, trained):
     run_id, X, expected = trained
     client.create_registered_model("staged")
     source = client.get_model_version("churn", "1").source
-    for _ in range(3):
-        client.create_model_version("staged", source, run_id=run_id)
+    model_id = source.removeprefix("models:/")  # the client's ModelVersion does not carry it
+    for _ in range(3):  # a logged model's source names its model (MLflow refuses it with a run alone)
+        client.create_model_version("staged", source, run_id=run_id, model_id=model_id)
     moved = client.transition_model_version_stage("staged", "1", "staging")
     assert moved.current_stage == "Staging"
     client.transition_model_version_stage("staged", "2", "Staging")
@@ -101,7 +102,9 @@ def test_update_rename_and_load_by_the_new_name(client, trained):
     _run_id, X, expected = trained
     client.create_registered_model("to-rename")
     source = client.get_model_version("churn", "1").source
-    client.create_model_version("to-rename", source, tags={"k": "v"})
+    client.create_model_version(
+        "to-rename", source, tags={"k": "v"}, model_id=source.removeprefix("models:/")
+    )
     client.set_registered_model_alias("to-rename", "champion", "1")
     client.set_registered_model_tag("to-rename", "owner", "me")
     before = client.get_registered_model("to-rename")

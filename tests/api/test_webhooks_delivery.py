@@ -115,7 +115,7 @@ def test_own_kinds_carry_their_data(server, client, http, receiver):
     failed = client.create_run(exp)
     client.set_terminated(failed.info.run_id, "FAILED")
     client.create_registered_model("staged")
-    client.create_model_version("staged", "runs:/x/m", run_id=run.info.run_id)
+    client.create_model_version("staged", f"runs:/{run.info.run_id}/m", run_id=run.info.run_id)
     client.transition_model_version_stage("staged", "1", "Production")
     client.set_registered_model_alias("staged", "champion", "1")
 
