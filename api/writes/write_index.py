@@ -174,7 +174,7 @@ class WriteIndex:
         """A logged model's tags as the projection has them (a new model version extends one)."""
         projection = self._read_projection()
         projection.flush()
-        model = projection.logged_model(model_id)
+        model = projection.query(logged_model_reads.logged_model, model_id)
         return {t["key"]: t["value"] for t in model["info"].get("tags", [])} if model else {}
 
     def source_run(self, model_id: str | None) -> str | None:
