@@ -35,8 +35,17 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m trackledger server`` with the given flags: ``start``, ``stop``, ``kill``, start again."""
 
-    def __init__(self, store: str, workdir: Path, *, args: tuple[str, ...] = (), env: dict | None = None):
+    def __init__(
+        self,
+        store: str,
+        workdir: Path,
+        *,
+        args: tuple[str, ...] = (),
+        env: dict | None = None,
+        port: int | None = None,
+    ):
         self.store = store
+        self.port = port  # fixed, so clients find it again after a restart; else a free one per start
         self.workdir = workdir
         self.args = args
         self.env = {**os.environ, **(env or {})}
@@ -45,7 +54,7 @@ class ServerProcess:
         self.log_path = workdir / "server.log"
 
     def start(self) -> ServerProcess:
-        port = free_port()
+        port = self.port or free_port()
         cmd = [*SERVER_CMD, "--store", self.store, "--port", str(port), *self.args]
         self.log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop/kill)
         self.proc = subprocess.Popen(
