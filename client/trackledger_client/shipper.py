@@ -37,7 +37,12 @@ FIRST_BACKOFF_S = 0.25
 
 
 class Unavailable(Exception):
-    """The server could not be reached, or answered 5xx or 429: try again later."""
+    """The server could not be reached, or answered 5xx or 429: try again later. ``sent``: False
+    when the request certainly never reached the server (no connection was made)."""
+
+    def __init__(self, message: str, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,9 @@ class Server:
                 **kwargs,
             )
         except MlflowException as e:
-            raise Unavailable(str(e)) from None
+            # mlflow wraps the requests error without a cause; it is the context.
+            refused = "Failed to establish a new connection" in str(e.__context__ or e)
+            raise Unavailable(str(e), sent=not refused) from None
         if response.status_code == 429 or response.status_code >= 500:
             raise Unavailable(f"{method} {endpoint}: HTTP {response.status_code}")
         if response.status_code != 200:
@@ -251,6 +258,10 @@ class Shipper:
         except (Unavailable, OSError, KeyError, ValueError) as e:
             if not isinstance(e, Unavailable):  # kept, and tried again: never skipped
                 log.exception("trackledger: could not ship a %s", _what(unit.records[0]))
+            elif not e.sent:
+                # Never reached the server: the range is free to change (a budget rewrite may
+                # drop its metric points); only a range that may have arrived must be resent as is.
+                segment.cursor.inflight = None
             self.mark_unreachable(str(e))
             self._backoff()
             return False

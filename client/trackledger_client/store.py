@@ -92,6 +92,7 @@ class Engine:
         self.models: dict[str, LoggedModel] = {}
         self.provisional: dict[str, str] = {}  # provisional experiment id -> name
         self.artifact_roots: dict[str, str] = {}  # experiment id -> its artifact location
+        self.spool.adopt_leftovers()  # before anything waits for a flush: leftovers ship first
         self.shipper.start()
         atexit.register(self.at_exit)
 
@@ -363,7 +364,6 @@ class SpoolingStore(RestStore):
         local = self.engine.runs.get(run_id)
         if local is not None and not self.engine.flush_for_read():
             return local.as_run()
-        self.engine.raise_refusals()
         try:
             run = super().get_run(run_id)
         except ServerOut:

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.api.conftest import API, ServerProcess, free_port
+from tests.api.conftest import API, ServerProcess, free_port, http, server
 
-__all__ = ["API", "Script", "ServerProcess", "free_port", "plugin_env", "wait_for"]
+__all__ = ["API", "Script", "ServerProcess", "free_port", "http", "plugin_env", "server", "wait_for"]
 
 
 def plugin_env(port: int, spool: Path, **extra: str) -> dict:
