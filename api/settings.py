@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 SERVER, VERIFY, EVENTS, REBUILD, SQL, IMPORT = "server", "verify", "events", "rebuild", "sql", "import"
-EVERY_COMMAND = frozenset({SERVER, VERIFY, EVENTS, REBUILD, SQL, IMPORT})
+SYNC = "sync"
+EVERY_COMMAND = frozenset({SERVER, VERIFY, EVENTS, REBUILD, SQL, IMPORT, SYNC})
+LEDGER_COMMANDS = EVERY_COMMAND - {SYNC}  # sync ships a logging client's spool: it reads no store
 STATE_COMMANDS = frozenset({SERVER, EVENTS, REBUILD, SQL, IMPORT})
 
 
@@ -124,7 +126,7 @@ class Settings:
         env="TRACKLEDGER_STORE",
         metavar="URL",
         help="ledger store: a path, `file://`, `memory://` or `s3://bucket/prefix`",
-        commands=EVERY_COMMAND,
+        commands=LEDGER_COMMANDS,
     )
     artifacts: str | None = setting(
         None,

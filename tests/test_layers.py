@@ -63,3 +63,10 @@ def test_the_rule_sees_a_crossing(tmp_path):
         f"{tmp_path.name}/bad.py imports trackledger.api.http",
         f"{tmp_path.name}/bad.py imports trackledger.api.http.json_response",
     ]
+
+
+def test_the_logging_client_imports_nothing_of_trackledger():
+    """Its own distribution (``client/``), loaded by training processes: not even the namespace."""
+    client = ROOT / "client" / "trackledger_client"
+    assert any(client.rglob("*.py"))
+    assert crossings("trackledger_client", client, {"trackledger"}) == []

@@ -22,6 +22,8 @@ from trackledger_client.shipper import Unavailable, upload
 from trackledger_client.spool import ARTIFACTS_DIR
 from trackledger_client.store import ARTIFACT_SCHEME, PENDING, SpoolingStore
 
+DIRECT_UPLOAD_WAIT_S = 5.0
+
 
 class SpoolingArtifactRepository(ArtifactRepository):
     def __init__(self, artifact_uri: str, tracking_uri: str | None = None, registry_uri: str | None = None):
@@ -74,7 +76,11 @@ class SpoolingArtifactRepository(ArtifactRepository):
     def _log(self, files: list[tuple[str, str]], artifact_path: str | None) -> None:
         prefix = "/".join(p for p in (self.path if self.pending else "", artifact_path or "") if p)
         remaining = files
-        if self.pending is None and self.engine.flush_for_read():
+        # Directly while the server answers and the spool ahead of these files (the run's or model's
+        # creation) has shipped within a moment; else after it, in order, from the spool.
+        if self.pending is None and self.engine.shipper.flush(
+            DIRECT_UPLOAD_WAIT_S, give_up_when_unreachable=True
+        ):
             location = self._location()
             while remaining:
                 source, name = remaining[0]

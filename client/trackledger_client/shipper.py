@@ -144,7 +144,7 @@ class Shipper:
     def flush(self, timeout_s: float, give_up_when_unreachable: bool) -> bool:
         """Wait until everything appended so far is shipped; False when it is not (timed out,
         or the server is unreachable and ``give_up_when_unreachable``)."""
-        marks = {id(s): s.size for s in self.spool.snapshot()}
+        marks = {s: s.size for s in self.spool.snapshot()}
         deadline = time.monotonic() + timeout_s
         with self._progress:
             self._urgent += 1
@@ -152,9 +152,7 @@ class Shipper:
         try:
             with self._progress:
                 while True:
-                    pending = [
-                        s for s in self.spool.snapshot() if id(s) in marks and s.cursor.shipped < marks[id(s)]
-                    ]
+                    pending = [s for s in self.spool.snapshot() if s in marks and s.cursor.shipped < marks[s]]
                     if not pending:
                         return True
                     remaining = deadline - time.monotonic()

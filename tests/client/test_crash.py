@@ -8,12 +8,15 @@ import sys
 import textwrap
 from functools import partial
 
+import pytest
 from mlflow import MlflowClient
 from mlflow.utils.credentials import get_default_host_creds
 from trackledger_client.shipper import Server, Shipper
 from trackledger_client.spool import Spool
 
 from tests.client.conftest import Script, ServerProcess, free_port, plugin_env, wait_for
+
+pytestmark = pytest.mark.e2e
 
 POINTS = 5000
 KILLED = textwrap.dedent(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from trackledger_client import ids
 
 from tests.client.conftest import API
+
+pytestmark = pytest.mark.e2e
 
 
 def test_a_run_created_with_a_key_has_the_id_the_client_derives(http):

@@ -15,6 +15,8 @@ from mlflow import MlflowClient
 
 from tests.client.conftest import Script, ServerProcess, free_port, plugin_env, wait_for
 
+pytestmark = pytest.mark.e2e
+
 STEPS = 10_000
 SCRIPT = textwrap.dedent(
     """

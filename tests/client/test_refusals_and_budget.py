@@ -7,9 +7,12 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from mlflow import MlflowClient
 
 from tests.client.conftest import Script, ServerProcess, free_port, plugin_env
+
+pytestmark = pytest.mark.e2e
 
 REFUSED = textwrap.dedent(
     """
