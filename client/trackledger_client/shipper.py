@@ -119,6 +119,7 @@ class Shipper:
         self._failures = 0
         self._retry_at = 0.0
         self._split_until: dict[str, int] = {}  # segment -> end of a refused batch resent one by one
+        self._refused_runs: set[str] = set()  # runs whose creation was refused: the rest of theirs is too
         self._wake = threading.Event()
         self._progress = threading.Condition()
         self._stop = threading.Event()
@@ -252,6 +253,8 @@ class Shipper:
         segment.save_cursor()
         self.attempted = True
         try:
+            if _run_of(unit.records[0]) in self._refused_runs:
+                raise MlflowException(f"run {_run_of(unit.records[0])} was refused by the server")
             self._send(unit)
         except (Unavailable, OSError, KeyError, ValueError) as e:
             if not isinstance(e, Unavailable):  # kept, and tried again: never skipped
@@ -285,13 +288,11 @@ class Shipper:
 
     def _refused(self, unit: Unit, error: MlflowException) -> None:
         record = unit.records[0]
-        run_id = None
-        if record[0] in BATCHED:
-            run_id = record[1]
-        elif record[0] == "run":
-            run_id = record[2]
-        elif record[0] == "req":
-            run_id = (record[3] or {}).get("run_id")
+        run_id = record[2] if record[0] == "run" else _run_of(record)
+        if record[0] != "run" and run_id in self._refused_runs:
+            return  # said once, with the run's own refusal
+        if record[0] == "run":
+            self._refused_runs.add(run_id)
         log.error("trackledger: the server refused a logged %s: %s", _what(record), error.message)
         self.refusals.append(Refusal(run_id, error))
 
@@ -417,6 +418,16 @@ def remove_tree(root) -> None:
     import shutil
 
     shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_of(record: list) -> str | None:
+    if record[0] in BATCHED:
+        return record[1]
+    if record[0] == "run":
+        return None  # its own creation is never skipped
+    if record[0] == "req":
+        return (record[3] or {}).get("run_id")
+    return None
 
 
 def _what(record: list) -> str:

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 from mlflow import MlflowClient
 
-from tests.client.conftest import Script, ServerProcess, free_port, plugin_env
+from tests.client.conftest import API, Script, ServerProcess, free_port, plugin_env
 
 pytestmark = pytest.mark.e2e
 
@@ -91,3 +91,34 @@ def test_past_the_disk_budget_the_oldest_points_go_and_everything_else_stays(tmp
         assert kept == list(range(steps - len(kept), steps))  # the oldest went, the newest stayed
     finally:
         server.stop()
+
+
+IN_A_DELETED_EXPERIMENT = textwrap.dedent(
+    """
+    import sys
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with mlflow.start_run(experiment_id=sys.argv[1]):
+            for step in range(3000):
+                mlflow.log_metric("loss", 1.0, step=step)
+    except MlflowException as e:
+        print("RAISED", e.error_code)
+    """
+)
+
+
+def test_a_refused_run_is_said_once_not_once_per_point(tmp_path, server, http):
+    experiment = http.post(f"{API}/experiments/create", json={"name": "deleted-later"}).json()[
+        "experiment_id"
+    ]
+    http.post(f"{API}/experiments/delete", json={"experiment_id": experiment})
+    port = int(server.url.rsplit(":", 1)[1])
+    script = Script(
+        tmp_path / "deleted.py", IN_A_DELETED_EXPERIMENT, [experiment], plugin_env(port, tmp_path / "spool")
+    )
+    code, out, err = script.finish()
+    assert code == 0, err
+    assert "RAISED INVALID_PARAMETER_VALUE" in out
+    assert err.count("refused") == 1, err[-3000:]
