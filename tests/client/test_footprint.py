@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
+
 from tests.client.conftest import Script, free_port, plugin_env
+
+pytestmark = pytest.mark.e2e
 
 LOG_AND_LIST_MODULES = textwrap.dedent(
     """
