@@ -421,7 +421,9 @@ TYPE_BY_TAG: dict[str, type[Event]] = {t.__struct_config__.tag: t for t in EVENT
 
 
 # The one idempotency rule (DESIGN.md): whoever derives ids from a key (the server from a request's
-# Idempotency-Key, an import from the source's own ids) derives the same ones.
+# Idempotency-Key, an import from the source's own ids) derives the same ones. The logging client,
+# which imports nothing of the server, keeps a copy (client/trackledger_client/ids.py):
+# tests/client/test_ids.py holds the two to each other.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c1a52-5d0e-4a55-9d0c-7a6b8f2f4c11")
 
 
