@@ -18,7 +18,7 @@ from mlflow.store.artifact.artifact_repo import ArtifactRepository
 from mlflow.store.artifact.mlflow_artifacts_repo import MlflowArtifactsRepository
 from mlflow.tracking._tracking_service.utils import _get_store, get_tracking_uri
 
-from trackledger_client.shipper import Unavailable, upload
+from trackledger_client.server import Unavailable, upload
 from trackledger_client.spool import ARTIFACTS_DIR
 from trackledger_client.store import ARTIFACT_SCHEME, PENDING, SpoolingStore
 

@@ -22,14 +22,19 @@ def server_url(tracking_uri: str) -> str:
     return f"{scheme.removeprefix('trackledger+')}://{rest}".rstrip("/")
 
 
-def default_spool_dir(url: str) -> Path:
-    """One spool per server under the user's cache directory: ``.../trackledger/spool/<host>-<port>``."""
+def spool_root() -> Path:
+    """Where the default spools live: the user's cache directory."""
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "trackledger" / "spool"
+
+
+def default_spool_dir(url: str) -> Path:
+    """One spool per server: ``<spool_root>/<host>-<port>``."""
     parsed = urlparse(url)
     name = f"{parsed.hostname}-{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
     if parsed.path.strip("/"):
         name += "-" + parsed.path.strip("/").replace("/", "-")
-    return Path(cache) / "trackledger" / "spool" / name
+    return spool_root() / name
 
 
 def parse_size(text: str) -> int:
@@ -51,14 +56,28 @@ class Settings:
 
     @classmethod
     def from_env(cls, url: str) -> Settings:
-        env = os.environ
+        """From ``TRACKLEDGER_*`` variables; a bad value is a ValueError naming its variable."""
+        spool_dir = os.environ.get("TRACKLEDGER_SPOOL_DIR")
         return cls(
-            spool_dir=Path(env["TRACKLEDGER_SPOOL_DIR"])
-            if env.get("TRACKLEDGER_SPOOL_DIR")
-            else default_spool_dir(url),
-            budget_bytes=parse_size(env.get("TRACKLEDGER_SPOOL_BUDGET", "1G")),
-            exit_flush_s=float(env.get("TRACKLEDGER_EXIT_FLUSH_S", "10")),
-            read_wait_s=float(env.get("TRACKLEDGER_READ_WAIT_S", "60")),
-            max_backoff_s=float(env.get("TRACKLEDGER_MAX_BACKOFF_S", "30")),
-            request_timeout_s=float(env.get("TRACKLEDGER_REQUEST_TIMEOUT_S", "30")),
+            spool_dir=Path(spool_dir) if spool_dir else default_spool_dir(url),
+            budget_bytes=_env("TRACKLEDGER_SPOOL_BUDGET", "1G", parse_size),
+            exit_flush_s=_env("TRACKLEDGER_EXIT_FLUSH_S", "10", _seconds),
+            read_wait_s=_env("TRACKLEDGER_READ_WAIT_S", "60", _seconds),
+            max_backoff_s=_env("TRACKLEDGER_MAX_BACKOFF_S", "30", _seconds),
+            request_timeout_s=_env("TRACKLEDGER_REQUEST_TIMEOUT_S", "30", _seconds),
         )
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("not a number of seconds >= 0")
+    return value
+
+
+def _env(name: str, default: str, parse):
+    text = os.environ.get(name) or default
+    try:
+        return parse(text)
+    except ValueError as e:
+        raise ValueError(f"{name}={text!r}: {e}") from None

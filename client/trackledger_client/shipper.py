@@ -12,17 +12,16 @@ by record, so only the refused records are lost).
 
 from __future__ import annotations
 
-import json
 import logging
 import random
+import shutil
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlflow.exceptions import MlflowException, RestException
-from mlflow.utils.rest_utils import http_request
 
+from trackledger_client.server import Server, Unavailable, short, upload
 from trackledger_client.spool import ARTIFACTS_DIR, Segment, Spool
 
 log = logging.getLogger("trackledger_client")
@@ -34,15 +33,6 @@ SYNC_INTERVAL_S = 0.05
 ADOPT_INTERVAL_S = 30.0
 BUDGET_INTERVAL_S = 1.0
 FIRST_BACKOFF_S = 0.25
-
-
-class Unavailable(Exception):
-    """The server could not be reached, or answered 5xx or 429: try again later. ``sent``: False
-    when the request certainly never reached the server (no connection was made)."""
-
-    def __init__(self, message: str, sent: bool = True) -> None:
-        super().__init__(message)
-        self.sent = sent
 
 
 @dataclass(frozen=True)
@@ -66,45 +56,6 @@ class Unit:
         if first[0] in ("run", "model"):
             return first[1]  # the key its id was derived from
         return f"{self.segment.name}:{self.start}-{self.end}"
-
-
-class Server:
-    """Requests to the server that never retry by themselves: the shipper decides."""
-
-    def __init__(self, host_creds: Callable, timeout_s: float) -> None:
-        self.host_creds = host_creds
-        self.timeout_s = timeout_s
-
-    def request(self, method: str, endpoint: str, body=None, key: str | None = None, data=None) -> dict:
-        headers = {"Idempotency-Key": key} if key else None
-        kwargs = {"params": body} if method == "GET" else {"json": body}
-        if data is not None:
-            kwargs = {"data": data}
-        try:
-            response = http_request(
-                self.host_creds(),
-                endpoint,
-                method,
-                max_retries=0,
-                timeout=self.timeout_s,
-                extra_headers=headers,
-                raise_on_status=False,
-                **kwargs,
-            )
-        except MlflowException as e:
-            # mlflow wraps the requests error without a cause; it is the context.
-            refused = "Failed to establish a new connection" in str(e.__context__ or e)
-            raise Unavailable(str(e), sent=not refused) from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise Unavailable(f"{method} {endpoint}: HTTP {response.status_code}")
-        if response.status_code != 200:
-            try:
-                raise RestException(json.loads(response.text))
-            except (ValueError, TypeError):
-                raise MlflowException(
-                    f"{method} {endpoint}: HTTP {response.status_code}: {response.text[:200]}"
-                ) from None
-        return json.loads(response.text) if response.text else {}
 
 
 class Shipper:
@@ -137,7 +88,9 @@ class Shipper:
         if self.unreachable_since is None:
             self.unreachable_since = time.monotonic()
             log.warning(
-                "trackledger: the server is out (%s); logging goes on into %s", why, self.spool.directory
+                "trackledger: the server is out (%s); logging goes on into %s",
+                short(why),
+                self.spool.directory,
             )
 
     # Waiting for it (other threads) -----------------------------------------------------
@@ -184,6 +137,8 @@ class Shipper:
                     self.spool.enforce_budget()
                     next_budget = now + BUDGET_INTERVAL_S
                 busy = now >= self._retry_at and self.ship_once()
+                if not busy and self.unreachable and time.monotonic() >= self._retry_at:
+                    self._probe()
             except Exception:  # the thread must outlive anything; the next pass tries again
                 log.exception("trackledger: the shipper failed; retrying")
                 busy = False
@@ -249,12 +204,13 @@ class Shipper:
 
     def _ship(self, unit: Unit) -> bool:
         segment = unit.segment
+        if _run_of(unit.records[0]) in self._refused_runs:
+            self._advance(unit)  # its run was refused (and said so): nothing logged to it can land
+            return True
         segment.cursor.inflight = (unit.start, unit.end)
         segment.save_cursor()
         self.attempted = True
         try:
-            if _run_of(unit.records[0]) in self._refused_runs:
-                raise MlflowException(f"run {_run_of(unit.records[0])} was refused by the server")
             self._send(unit)
         except (Unavailable, OSError, KeyError, ValueError) as e:
             if not isinstance(e, Unavailable):  # kept, and tried again: never skipped
@@ -274,23 +230,38 @@ class Shipper:
                 segment.save_cursor()
                 return True
             self._refused(unit, e)
-        if self.unreachable_since is not None:
-            log.warning("trackledger: the server is back; shipping the spool")
-        self.unreachable_since = None
-        self._failures = 0
-        self._retry_at = 0.0
+        self._reachable()
+        self._advance(unit)
+        return True
+
+    def _advance(self, unit: Unit) -> None:
+        segment = unit.segment
         with self._progress:
             segment.cursor.shipped = unit.end
             segment.cursor.inflight = None
             segment.save_cursor()
             self._progress.notify_all()
-        return True
+
+    def _probe(self) -> None:
+        """Nothing to ship, but the server was out (a read found it so): ask it, so that reads
+        go to it again once it is back."""
+        try:
+            self.server.request("GET", "/health")
+        except (Unavailable, MlflowException):
+            self._backoff()
+            return
+        self._reachable()
+
+    def _reachable(self) -> None:
+        if self.unreachable_since is not None:
+            log.warning("trackledger: the server is back; shipping the spool")
+        self.unreachable_since = None
+        self._failures = 0
+        self._retry_at = 0.0
 
     def _refused(self, unit: Unit, error: MlflowException) -> None:
         record = unit.records[0]
         run_id = record[2] if record[0] == "run" else _run_of(record)
-        if record[0] != "run" and run_id in self._refused_runs:
-            return  # said once, with the run's own refusal
         if record[0] == "run":
             self._refused_runs.add(run_id)
         log.error("trackledger: the server refused a logged %s: %s", _what(record), error.message)
@@ -393,31 +364,7 @@ class Shipper:
         for i, name in enumerate(files):
             destination = "/".join(p for p in (artifact_path, name) if p)
             upload(self.server, location, destination, root / name, key=f"{unit.key}/{i}")
-        remove_tree(root)
-
-
-def upload(server: Server, location: str, path: str, source, key: str | None) -> None:
-    """One file to an artifact location: through the server's proxy for ``mlflow-artifacts:``
-    (with an Idempotency-Key, without retries), with mlflow's own repository otherwise."""
-    if location.startswith("mlflow-artifacts:"):
-        base = location.removeprefix("mlflow-artifacts:").lstrip("/")
-        endpoint = f"/api/2.0/mlflow-artifacts/artifacts/{base}/{path}"
-        with open(source, "rb") as f:
-            server.request("PUT", endpoint, key=key, data=f)
-        return
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-    folder = "/".join(path.split("/")[:-1]) or None
-    try:
-        get_artifact_repository(location).log_artifact(str(source), folder)
-    except Exception as e:
-        raise Unavailable(f"upload to {location}: {e}") from None
-
-
-def remove_tree(root) -> None:
-    import shutil
-
-    shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _run_of(record: list) -> str | None:
@@ -441,11 +388,3 @@ def _what(record: list) -> str:
         "art": "artifact",
         "req": "request",
     }.get(record[0], record[0])
-
-
-def _short(why: str) -> str:
-    """The gist of a requests error (its full text names the pool, the URL and the retries)."""
-    for gist in ("Connection refused", "timed out", "Name or service not known", "HTTP "):
-        if gist in why:
-            return why[why.index(gist) :].split(")")[0].split("'")[0]
-    return why[:200]

@@ -225,6 +225,8 @@ class Spool:
                 dropped += 1
             else:
                 kept.append(_encode(record) + b"\n")
+        if not dropped:
+            return 0  # nothing to gain; keep its name (and its records' keys)
         stem, _, generation = segment.name.rpartition("~")
         path = segment.path.with_name(f"{stem}~{int(generation) + 1}{SUFFIX}")
         temp = path.with_suffix(".tmp")

@@ -8,11 +8,8 @@ experiments this process created are answered from what it logged, so ``log_mode
 
 from __future__ import annotations
 
-import atexit
 import json
-import logging
 import math
-import sys
 import threading
 import time
 import uuid
@@ -37,12 +34,11 @@ from mlflow.utils.name_utils import _generate_random_name
 from mlflow.utils.rest_utils import http_request, verify_rest_response
 
 from trackledger_client import ids
+from trackledger_client.engine import Engine
 from trackledger_client.local import LocalRun, local_metric_history
-from trackledger_client.settings import Settings, server_url
-from trackledger_client.shipper import Server, Shipper
-from trackledger_client.spool import Spool
+from trackledger_client.server import short
+from trackledger_client.settings import server_url
 
-log = logging.getLogger("trackledger_client")
 ARTIFACT_SCHEME = "trackledger-artifacts"
 PENDING = f"{ARTIFACT_SCHEME}:/.pending"
 RUN_NAME_TAG = "mlflow.runName"
@@ -68,74 +64,18 @@ class ServerOut(MlflowException):
         )
 
 
+def _out_or_refused(error: MlflowException) -> bool:
+    """Whether a read of something this process created may be answered from what it logged: the
+    server is out, or it refused the creation (which ``end_run`` raises; the read need not)."""
+    return isinstance(error, ServerOut) or error.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
 def artifact_uri_for_client(uri: str | None) -> str | None:
     """The server's ``mlflow-artifacts:`` locations, as this plugin's artifact repository takes
     them (mlflow's own refuses a tracking URI that is not plain http)."""
     if uri and uri.startswith("mlflow-artifacts:"):
         return ARTIFACT_SCHEME + uri.removeprefix("mlflow-artifacts")
     return uri
-
-
-class Engine:
-    """One spool and its shipper per spool directory, shared by every store of the process."""
-
-    _all: dict = {}
-    _lock = threading.Lock()
-
-    def __init__(self, url: str, settings: Settings) -> None:
-        self.url = url
-        self.settings = settings
-        self.spool = Spool(settings.spool_dir, url, settings.budget_bytes)
-        self.server = Server(partial(get_default_host_creds, url), settings.request_timeout_s)
-        self.shipper = Shipper(self.spool, self.server, settings.max_backoff_s)
-        self.runs: dict[str, LocalRun] = {}
-        self.models: dict[str, LoggedModel] = {}
-        self.provisional: dict[str, str] = {}  # provisional experiment id -> name
-        self.artifact_roots: dict[str, str] = {}  # experiment id -> its artifact location
-        self.spool.adopt_leftovers()  # before anything waits for a flush: leftovers ship first
-        self.shipper.start()
-        atexit.register(self.at_exit)
-
-    @classmethod
-    def for_url(cls, url: str) -> Engine:
-        settings = Settings.from_env(url)
-        with cls._lock:
-            engine = cls._all.get(settings.spool_dir)
-            if engine is None:
-                engine = cls._all[settings.spool_dir] = cls(url, settings)
-            return engine
-
-    def raise_refusals(self) -> None:
-        """A write the server refused is the caller's mistake: raise it (the first; all are logged)."""
-        if self.shipper.refusals:
-            refusals, self.shipper.refusals = self.shipper.refusals, []
-            raise refusals[0].error
-
-    def flush_for_read(self) -> bool:
-        return self.shipper.flush(self.settings.read_wait_s, give_up_when_unreachable=True)
-
-    def at_exit(self) -> None:
-        import mlflow
-
-        try:  # mlflow's own exit hook ends the active run too, but it runs after this one
-            if mlflow.active_run() is not None:
-                mlflow.end_run()
-        except MlflowException as e:
-            log.error("trackledger: %s", e.message)
-        shipped = self.shipper.flush(self.settings.exit_flush_s, give_up_when_unreachable=False)
-        self.shipper.stop()
-        for refusal in self.shipper.refusals:
-            log.error("trackledger: refused by the server: %s", refusal.error.message)
-        left = self.spool.unshipped_bytes()
-        dropped = self.spool.dropped_points
-        self.spool.close()
-        if not shipped or left or dropped:
-            print(
-                f"trackledger: {left} bytes of logging not shipped yet stay in {self.spool.directory}"
-                + (f" ({dropped} metric points dropped past the disk budget)" if dropped else "")
-                + f"; the next process using it ships them, or run `trackledger sync {self.spool.directory}`",
-                file=sys.stderr,
-            )
 
 
 class SpoolingStore(RestStore):
@@ -173,7 +113,7 @@ class SpoolingStore(RestStore):
             )
         except MlflowException as e:
             self.engine.shipper.mark_unreachable(str(e))
-            raise ServerOut(self.url, str(e)) from None
+            raise ServerOut(self.url, short(str(e))) from None
         response = verify_rest_response(response, endpoint)
         if response.status_code != 204:
             Parse(response.text, response_proto, ignore_unknown_fields=True)
@@ -213,14 +153,16 @@ class SpoolingStore(RestStore):
         except ServerOut:
             return self._provisional_experiment(name).experiment_id
 
-    def get_experiment(self, experiment_id):
+    def _real_id(self, experiment_id: str) -> str:
+        """A provisional experiment id as the server knows it, once the shipper has created it."""
         name = self.engine.provisional.get(experiment_id)
-        if name is not None:
-            real = self.engine.shipper.experiments.get(name)
-            if real is None:
-                return Experiment(experiment_id, name, PENDING, LifecycleStage.ACTIVE)
-            experiment_id = real
-        return self._known(super().get_experiment(experiment_id))
+        return self.engine.shipper.experiments.get(name, experiment_id) if name else experiment_id
+
+    def get_experiment(self, experiment_id):
+        real = self._real_id(experiment_id)
+        if real in self.engine.provisional:
+            return Experiment(experiment_id, self.engine.provisional[real], PENDING, LifecycleStage.ACTIVE)
+        return self._known(super().get_experiment(real))
 
     def search_experiments(self, *args, **kwargs):
         self.engine.flush_for_read()
@@ -366,8 +308,8 @@ class SpoolingStore(RestStore):
             return local.as_run()
         try:
             run = super().get_run(run_id)
-        except ServerOut:
-            if local is None:
+        except MlflowException as e:
+            if local is None or not _out_or_refused(e):
                 raise
             return local.as_run()
         run.info._artifact_uri = artifact_uri_for_client(run.info.artifact_uri)
@@ -378,9 +320,9 @@ class SpoolingStore(RestStore):
             return local_metric_history(self.spool, run_id, metric_key)
         return super().get_metric_history(run_id, metric_key, max_results, page_token)
 
-    def _search_runs(self, *args, **kwargs):
+    def _search_runs(self, experiment_ids, *args, **kwargs):
         self.engine.flush_for_read()
-        runs, token = super()._search_runs(*args, **kwargs)
+        runs, token = super()._search_runs([self._real_id(i) for i in experiment_ids], *args, **kwargs)
         for run in runs:
             run.info._artifact_uri = artifact_uri_for_client(run.info.artifact_uri)
         return runs, token
@@ -420,8 +362,8 @@ class SpoolingStore(RestStore):
             return local
         try:
             model = super().get_logged_model(model_id, allow_deleted)
-        except ServerOut:
-            if local is None:
+        except MlflowException as e:
+            if local is None or not _out_or_refused(e):
                 raise
             return local
         model._artifact_location = artifact_uri_for_client(model.artifact_location)

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trackledger_client.settings import default_spool_dir
+    from trackledger_client.settings import spool_root
 
     if args.spool_dir:
         spools = [Path(args.spool_dir)]
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"trackledger sync: {args.spool_dir} is not a spool directory", file=sys.stderr)
             return 2
     else:
-        root = default_spool_dir("http://x:1").parent
+        root = spool_root()
         spools = sorted(p for p in root.glob("*") if (p / "target").exists()) if root.is_dir() else []
     ok = True
     for spool_dir in spools:
@@ -55,8 +55,9 @@ def _sync_one(spool_dir: Path, server: str | None, timeout_s: float) -> bool:
 
     from mlflow.utils.credentials import get_default_host_creds
 
+    from trackledger_client.server import Server
     from trackledger_client.settings import Settings, server_url
-    from trackledger_client.shipper import Server, Shipper
+    from trackledger_client.shipper import Shipper
     from trackledger_client.spool import TARGET_FILE, Spool
 
     url = server or (spool_dir / TARGET_FILE).read_text().strip()
