@@ -3,7 +3,8 @@
 The server derives the id of the entity a request creates (a run, a logged model) and the ids of
 the request's events from the request's ``Idempotency-Key`` header. The client computes the same
 ids itself, so a run created while the server is down has its final id at once, and a resent
-request appends nothing new. The rule (the server's copy lives in the write service's ``Origin``):
+request appends nothing new. The rule (the server's copy: ``keyed_entity_id`` and
+``keyed_event_id`` in ``ledger/events.py``):
 
 - entity id: ``uuid5(NAMESPACE, f"{key}/{purpose}").hex`` (purpose ``run`` or ``model``; a
   logged model's id is ``"m-"`` followed by it);
