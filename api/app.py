@@ -27,6 +27,9 @@ from trackledger.api import (
     sql_queries,
     stream,
 )
+from trackledger.api.auth import guard
+from trackledger.api.auth import routes as auth_routes
+from trackledger.api.auth.middleware import AuthMiddleware
 from trackledger.api.context import ServerContext
 from trackledger.api.errors import MlflowError
 from trackledger.api.http import error_response, json_response
@@ -69,6 +72,8 @@ def _mlflow_dispatch(ctx: ServerContext):
 
     async def endpoint(request: Request) -> Response:
         rest = request.path_params["rest"].rstrip("/")
+        if ctx.auth is not None:
+            await guard.authorize(ctx, request, rest)
         handler = MLFLOW_ROUTES.get((request.method, rest))
         if handler is not None:
             return await handler(ctx, request)
@@ -140,7 +145,8 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 def _routes(ctx: ServerContext) -> list:
     mlflow = _mlflow_dispatch(ctx)
     all_methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
-    routes: list = []
+    # MLflow's auth API comes before the catch-all MLflow route; without --auth it does not exist.
+    routes: list = auth_routes.routes(ctx) if ctx.settings.auth else []
     for prefix in ("/api", "/ajax-api"):
         routes += [
             Route(prefix + "/2.0/mlflow/{rest:path}", mlflow, methods=all_methods),
@@ -193,7 +199,11 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=_routes(ctx),
-        middleware=[Middleware(BodyLimit, limit=settings.max_body_mb * 1024 * 1024)],
+        # Who the request is first (an anonymous body is never read), then the body's size cap.
+        middleware=[
+            Middleware(AuthMiddleware, ctx=ctx),
+            Middleware(BodyLimit, limit=settings.max_body_mb * 1024 * 1024),
+        ],
         lifespan=lifespan,
         exception_handlers={
             MlflowError: _mlflow_error,

@@ -23,6 +23,8 @@ import fsspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from trackledger.api import writes
+from trackledger.api.auth.accounts import EDIT, READ
+from trackledger.api.auth.guard import authorize_artifact
 from trackledger.api.errors import MlflowError, invalid, not_found
 from trackledger.api.http import json_response, origin_of, query
 from trackledger.api.threads import blocking, read_after_writes
@@ -246,6 +248,7 @@ async def upload(ctx, request: Request, path: str):
     if path.endswith("/"):
         raise invalid(f"Invalid artifact path: '{path}': it must include a file name")
     path = safe_path(path)
+    await authorize_artifact(ctx, request, path, EDIT)
     store: ArtifactStore = ctx.artifacts
     try:
         size, digest = await _store_upload(store, request, path)
@@ -260,6 +263,7 @@ async def upload(ctx, request: Request, path: str):
 async def download(ctx, request: Request, path: str):
     check_utf8(request)
     path = safe_path(path)
+    await authorize_artifact(ctx, request, path, READ)
     store: ArtifactStore = ctx.artifacts
     info = await blocking(store.info, path)
     if info is None or info.get("type") == "directory":
@@ -302,6 +306,7 @@ def attachment_disposition(name: str) -> str:
 async def list_artifacts(ctx, request: Request):
     check_utf8(request)
     path = safe_path(query(request, "path"), allow_empty=True)
+    await authorize_artifact(ctx, request, path, READ)
     files = await blocking(ctx.artifacts.listing, path)
     return json_response({"files": files} if files else {})
 
@@ -311,6 +316,7 @@ async def delete(ctx, request: Request, path: str):
     hashes): an ``ArtifactsDeleted`` event, then the files go. Nothing there: nothing recorded."""
     check_utf8(request)
     path = safe_path(path)
+    await authorize_artifact(ctx, request, path, EDIT)
     store: ArtifactStore = ctx.artifacts
     files = await read_after_writes(ctx, _files_with_hashes, ctx, store, path)
     if files:

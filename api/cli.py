@@ -15,7 +15,7 @@ import sys
 from trackledger.api.commands import CommandError
 from trackledger.api.settings import Settings, add_options
 
-COMMANDS = ("server", "verify", "events", "rebuild", "sql", "import", "sync")
+COMMANDS = ("server", "verify", "events", "rebuild", "sql", "import", "sync", "users", "tokens")
 # A command's module has its name, but for ``import`` (a keyword: no module can be called that).
 MODULES = {"import": "importing"}
 

@@ -17,6 +17,7 @@ log = logging.getLogger("trackledger")
 
 if TYPE_CHECKING:
     from trackledger.api.artifacts import ArtifactStore
+    from trackledger.api.auth.middleware import Auth
     from trackledger.api.webhooks.deliverer import Deliverer
     from trackledger.api.writes.service import WriteService
     from trackledger.ledger import Ledger
@@ -32,6 +33,7 @@ class ServerContext:
     projection: Projection | None = None
     artifacts: ArtifactStore | None = None
     writes: WriteService | None = None
+    auth: Auth | None = None  # with --auth: accounts and the credential checker
     sql_slots: threading.BoundedSemaphore | None = None  # POST /api/sql queries that may run at once
     webhooks: Deliverer | None = None
     stopping: threading.Event = field(default_factory=threading.Event)  # set when shutdown begins
@@ -55,6 +57,10 @@ class ServerContext:
         if removed := self.artifacts.remove_interrupted_uploads():
             log.warning("removed %d temporary files of uploads interrupted by a crash", removed)
         self.writes = WriteService(self.ledger, self.projection)
+        if s.auth:
+            from trackledger.api.auth.service import open_auth
+
+            self.auth = open_auth(self, state)
         self.sql_slots = threading.BoundedSemaphore(s.sql_max_concurrent)
         self.webhooks = _deliverer(s, self.ledger, self.projection, state)
         self.webhooks.refresh()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import msgspec
 from starlette.requests import Request
+from trackledger.api.auth.guard import scope_of
 from trackledger.api.errors import invalid
 from trackledger.api.http import int_query, json_response, query
 from trackledger.api.threads import read_after_writes
+from trackledger.ledger.events import SECRET_FIELDS
 
 MAX_EVENTS_PAGE = 10_000
 EVENT_FILTERS = ("run_id", "experiment_id", "model_id", "actor", "type")
@@ -17,9 +19,18 @@ def event_filters(request: Request) -> dict[str, str]:
     return {k: val for k in EVENT_FILTERS if (val := query(request, k))}
 
 
+def visible(scope, event) -> bool:
+    """Whether a reader with ``scope`` may see ``event``: a non-admin sees the events of the
+    experiments they may read (registry and account events name none: they are for admins)."""
+    return scope is None or bool(event.experiment_id and event.experiment_id in scope.experiments)
+
+
 def event_json(event) -> dict:
+    """An event as JSON, its credential hashes (if any) shown as "REDACTED"."""
     item = msgspec.to_builtins(event)
     item["actor_verified"] = event.actor_verified  # explicit, though it is the default
+    for name in SECRET_FIELDS.intersection(item):
+        item[name] = "REDACTED"
     return item
 
 
@@ -37,10 +48,13 @@ async def events(ctx, request: Request):
     if limit < 1 or limit > MAX_EVENTS_PAGE:
         raise invalid(f"'limit' must be between 1 and {MAX_EVENTS_PAGE}")
     filters = event_filters(request)
+    scope = scope_of(ctx, request)
 
     def read() -> tuple[list[dict], bool]:
         page: list[dict] = []
         for event in ctx.ledger.read(after):
+            if not visible(scope, event):
+                continue
             item = event_json(event)
             if all(item.get(k) == val for k, val in filters.items()):
                 page.append(item)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from trackledger.api import protocol, validation, writes
+from trackledger.api.auth.guard import scope_of
 from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, json_response, origin_of, query
 from trackledger.api.threads import read_after_writes
@@ -71,6 +72,7 @@ async def search(ctx, request: Request):
         order_by=tuple(req.order_by),
         max_results=req.max_results,
         page_token=req.page_token,
+        scope=scope_of(ctx, request),
     )
     out: dict = {}
     if experiments:

@@ -47,11 +47,14 @@ async def fields_as(request: Request, kind: type[T], repeated: tuple[str, ...] =
 
 
 def origin_of(request: Request) -> Origin:
-    """The claimed identity and the transport facts recorded on every event."""
+    """The identity (verified with auth on, else claimed) and the transport facts recorded on
+    every event."""
     headers = request.headers
     client = request.client
+    verified = request.scope.get("trackledger.user")
     return Origin(
-        actor=_basic_auth_user(headers.get("authorization")),
+        actor=verified or _basic_auth_user(headers.get("authorization")),
+        actor_verified=verified is not None,
         remote_addr=client.host if client else None,
         user_agent=headers.get("user-agent"),
         idempotency_key=headers.get("idempotency-key"),

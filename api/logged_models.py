@@ -6,6 +6,7 @@ import uuid
 
 from starlette.requests import Request
 from trackledger.api import protocol, validation, writes
+from trackledger.api.auth.guard import readable
 from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, json_response, metrics_for_json, origin_of
 from trackledger.api.threads import read_after_writes
@@ -79,7 +80,7 @@ async def delete_logged_model(ctx, request: Request, model_id: str):
 
 async def search_logged_models(ctx, request: Request):
     req = await body_as(request, protocol.SearchLoggedModels)
-    experiment_ids = [validation.experiment_id(e) for e in req.experiment_ids]
+    experiment_ids = readable(ctx, request, [validation.experiment_id(e) for e in req.experiment_ids])
     if any(not d.dataset_name for d in req.datasets):
         raise invalid("`dataset_name` in the `datasets` clause must be specified.")
     if any(not o.field_name for o in req.order_by):
@@ -87,6 +88,8 @@ async def search_logged_models(ctx, request: Request):
     order_by = [
         ModelOrderBy(o.field_name, o.ascending, o.dataset_name, o.dataset_digest) for o in req.order_by
     ]
+    if not experiment_ids and req.experiment_ids:
+        return json_response({})
     models, token = await read_after_writes(
         ctx,
         ctx.projection.query,

@@ -7,6 +7,7 @@ import functools
 
 from starlette.requests import Request
 from trackledger.api import protocol, validation, writes
+from trackledger.api.auth.guard import scope_of
 from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, fields_as, json_response, origin_of, query
 from trackledger.api.threads import read_after_writes
@@ -97,6 +98,7 @@ async def search_page(ctx, request: Request, find, limits: tuple[int, int], fiel
         order_by=tuple(req.order_by),
         max_results=_max_results(request, req.max_results, limits),
         page_token=req.page_token or None,
+        scope=scope_of(ctx, request),
     )
     out: dict = {}
     if found:

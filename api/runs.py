@@ -7,6 +7,7 @@ import uuid
 import msgspec
 from starlette.requests import Request
 from trackledger.api import protocol, validation, writes
+from trackledger.api.auth.guard import readable
 from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import (
     body_as,
@@ -118,7 +119,9 @@ async def search(ctx, request: Request):
     if req.run_view_type not in VIEW_TYPES:
         raise invalid(f"Invalid run_view_type '{req.run_view_type}'")
     validation.max_results(req.max_results, at_most=50_000)
-    experiment_ids = [validation.experiment_id(e) for e in req.experiment_ids]
+    experiment_ids = readable(ctx, request, [validation.experiment_id(e) for e in req.experiment_ids])
+    if not experiment_ids and req.experiment_ids:
+        return json_response({})
     runs, token = await read_after_writes(
         ctx,
         ctx.projection.query,

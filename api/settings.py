@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 SERVER, VERIFY, EVENTS, REBUILD, SQL, IMPORT = "server", "verify", "events", "rebuild", "sql", "import"
-SYNC = "sync"
-EVERY_COMMAND = frozenset({SERVER, VERIFY, EVENTS, REBUILD, SQL, IMPORT, SYNC})
+SYNC, USERS, TOKENS = "sync", "users", "tokens"
+EVERY_COMMAND = frozenset({SERVER, VERIFY, EVENTS, REBUILD, SQL, IMPORT, SYNC, USERS, TOKENS})
 LEDGER_COMMANDS = EVERY_COMMAND - {SYNC}  # sync ships a logging client's spool: it reads no store
-STATE_COMMANDS = frozenset({SERVER, EVENTS, REBUILD, SQL, IMPORT})
+STATE_COMMANDS = frozenset({SERVER, EVENTS, REBUILD, SQL, IMPORT, USERS, TOKENS})
 
 
 def is_remote(url: str) -> bool:
@@ -306,6 +306,35 @@ class Settings:
         parse=positive_float,
         help="seconds a webhook delivery attempt waits to connect, and for each read of the answer",
         commands=frozenset({SERVER}),
+    )
+    auth: bool = setting(
+        False,
+        flag="--auth",
+        env="TRACKLEDGER_AUTH",
+        parse=switch,
+        help="require a user for every request (HTTP Basic, Bearer token or the web sign-in) and enforce "
+        "permissions; the first admin: `trackledger users create NAME --admin`",
+        commands=frozenset({SERVER}),
+        shown_default="off",
+    )
+    default_permission: str = setting(
+        "READ",
+        flag="--default-permission",
+        env="TRACKLEDGER_DEFAULT_PERMISSION",
+        choices=("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS"),
+        help="with `--auth`: what a user may do on an experiment or registered model when nobody granted "
+        "them anything on it (MLflow's default is READ too)",
+        commands=frozenset({SERVER}),
+    )
+    insecure_no_auth: bool = setting(
+        False,
+        flag="--insecure-no-auth",
+        env="TRACKLEDGER_INSECURE_NO_AUTH",
+        parse=switch,
+        help="listen on a non-loopback `--host` without `--auth` (refused otherwise): anyone who reaches "
+        "the port may read, change and delete everything",
+        commands=frozenset({SERVER}),
+        shown_default="off",
     )
     # Not a setting of the command line: tests and embedders pass s3fs options directly.
     storage_options: dict[str, Any] | None = None

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from starlette.requests import Request
 from starlette.responses import Response
 from trackledger.api import protocol
+from trackledger.api.auth.guard import scope_of
 from trackledger.api.errors import MlflowError, invalid, missing
 from trackledger.api.http import body_as
 from trackledger.api.threads import blocking, read_after_writes
@@ -59,6 +60,7 @@ async def sql(ctx, request: Request):
         raise invalid(f"Unknown format '{req.format}': use json, csv or parquet")
     settings = ctx.settings
     limits = sql_limits(settings)
+    scope = scope_of(ctx, request)  # a non-admin queries snapshots of only the rows they may read
 
     def run() -> pa.Table:
         if not ctx.sql_slots.acquire(blocking=False):
@@ -68,7 +70,7 @@ async def sql(ctx, request: Request):
                 "REQUEST_LIMIT_EXCEEDED",
             )
         try:
-            return ctx.projection.sql(req.query, limits)
+            return ctx.projection.sql(req.query, limits, scope)
         except Exception as exc:  # InvalidQuery, DuckDB errors, caps reached: all the caller's query
             raise invalid(f"Query refused: {exc}") from None
         finally:

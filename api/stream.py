@@ -1,9 +1,9 @@
 """``GET /api/ledger/stream``: the ledger as Server-Sent Events, as events become durable.
 
 Each event is one SSE message: ``id`` its seq, ``event`` its type, ``data`` the full event as JSON
-(as ``/api/ledger/events`` gives it). The stream starts after ``?after=SEQ``, or after the
-``Last-Event-ID`` header a reconnecting client sends, so a client that resumes misses nothing and
-sees nothing twice. The filters of ``/api/ledger/events`` apply. A comment line every ``heartbeat``
+(as ``/api/ledger/events`` gives it; with auth, only the events its user may read). The stream
+starts after ``?after=SEQ``, or after the ``Last-Event-ID`` header a reconnecting client sends,
+so a client that resumes misses nothing and sees nothing twice. The filters of ``/api/ledger/events`` apply. A comment line every ``heartbeat``
 seconds keeps idle connections open through proxies.
 
 Memory is bounded per stream: events are read from the ledger a batch at a time (``Follower``),
@@ -19,8 +19,9 @@ import time
 import msgspec
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
+from trackledger.api.auth.guard import scope_of
 from trackledger.api.errors import invalid
-from trackledger.api.event_history import event_filters, event_json
+from trackledger.api.event_history import event_filters, event_json, visible
 from trackledger.api.http import int_query
 from trackledger.api.threads import blocking
 from trackledger.api.validation import integer
@@ -49,7 +50,8 @@ async def stream(ctx, request: Request):
             if ctx.ledger.durable_seq > follower.position:
                 events = await blocking(follower.poll, BATCH_EVENTS)
             if events:
-                chunk = b"".join(_message(e) for e in events if _matches(e, filters))
+                scope = scope_of(ctx, request)  # per batch: a grant or revocation applies at once
+                chunk = b"".join(_message(e) for e in events if _matches(e, filters) and visible(scope, e))
                 if chunk:
                     yield chunk
                     quiet_since = time.monotonic()

@@ -21,7 +21,12 @@ import msgspec
 # 3: webhooks (webhook_id, url, webhook_events, secret_sealed, filter_experiment_ids, filter_tag_key)
 # 4: artifact deletions (artifacts_deleted: files, a list of path, size and sha256)
 # 5: imported history (imported_from, source_time; creation_time of registry creations)
-SCHEMA_VERSION = 5
+# 6: accounts, tokens and permissions (username, password_hash, is_admin, token_id, token_hash,
+#    expires_at, resource_type, resource_id, permission)
+SCHEMA_VERSION = 6
+
+# Fields that hold a credential's hash: never shown by the API, the SQL endpoint or the CLI.
+SECRET_FIELDS = frozenset({"password_hash", "token_hash"})
 
 
 class Tag(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -375,6 +380,66 @@ class WebhookDeleted(Event, frozen=True, tag="webhook_deleted"):
     webhook_id: str
 
 
+# Accounts -------------------------------------------------------------------------
+# Who may do what is history too: each change of an account, a token or a permission is an event
+# whose actor is the admin (or the user) who made it. Passwords are stored as slow-KDF hashes and
+# tokens as digests, never in clear.
+
+
+class UserCreated(Event, frozen=True, tag="user_created"):
+    username: str
+    password_hash: str
+    is_admin: bool = False
+
+
+class UserPasswordChanged(Event, frozen=True, tag="user_password_changed"):
+    username: str
+    password_hash: str
+
+
+class UserAdminChanged(Event, frozen=True, tag="user_admin_changed"):
+    username: str
+    is_admin: bool = False
+
+
+class UserDeleted(Event, frozen=True, tag="user_deleted"):
+    """The user's tokens and permissions go with it; the name may be created again."""
+
+    username: str
+
+
+class TokenCreated(Event, frozen=True, tag="token_created"):
+    """A personal access token of ``username``: ``token_hash`` is the SHA-256 of the token (a
+    random 256-bit secret, so no slow KDF is needed). ``expires_at``: ms, None for never."""
+
+    username: str
+    token_id: str
+    token_hash: str
+    expires_at: int | None = None
+    description: str = ""
+
+
+class TokenRevoked(Event, frozen=True, tag="token_revoked"):
+    username: str
+    token_id: str
+
+
+class PermissionGranted(Event, frozen=True, tag="permission_granted"):
+    """``resource_type`` experiment or registered_model; ``resource_id`` the experiment id or the
+    registered_model_id (which survives renames). A grant replaces the user's earlier one."""
+
+    username: str
+    resource_type: str
+    resource_id: str
+    permission: str
+
+
+class PermissionRevoked(Event, frozen=True, tag="permission_revoked"):
+    username: str
+    resource_type: str
+    resource_id: str
+
+
 AnyEvent = (
     ExperimentCreated
     | ExperimentRenamed
@@ -414,6 +479,14 @@ AnyEvent = (
     | WebhookCreated
     | WebhookUpdated
     | WebhookDeleted
+    | UserCreated
+    | UserPasswordChanged
+    | UserAdminChanged
+    | UserDeleted
+    | TokenCreated
+    | TokenRevoked
+    | PermissionGranted
+    | PermissionRevoked
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__

@@ -13,6 +13,7 @@ and the SQL that writes each run's MLflow JSON in ``run_json``.
 from __future__ import annotations
 
 import duckdb
+from trackledger.projections.apply_accounts import ACCOUNTS
 from trackledger.projections.apply_registry import REGISTRY
 from trackledger.projections.apply_webhooks import WEBHOOKS
 from trackledger.projections.run_json import run_details, run_json
@@ -309,6 +310,7 @@ STATEMENTS = [
     *LOGGED_MODELS,
     *REGISTRY,
     *WEBHOOKS,
+    *ACCOUNTS,
     *AUDIT,
 ]
 

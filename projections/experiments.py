@@ -55,10 +55,14 @@ def experiment_by_name(con: duckdb.DuckDBPyConnection, name: str) -> dict | None
 
 
 def search_experiments(
-    con, view_type="ACTIVE_ONLY", filter=None, order_by=(), max_results=1000, page_token=None
+    con, view_type="ACTIVE_ONLY", filter=None, order_by=(), max_results=1000, page_token=None, scope=None
 ) -> tuple[list[dict], str | None]:
-    """A page of experiments and the next page's token; raises ``InvalidQuery``."""
-    query = EXPERIMENTS.query().restrict(lifecycle_condition(view_type, "e.lifecycle_stage")).filter(filter)
+    """A page of experiments and the next page's token; raises ``InvalidQuery``. ``scope``: only
+    the experiments it may read (see ``projections.scope``)."""
+    query = EXPERIMENTS.query().restrict(lifecycle_condition(view_type, "e.lifecycle_stage"))
+    if scope is not None:
+        query.restrict(*scope.experiment_condition("e.experiment_id"))
+    query.filter(filter)
     # MLflow's defaults: newest first, then by id; the id breaks ties of any other order, descending.
     keys = parse_order_by(order_by, default_entity="attribute")
     if not keys:

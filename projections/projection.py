@@ -20,6 +20,7 @@ from trackledger.ledger.schema import events_to_table
 from trackledger.projections import sandbox
 from trackledger.projections.apply import STATEMENTS
 from trackledger.projections.schema import TABLES, open_tables, reset_tables
+from trackledger.projections.scope import shadow_tables
 from trackledger.projections.sources import Progress, apply_table, catch_up
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,7 @@ class Projection:
         ``projection.query(runs.run, run_id)``, on a cursor of its own."""
         cursor = self._db.cursor()
         try:
+            shadow_tables(cursor, TABLES)  # inside ``scope.reading_as``: only what it may see
             return read(cursor, *args, **kwargs)
         finally:
             cursor.close()
@@ -243,9 +245,10 @@ class Projection:
     def _read(self, sql: str, params: Sequence) -> tuple[list[str], list[tuple]]:
         return self.query(_select, sql, params)
 
-    def sql(self, query: str, limits: sandbox.SqlLimits = sandbox.DEFAULT_LIMITS) -> pa.Table:
-        """Run read-only ad-hoc SQL in the sandbox, within ``limits`` (see ``projections.sandbox``)."""
-        return sandbox.run_sandboxed(self._db, query, limits)
+    def sql(self, query: str, limits: sandbox.SqlLimits = sandbox.DEFAULT_LIMITS, scope=None) -> pa.Table:
+        """Run read-only ad-hoc SQL in the sandbox, within ``limits`` (see ``projections.sandbox``);
+        with a ``Scope``, over only the rows it may see."""
+        return sandbox.run_sandboxed(self._db, query, limits, scope)
 
 
 def _select(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence) -> tuple[list[str], list[tuple]]:

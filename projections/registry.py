@@ -305,18 +305,23 @@ def _invalid_version_order(key: str) -> str:
     return f"Invalid attribute key '{key}' specified. Valid keys are '{set(VERSION_ORDER)}'"
 
 
-def search_registered_models(con, filter=None, order_by=(), max_results=100, page_token=None):
+def search_registered_models(con, filter=None, order_by=(), max_results=100, page_token=None, scope=None):
+    """``scope``: only the models it may read (see ``projections.scope``)."""
     query = REGISTERED_MODELS.query()
+    if scope is not None:
+        query.restrict(*scope.registered_model_condition("r.registered_model_id"))
     _filter(query, filter, "model")
     _order(query, order_by, MODEL_ORDER, (("name", "ASC"),), _invalid_model_order)
     rows, token = query.page(con, MODEL_COLUMNS, max_results, page_token)
     return _model_dicts(con, rows, "current_stage"), token
 
 
-def search_model_versions(con, filter=None, order_by=(), max_results=10_000, page_token=None):
+def search_model_versions(con, filter=None, order_by=(), max_results=10_000, page_token=None, scope=None):
     """As in MLflow, the versions found come without their aliases, and a version tagged as a
-    prompt leaves every version of its model out."""
+    prompt leaves every version of its model out. ``scope``: only the models it may read."""
     query = MODEL_VERSIONS.query().restrict("NOT v.deleted")
+    if scope is not None:
+        query.restrict(*scope.registered_model_condition("v.registered_model_id"))
     _filter(query, filter, "version")
     ties = (("name", "ASC"), ("version_number", "DESC"))
     _order(query, order_by or VERSION_DEFAULT_ORDER, VERSION_ORDER, ties, _invalid_version_order)

@@ -13,6 +13,11 @@ answer's rows and bytes (read in small Arrow batches, the answer stops at the fi
 either cap and says it was truncated). The sandbox names no server path: its home, extension and
 secret directories are a neutral ``/sandbox``, and the allowed-paths list DuckDB derives from the
 working directory is emptied before external access is turned off.
+
+For a reader with a ``Scope`` (a non-admin with auth on), each snapshot holds only the rows they
+may see (``scope.table_filters``): the sandbox instance has nothing else in it, so no query,
+however crafted, can reach a row outside the reader's scope. Private tables (hashes) are never
+registered.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 from trackledger.projections.filters import InvalidQuery
-from trackledger.projections.schema import PRIVATE_COLUMNS, TABLES
+from trackledger.projections.schema import PRIVATE_COLUMNS, PRIVATE_TABLES, TABLES
+from trackledger.projections.scope import Scope, table_filters
 
 NEUTRAL_DIRECTORY = "/sandbox"  # shown by duckdb_settings() and in errors instead of a server path
 BATCH_ROWS = 64  # rows per Arrow batch read from the answer: small, so the byte cap is met closely
@@ -84,12 +90,16 @@ def _single_select(sandbox: duckdb.DuckDBPyConnection, query: str) -> None:
         raise InvalidQuery(f"only SELECT queries are allowed, not {statements[0].type.name}")
 
 
-def _snapshot(db: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, pa.Table]:
-    """The named tables as Arrow, all read in one transaction (a consistent snapshot)."""
+def _snapshot(db: duckdb.DuckDBPyConnection, filters: dict[str, tuple[str, list]]) -> dict[str, pa.Table]:
+    """The named tables (their rows matching each condition) as Arrow, all read in one
+    transaction (a consistent snapshot)."""
     cursor = db.cursor()
     try:
         cursor.execute("BEGIN TRANSACTION")
-        tables = {name: cursor.sql(_select_all(name)).to_arrow_table() for name in names}
+        tables = {
+            name: cursor.sql(f"{_select_all(name)} WHERE {where}", params=params).to_arrow_table()
+            for name, (where, params) in filters.items()
+        }
         cursor.execute("COMMIT")
         return tables
     finally:
@@ -142,9 +152,12 @@ def _read_capped(relation: duckdb.DuckDBPyRelation, limits: SqlLimits) -> tuple[
     return pa.Table.from_batches(batches, reader.schema), None
 
 
-def run_sandboxed(db: duckdb.DuckDBPyConnection, query: str, limits: SqlLimits = DEFAULT_LIMITS) -> pa.Table:
+def run_sandboxed(
+    db: duckdb.DuckDBPyConnection, query: str, limits: SqlLimits = DEFAULT_LIMITS, scope: Scope | None = None
+) -> pa.Table:
     """The result of one SELECT within ``limits``; schema metadata ``truncated`` says whether
-    a cap cut the answer short, and ``truncated_by`` which one (``rows`` or ``bytes``)."""
+    a cap cut the answer short, and ``truncated_by`` which one (``rows`` or ``bytes``). With a
+    ``scope``, over only the rows it may see."""
     sandbox = _open_sandbox(limits)
     timer = threading.Timer(limits.timeout_s, sandbox.interrupt)
     try:
@@ -154,7 +167,9 @@ def run_sandboxed(db: duckdb.DuckDBPyConnection, query: str, limits: SqlLimits =
         except duckdb.Error as exc:
             raise InvalidQuery(f"SQL error: {_without_paths(exc)}") from exc
         timer.start()
-        for name, table in _snapshot(db, sorted(referenced & TABLES.keys())).items():
+        visible = table_filters(scope) if scope is not None else dict.fromkeys(TABLES, ("true", []))
+        names = sorted(referenced & (visible.keys() - PRIVATE_TABLES))
+        for name, table in _snapshot(db, {name: visible[name] for name in names}).items():
             sandbox.register(name, table)
         try:
             result, cut_by = _read_capped(sandbox.sql(query), limits)

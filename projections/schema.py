@@ -72,9 +72,27 @@ TABLES: dict[str, str] = {
         writer VARCHAR, seq BIGINT, id VARCHAR, ts BIGINT, type VARCHAR, actor VARCHAR,
         actor_verified BOOLEAN, remote_addr VARCHAR, user_agent VARCHAR, experiment_id VARCHAR,
         run_id VARCHAR, model_id VARCHAR, summary VARCHAR""",
+    # Accounts (see apply_accounts). No hash is in these three: credentials holds them.
+    "users": """
+        username VARCHAR PRIMARY KEY, is_admin BOOLEAN, created_by VARCHAR, creation_time BIGINT,
+        last_update_time BIGINT""",
+    "tokens": """
+        token_id VARCHAR PRIMARY KEY, username VARCHAR, description VARCHAR, created_by VARCHAR,
+        creation_time BIGINT, expires_at BIGINT, revoked BOOLEAN""",
+    "permissions": """
+        username VARCHAR, resource_type VARCHAR, resource_id VARCHAR, permission VARCHAR,
+        granted_by VARCHAR, ts BIGINT, PRIMARY KEY (username, resource_type, resource_id)""",
+    "credentials": "kind VARCHAR, id VARCHAR, username VARCHAR, hash VARCHAR, PRIMARY KEY (kind, id)",
+    "account_events": """
+        writer VARCHAR, seq BIGINT, ts BIGINT, type VARCHAR, actor VARCHAR, username VARCHAR,
+        password_hash VARCHAR, is_admin BOOLEAN, token_id VARCHAR, token_hash VARCHAR, expires_at BIGINT,
+        description VARCHAR, resource_type VARCHAR, resource_id VARCHAR, permission VARCHAR""",
     "checkpoints": "writer VARCHAR PRIMARY KEY, last_seq BIGINT",
     "derivation": "digest VARCHAR",
 }
+
+# Tables holding password and token hashes: the server reads them, ad-hoc SQL never sees them.
+PRIVATE_TABLES = frozenset({"credentials", "account_events"})
 
 
 # Columns the ad-hoc SQL sandbox leaves out of its snapshots.

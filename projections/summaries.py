@@ -48,6 +48,17 @@ EVENT_SUMMARY = """              CASE type
                 WHEN 'model_version_tag_deleted' THEN name || ' v' || version || ': tag ' || key || ' deleted'
                 WHEN 'logged_model_tags_set' THEN list_transform(tags, lambda t: t.key)::VARCHAR
                 WHEN 'webhook_deleted' THEN webhook_id
+                WHEN 'user_created' THEN username || CASE WHEN is_admin THEN ' (admin)' ELSE '' END
+                WHEN 'user_password_changed' THEN username || ': password changed'
+                WHEN 'user_admin_changed' THEN username || ': admin ' || is_admin
+                WHEN 'user_deleted' THEN username
+                WHEN 'token_created' THEN username || ': token ' || token_id
+                  || coalesce(' expires ' || expires_at, '')
+                WHEN 'token_revoked' THEN username || ': token ' || token_id || ' revoked'
+                WHEN 'permission_granted' THEN permission || ' on ' || resource_type || ' ' || resource_id
+                  || ' to ' || username
+                WHEN 'permission_revoked' THEN 'revoked ' || resource_type || ' ' || resource_id
+                  || ' from ' || username
                 ELSE coalesce(name, key, '')
               END"""
 

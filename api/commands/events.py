@@ -9,6 +9,7 @@ import sys
 
 from trackledger.api.commands import CommandError, existing_store
 from trackledger.api.settings import Settings
+from trackledger.ledger.events import SECRET_FIELDS
 
 
 def add_parser(subparsers) -> None:
@@ -52,7 +53,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     out = sys.stdout
     if args.json:
         for event in events:
-            out.write(msgspec.json.encode(event).decode() + "\n")
+            item = msgspec.to_builtins(event)
+            for name in SECRET_FIELDS.intersection(item):
+                item[name] = "REDACTED"
+            out.write(msgspec.json.encode(item).decode() + "\n")
         return 0
     show_writer = len({e.writer for e in events}) > 1
     for event, summary in zip(events, summaries(events), strict=True):

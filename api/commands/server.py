@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import errno
 import importlib.abc
+import ipaddress
 import logging
 import resource
 import signal
@@ -90,7 +91,21 @@ class _RefusePandas(importlib.abc.MetaPathFinder):
         return None
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if not (settings.auth or settings.insecure_no_auth or is_loopback(settings.host)):
+        raise CommandError(
+            f"refusing to listen on {settings.host} without --auth: anyone who reaches it could read, "
+            "change and delete everything (pass --auth, or --insecure-no-auth to do it anyway)"
+        )
     if "pandas" not in sys.modules:
         sys.meta_path.insert(0, _RefusePandas())
     import pyarrow
@@ -140,12 +155,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     sock = _listen(settings.host, settings.port)
     _open(config.app.state.ctx, sock)
     logging.getLogger("trackledger").info(
-        "trackledger serving %s on http://%s:%d (artifacts: %s, state: %s)",
+        "trackledger serving %s on http://%s:%d (artifacts: %s, state: %s, auth: %s)",
         settings.store,
         settings.host,
         sock.getsockname()[1],
         settings.artifacts_url,
         settings.state_path,
+        f"on, default permission {settings.default_permission}" if settings.auth else "off",
     )
     server.run(sockets=[sock])
     if not server.started:

@@ -181,4 +181,25 @@ document.addEventListener("DOMContentLoaded", () => {
   wireSqlForm();
   followRunCharts();
   followRunsTable();
+  wireApiForms();
 });
+
+// Admin page: each form posts its fields as JSON to the API route in data-api, then reloads.
+function wireApiForms() {
+  const status = document.getElementById("admin-status");
+  document.querySelectorAll("form.api-form").forEach((form) => {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = Object.fromEntries(new FormData(form).entries());
+      const response = await fetch(form.dataset.api, {
+        method: form.dataset.method || "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(body),
+      });
+      if (response.ok) { window.location.reload(); return; }
+      const answer = await response.json().catch(() => ({}));
+      status.textContent = answer.message || `Error ${response.status}`;
+      status.classList.add("error");
+    });
+  });
+}

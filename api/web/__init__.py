@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from trackledger.api.context import ServerContext
+from trackledger.api.web.account_pages import admin_page, login, login_form, logout
 from trackledger.api.web.assets import asset_routes
 from trackledger.api.web.audit_pages import audit_page, sql_page
 from trackledger.api.web.experiment_pages import experiment_page, experiments_page
@@ -36,6 +37,13 @@ async def page_not_found(request: Request) -> Response:
     )
 
 
+def _bind(ctx: ServerContext, fn):
+    async def endpoint(request: Request) -> Response:
+        return await fn(ctx, request)
+
+    return endpoint
+
+
 def routes(ctx: ServerContext) -> list[BaseRoute]:
     return [
         Route("/", page(ctx, experiments_page), name="web_experiments"),
@@ -45,6 +53,10 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         Route("/audit", page(ctx, audit_page), name="web_audit"),
         Route("/sql", page(ctx, sql_page), name="web_sql"),
         Route("/webhooks", page(ctx, webhooks_page), name="web_webhooks"),
+        Route("/login", _bind(ctx, login_form), methods=["GET"], name="web_login"),
+        Route("/login", _bind(ctx, login), methods=["POST"]),
+        Route("/logout", _bind(ctx, logout), methods=["POST"], name="web_logout"),
+        Route("/admin", page(ctx, admin_page), name="web_admin"),
         *asset_routes(),
         Route("/{path:path}", page_not_found, methods=ALL_METHODS),  # last: only what nothing else took
     ]

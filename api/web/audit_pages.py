@@ -29,10 +29,11 @@ class AuditQuery:
     experiment: str = ""
     since: str = ""  # as the datetime-local input sends it, UTC
     until: str = ""
+    verified: str = ""  # "1": only events whose actor was authenticated
 
     @property
     def active(self) -> bool:
-        return any((self.actor, self.type, self.experiment, self.since, self.until))
+        return any((self.actor, self.type, self.experiment, self.since, self.until, self.verified))
 
 
 def _epoch_ms(text: str, field: str) -> int | None:
@@ -62,6 +63,7 @@ def audit_page(ctx: ServerContext, request: Request) -> Response:
             experiment_id=query.experiment,
             since_ts=since,
             until_ts=until,
+            verified_only=query.verified == "1",
             limit=AUDIT_PAGE_SIZE + 1,
             offset=(page - 1) * AUDIT_PAGE_SIZE,
         )

@@ -8,9 +8,11 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
+from trackledger.api.auth.guard import scope_of
 from trackledger.api.context import ServerContext
 from trackledger.api.threads import read_after_writes
 from trackledger.api.web.templating import error_page
+from trackledger.projections.scope import reading_as
 
 log = logging.getLogger("trackledger.web")
 
@@ -27,9 +29,13 @@ def page(ctx: ServerContext, build: PageFunction):
     """An endpoint that builds the page in a worker thread (DuckDB reads block) after the projection
     has caught up with every acknowledged write, so a page opened after a log call shows it."""
 
+    def scoped_build(ctx: ServerContext, request: Request) -> Response:
+        with reading_as(scope_of(ctx, request)):  # a non-admin's page reads only what they may see
+            return build(ctx, request)
+
     async def endpoint(request: Request) -> Response:
         try:
-            return await read_after_writes(ctx, build, ctx, request)
+            return await read_after_writes(ctx, scoped_build, ctx, request)
         except NotFound as exc:
             return error_page(request, 404, exc.title, exc.message, exc.hint)
         except Exception:

@@ -197,6 +197,7 @@ def audit_events(
     until_ts: int | None,
     limit: int,
     offset: int,
+    verified_only: bool = False,
 ) -> list[dict]:
     """The ledger newest first; an empty filter value matches everything."""
     return _event_views(
@@ -204,9 +205,21 @@ def audit_events(
             ctx,
             """SELECT * FROM events
            WHERE (? = '' OR actor = ?) AND (? = '' OR type = ?) AND (? = '' OR experiment_id = ?)
-             AND ts >= coalesce(?, ts) AND ts <= coalesce(?, ts)
+             AND ts >= coalesce(?, ts) AND ts <= coalesce(?, ts) AND (NOT ? OR actor_verified)
            ORDER BY ts DESC, seq DESC LIMIT ? OFFSET ?""",
-            [actor, actor, type, type, experiment_id, experiment_id, since_ts, until_ts, limit, offset],
+            (
+                actor,
+                actor,
+                type,
+                type,
+                experiment_id,
+                experiment_id,
+                since_ts,
+                until_ts,
+                verified_only,
+                limit,
+                offset,
+            ),
         )
     )
 

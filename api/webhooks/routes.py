@@ -13,6 +13,7 @@ from __future__ import annotations
 import msgspec
 from starlette.requests import Request
 from trackledger.api import writes
+from trackledger.api.auth.guard import require_admin
 from trackledger.api.errors import invalid, missing, not_found
 from trackledger.api.http import body_as, fields_as, int_query, json_response, origin_of
 from trackledger.api.threads import blocking, read_after_writes
@@ -222,13 +223,15 @@ async def test_webhook(ctx, request: Request, webhook_id: str):
 
 
 async def all_webhooks(ctx, request: Request):
-    """``GET /api/ledger/webhooks``: every webhook, whatever kinds it hears."""
+    """``GET /api/ledger/webhooks``: every webhook, whatever kinds it hears (admins, with auth)."""
+    require_admin(ctx, request)
     return json_response({"webhooks": [webhook_json(r) for r in await blocking(ctx.webhooks.webhooks)]})
 
 
 async def deliveries(ctx, request: Request, webhook_id: str):
     """``GET /api/ledger/webhooks/{id}/deliveries?limit=N&before_seq=SEQ``: newest first, each with
-    its attempts; the next page is ``before_seq`` = the last one's ``seq``."""
+    its attempts; the next page is ``before_seq`` = the last one's ``seq`` (admins, with auth)."""
+    require_admin(ctx, request)
     await _existing(ctx, webhook_id)
     default, cap = DELIVERIES_PAGE
     limit = int_query(request, "limit") or default

@@ -19,9 +19,11 @@ def now_ms() -> int:
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where a request came from. ``actor`` is a claim (e.g. a Basic-auth user name), never verified."""
+    """Where a request came from. ``actor`` is the verified user when ``actor_verified`` (auth on),
+    else a claim (e.g. a Basic-auth user name)."""
 
     actor: str | None = None
+    actor_verified: bool = False
     remote_addr: str | None = None
     user_agent: str | None = None
     idempotency_key: str | None = None
@@ -60,7 +62,7 @@ class Envelope:
         return {
             "id": origin.event_id(i) or new_event_id(),
             "actor": origin.actor or claimed_actor or self._index.run_user(run_id),
-            "actor_verified": False,
+            "actor_verified": origin.actor_verified,
             "remote_addr": origin.remote_addr,
             "user_agent": origin.user_agent,
             **keys,

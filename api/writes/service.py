@@ -42,6 +42,9 @@ class WriteService:
         self.index = WriteIndex(projection)
         self._lock = threading.Lock()
         self._loop_sync = _LoopSync(self)
+        # Called with the events of each ``commit`` once durable, before the request is answered
+        # (accounts reload on account events). ``commit_on_loop`` writes (runs, logging) call none.
+        self.on_commit: list[Callable[[list[Event]], None]] = []
         projection.flush()
         self.index.load()
         if "0" not in self.index.experiments:
@@ -59,6 +62,8 @@ class WriteService:
             self._wait_durable(wait_for)
             if self.projection.backlog > MAX_PROJECTION_BACKLOG:
                 self.projection.wait_backlog(MAX_PROJECTION_BACKLOG)
+            for hook in self.on_commit:
+                hook(stamped)
         return stamped
 
     async def commit_off_loop(self, origin: Origin, decide: Decide, *args, **kwargs) -> list[Event]:

@@ -3,6 +3,7 @@ the README's tables all follow the declaration."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
@@ -30,15 +31,42 @@ def test_readme_flag_table_is_the_declaration():
     assert rows == table_rows()
 
 
+# Commands with actions (``users create``) have a synopsis per action; the arguments each needs.
+ACTIONS = {"users": ("create", "list"), "tokens": ("create", "list", "revoke")}
+REQUIRED_ARGV = {
+    "sql": ["SELECT 1"],
+    "import": ["--from", "sqlite:///mlflow.db"],
+    "users create": ["NAME"],
+    "tokens create": ["--user", "U"],
+    "tokens list": ["--user", "U"],
+    "tokens revoke": ["ID"],
+}
+
+
+def _action_parser(argv: list[str]):
+    """The parser of the last sub-command or action in ``argv``."""
+    parser = build_parser()
+    for word in argv:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or word not in sub.choices:
+            break
+        parser = sub.choices[word]
+    return parser
+
+
 def test_readme_command_synopses_name_every_option_of_the_parser():
     synopses = {}
     for line in readme_section("## Command line"):
-        if found := re.match(r"\| `trackledger (\w+) ([^`]*)` \|", line):
+        if found := re.match(r"\| `trackledger (\w+(?: (?:create|list|revoke))?) ([^`]*)` \|", line):
             synopses[found.group(1)] = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", found.group(2)))
-    assert set(synopses) == set(COMMANDS)
+    expected = {f"{c} {a}" for c in COMMANDS for a in ACTIONS.get(c, ())} | {
+        c for c in COMMANDS if c not in ACTIONS
+    }
+    assert set(synopses) == expected
     for command, flags in synopses.items():
-        required = {"sql": ["SELECT 1"], "import": ["--from", "sqlite:///mlflow.db"]}
-        parser = build_parser().parse_args([command, *required.get(command, [])]).command_parser
+        argv = [*command.split(), *REQUIRED_ARGV.get(command, [])]
+        build_parser().parse_args(argv)
+        parser = _action_parser(argv)
         actions = [a for a in parser._actions if a.option_strings and a.dest != "help"]
         for action in actions:
             assert flags & set(action.option_strings), f"README's `{command}` lacks {action.option_strings}"

@@ -1,0 +1,418 @@
+"""MLflow's auth REST API (what ``mlflow.server.get_app_client("basic-auth")`` calls), and
+personal access tokens.
+
+Users: create, get, list, current, update-password, update-admin, delete (``/api/2.0/mlflow/
+users/...``). Per-user permissions on experiments and registered models: grant, revoke, get,
+list (``/api/3.0/mlflow/users/permissions/...``), as MLflow 3.17 answers them. Registered models
+are named by name on the wire and kept by ``registered_model_id``, so a grant survives a rename.
+Every change is an event whose actor is the admin (or manager, or user) who made it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from starlette.requests import Request
+from starlette.routing import Route
+from trackledger.api.auth import service as s
+from trackledger.api.auth.accounts import LEVEL_NAMES, MANAGE, USE
+from trackledger.api.auth.guard import denied, registered_model_resource, require_admin, user_of
+from trackledger.api.auth.secrets import hash_password, new_token, token_hash
+from trackledger.api.errors import MlflowError, invalid, missing, not_found
+from trackledger.api.http import json_response, origin_of
+from trackledger.api.threads import blocking
+from trackledger.ledger.events import (
+    PermissionGranted,
+    PermissionRevoked,
+    TokenCreated,
+    TokenRevoked,
+    UserAdminChanged,
+    UserCreated,
+    UserDeleted,
+    UserPasswordChanged,
+)
+
+MAX_TOKEN_DAYS = 3650
+
+
+async def _fields(request: Request) -> dict:
+    if request.method == "GET":
+        return dict(request.query_params)
+    body = await request.body()
+    if not body.strip():
+        return dict(request.query_params)
+    try:
+        fields = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise invalid(f"Invalid JSON body: {exc}") from None
+    if not isinstance(fields, dict):
+        raise invalid("The request body must be a JSON object")
+    return fields
+
+
+def _required(fields: dict, name: str):
+    value = fields.get(name)
+    if value is None or value == "":
+        raise missing(name)
+    return value
+
+
+def _user_json(ctx, username: str) -> dict:
+    return {"id": username, "username": username, "is_admin": ctx.auth.accounts.is_admin(username)}
+
+
+def _self_or_admin(ctx, request: Request, username: str) -> None:
+    if user_of(request) != username:
+        require_admin(ctx, request)
+
+
+async def _commit(ctx, request: Request, build) -> list:
+    """``build(envelope)``: the request's events, decided against ``Accounts`` under the write lock."""
+    return await ctx.writes.commit_off_loop(origin_of(request), lambda _index, envelope: build(envelope))
+
+
+# Users ------------------------------------------------------------------------------------
+
+
+async def create_user(ctx, request: Request):
+    require_admin(ctx, request)
+    fields = await _fields(request)
+    username = s.check_username(fields.get("username"))
+    password = s.check_password(fields.get("password"))
+    accounts = ctx.auth.accounts
+    hashed = await blocking(hash_password, password)
+
+    def build(envelope):
+        s.user_must_not_exist(accounts, username)
+        return [UserCreated(**envelope(0), username=username, password_hash=hashed, is_admin=False)]
+
+    await _commit(ctx, request, build)
+    return json_response({"user": _user_json(ctx, username)})
+
+
+async def get_user(ctx, request: Request):
+    username = _required(await _fields(request), "username")
+    _self_or_admin(ctx, request, username)
+    s.user_must_exist(ctx.auth.accounts, username)
+    return json_response({"user": _user_json(ctx, username)})
+
+
+async def list_users(ctx, request: Request):
+    require_admin(ctx, request)
+    users = [{**_user_json(ctx, name), "roles": []} for name in ctx.auth.accounts.usernames()]
+    return json_response({"users": users})
+
+
+async def current_user(ctx, request: Request):
+    return json_response({"user": _user_json(ctx, user_of(request)), "is_basic_auth": True})
+
+
+async def update_password(ctx, request: Request):
+    fields = await _fields(request)
+    username = _required(fields, "username")
+    password = s.check_password(fields.get("password"))
+    accounts = ctx.auth.accounts
+    if user_of(request) == username:
+        # Self-service re-asserts the current password, so a stolen session cannot rotate it.
+        current = fields.get("current_password")
+        if not current:
+            raise invalid("Current password is required when changing your own password.")
+        address = request.client.host if request.client else ""
+        if not await ctx.auth.authenticator.check_password(username, current, address):
+            raise invalid("Current password does not match.")
+        if password == current:
+            raise invalid("New password must differ from the current password.")
+    else:
+        require_admin(ctx, request)
+    s.user_must_exist(accounts, username)
+    hashed = await blocking(hash_password, password)
+
+    def build(envelope):
+        s.user_must_exist(accounts, username)
+        return [UserPasswordChanged(**envelope(0), username=username, password_hash=hashed)]
+
+    await _commit(ctx, request, build)
+    return json_response()
+
+
+async def update_admin(ctx, request: Request):
+    require_admin(ctx, request)
+    fields = await _fields(request)
+    username = _required(fields, "username")
+    is_admin = fields.get("is_admin")
+    if isinstance(is_admin, str) and is_admin.lower() in ("true", "false"):
+        is_admin = is_admin.lower() == "true"
+    if not isinstance(is_admin, bool):
+        raise invalid(f"'is_admin' must be true or false, got {is_admin!r}")
+    accounts = ctx.auth.accounts
+
+    def build(envelope):
+        s.user_must_exist(accounts, username)
+        return [UserAdminChanged(**envelope(0), username=username, is_admin=is_admin)]
+
+    await _commit(ctx, request, build)
+    return json_response()
+
+
+async def delete_user(ctx, request: Request):
+    require_admin(ctx, request)
+    username = _required(await _fields(request), "username")
+    if username == user_of(request):
+        raise MlflowError(
+            "Users cannot delete their own account. Ask another admin to delete this user instead.",
+            "BAD_REQUEST",
+        )
+    accounts = ctx.auth.accounts
+
+    def build(envelope):
+        s.user_must_exist(accounts, username)
+        return [UserDeleted(**envelope(0), username=username)]
+
+    await _commit(ctx, request, build)
+    return json_response()
+
+
+# Permissions ------------------------------------------------------------------------------
+
+
+def _resource(ctx, fields: dict) -> tuple[str, str, str]:
+    """(resource_type, the id permissions are kept under, the id as the client named it)."""
+    resource_type = s.check_resource_type(_required(fields, "resource_type"))
+    given = str(_required(fields, "resource_id"))
+    if resource_type == "experiment":
+        if given not in ctx.writes.index.experiments:
+            raise not_found(f"No Experiment with id={given} exists")
+        return resource_type, given, given
+    found = registered_model_resource(ctx, given)
+    if found is None:
+        raise not_found(f"Registered Model with name={given} not found")
+    return resource_type, found[1], given
+
+
+def _may_manage(ctx, request: Request, resource_type: str, resource_id: str) -> None:
+    username = user_of(request) or ""
+    if ctx.auth.accounts.level(username, resource_type, resource_id) < MANAGE:
+        raise denied(f"MANAGE on {resource_type} {resource_id} is needed to change its permissions")
+
+
+async def grant(ctx, request: Request):
+    fields = await _fields(request)
+    username = _required(fields, "username")
+    permission = s.check_permission(_required(fields, "permission"))
+    accounts = ctx.auth.accounts
+    s.user_must_exist(accounts, username)
+    resource_type, resource_id, given = _resource(ctx, fields)
+    _may_manage(ctx, request, resource_type, resource_id)
+
+    def build(envelope):
+        s.user_must_exist(accounts, username)
+        if accounts.explicit_level(username, resource_type, resource_id) is not None:
+            raise MlflowError(
+                f"Permission for user={username} on resource_type={resource_type}, "
+                f"resource_id={given} already exists.",
+                "RESOURCE_ALREADY_EXISTS",
+            )
+        return [
+            PermissionGranted(
+                **envelope(0, **_entity_keys(resource_type, resource_id)),
+                username=username,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                permission=permission,
+            )
+        ]
+
+    await _commit(ctx, request, build)
+    return json_response()
+
+
+async def revoke(ctx, request: Request):
+    fields = await _fields(request)
+    username = _required(fields, "username")
+    accounts = ctx.auth.accounts
+    s.user_must_exist(accounts, username)
+    resource_type, resource_id, given = _resource(ctx, fields)
+    _may_manage(ctx, request, resource_type, resource_id)
+
+    def build(envelope):
+        if accounts.explicit_level(username, resource_type, resource_id) is None:
+            raise not_found(
+                f"Permission for user={username} on resource_type={resource_type}, "
+                f"resource_id={given} not found."
+            )
+        return [
+            PermissionRevoked(
+                **envelope(0, **_entity_keys(resource_type, resource_id)),
+                username=username,
+                resource_type=resource_type,
+                resource_id=resource_id,
+            )
+        ]
+
+    await _commit(ctx, request, build)
+    return json_response()
+
+
+def _entity_keys(resource_type: str, resource_id: str) -> dict:
+    """A grant on an experiment names it in the envelope, so its audit shows the grant."""
+    return {"experiment_id": resource_id} if resource_type == "experiment" else {}
+
+
+async def get_permission(ctx, request: Request):
+    fields = await _fields(request)
+    username = _required(fields, "username")
+    accounts = ctx.auth.accounts
+    s.user_must_exist(accounts, username)
+    resource_type = s.check_resource_type(_required(fields, "resource_type"))
+    try:
+        _, resource_id, _ = _resource(ctx, fields)
+    except MlflowError:  # an unknown resource: nobody may use it (as MLflow answers)
+        return json_response({"allowed": False, "permission": "NO_PERMISSIONS"})
+    if user_of(request) != username:
+        _may_manage(ctx, request, resource_type, resource_id)
+    level = accounts.level(username, resource_type, resource_id)
+    return json_response({"allowed": level >= USE, "permission": LEVEL_NAMES[level]})
+
+
+def _permission_rows(ctx, username: str) -> dict:
+    names = {entry.key: name for name, entry in ctx.writes.index.registered_models.items()}
+    rows = []
+    for (resource_type, resource_id), level in sorted(ctx.auth.accounts.grants_of(username).items()):
+        shown = names.get(resource_id, resource_id) if resource_type == "registered_model" else resource_id
+        rows.append(
+            {
+                "role_id": 0,
+                "role_name": f"__user_{username}__",
+                "workspace": "default",
+                "resource_type": resource_type,
+                "resource_pattern": shown,
+                "permission": LEVEL_NAMES[level],
+            }
+        )
+    return {"is_admin": ctx.auth.accounts.is_admin(username), "permissions": rows}
+
+
+async def list_permissions(ctx, request: Request):
+    username = _required(await _fields(request), "username")
+    _self_or_admin(ctx, request, username)
+    s.user_must_exist(ctx.auth.accounts, username)
+    return json_response(_permission_rows(ctx, username))
+
+
+async def current_permissions(ctx, request: Request):
+    return json_response(_permission_rows(ctx, user_of(request)))
+
+
+# Personal access tokens --------------------------------------------------------------------
+
+
+def token_expiry(days) -> int | None:
+    """``expires_in_days`` to an expiry in ms; None (never) when absent."""
+    if days is None:
+        return None
+    if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= MAX_TOKEN_DAYS:
+        raise invalid(f"'expires_in_days' must be a number of days between 0 and {MAX_TOKEN_DAYS}")
+    return int(time.time() * 1000 + days * 86_400_000)
+
+
+async def create_token(ctx, request: Request):
+    """``POST /api/ledger/tokens {"expires_in_days", "description", "username"}``: a token, shown
+    once. ``username`` (someone else's) is for admins."""
+    fields = await _fields(request)
+    username = fields.get("username") or user_of(request)
+    _self_or_admin(ctx, request, username)
+    expires_at = token_expiry(fields.get("expires_in_days"))
+    description = str(fields.get("description") or "")[:500]
+    token_id, token = new_token()
+    accounts = ctx.auth.accounts
+
+    def build(envelope):
+        s.user_must_exist(accounts, username)
+        return [
+            TokenCreated(
+                **envelope(0),
+                username=username,
+                token_id=token_id,
+                token_hash=token_hash(token),
+                expires_at=expires_at,
+                description=description,
+            )
+        ]
+
+    await _commit(ctx, request, build)
+    return json_response(
+        {"token": token, "token_id": token_id, "username": username, "expires_at": expires_at}
+    )
+
+
+async def list_tokens(ctx, request: Request):
+    username = request.query_params.get("username") or user_of(request)
+    _self_or_admin(ctx, request, username)
+
+    def read():
+        ctx.projection.flush()
+        return ctx.projection.read_records(
+            "SELECT token_id, description, creation_time, expires_at, revoked FROM tokens "
+            "WHERE username = ? ORDER BY creation_time",
+            [username],
+        )
+
+    return json_response({"tokens": await blocking(read)})
+
+
+async def revoke_token(ctx, request: Request):
+    token_id = _required(await _fields(request), "token_id")
+
+    def owner() -> str | None:
+        ctx.projection.flush()
+        found = ctx.projection.read(
+            "SELECT username FROM tokens WHERE token_id = ? AND NOT revoked", [token_id]
+        )
+        return found[0][0] if found else None
+
+    username = await blocking(owner)
+    if username is None:
+        raise not_found(f"No live token with id {token_id}")
+    _self_or_admin(ctx, request, username)
+
+    def build(envelope):
+        return [TokenRevoked(**envelope(0), username=username, token_id=token_id)]
+
+    await _commit(ctx, request, build)
+    return json_response()
+
+
+def _bind(ctx, fn):
+    async def endpoint(request: Request):
+        return await fn(ctx, request)
+
+    return endpoint
+
+
+def routes(ctx) -> list[Route]:
+    table = [
+        ("2.0", "users/create", "POST", create_user),
+        ("2.0", "users/get", "GET", get_user),
+        ("2.0", "users/list", "GET", list_users),
+        ("2.0", "users/current", "GET", current_user),
+        ("2.0", "users/update-password", "PATCH", update_password),
+        ("2.0", "users/update-admin", "PATCH", update_admin),
+        ("2.0", "users/delete", "DELETE", delete_user),
+        ("3.0", "users/permissions/grant", "POST", grant),
+        ("3.0", "users/permissions/revoke", "POST", revoke),
+        ("3.0", "users/permissions/get", "GET", get_permission),
+        ("3.0", "users/permissions/list", "GET", list_permissions),
+        ("3.0", "users/current/permissions", "GET", current_permissions),
+    ]
+    found = [
+        Route(f"{prefix}/{version}/mlflow/{path}", _bind(ctx, fn), methods=[method])
+        for prefix in ("/api", "/ajax-api")
+        for version, path, method, fn in table
+    ]
+    found += [
+        Route("/api/ledger/tokens", _bind(ctx, create_token), methods=["POST"]),
+        Route("/api/ledger/tokens", _bind(ctx, list_tokens), methods=["GET"]),
+        Route("/api/ledger/tokens/revoke", _bind(ctx, revoke_token), methods=["POST"]),
+    ]
+    return found
