@@ -184,8 +184,12 @@ def test_artifacts_of_a_hidden_run_are_403_up_and_down(auth_server, hidden):
         assert alice.get(f"{ARTIFACTS}/{path}").content == b"alice-artifact"
 
 
-def test_unknown_routes_are_for_admins(auth_server, hidden):
+def test_unknown_routes_and_webhooks_are_for_admins(auth_server, hidden):
     with http_as(auth_server, CAROL) as carol:
         mlflow_error(carol.get(f"{API}/no-such-route"), 403, "PERMISSION_DENIED")
+        mlflow_error(carol.get(f"{API}/webhooks"), 403, "PERMISSION_DENIED")
+        mlflow_error(carol.get("/api/ledger/webhooks"), 403, "PERMISSION_DENIED")
     with http_as(auth_server, ADMIN) as admin:
         mlflow_error(admin.get(f"{API}/no-such-route"), 404, "ENDPOINT_NOT_FOUND")
+        assert admin.get(f"{API}/webhooks").status_code == 200
+        assert admin.get("/api/ledger/webhooks").status_code == 200
