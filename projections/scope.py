@@ -44,6 +44,15 @@ class Scope:
     def registered_model_clause(self, column: str, params: list) -> str:
         return self.registered_models.clause(column, params)
 
+    def experiment_condition(self, column: str) -> tuple:
+        """(condition, *params), for ``search.Query.restrict``."""
+        params: list = []
+        return (self.experiment_clause(column, params), *params)
+
+    def registered_model_condition(self, column: str) -> tuple:
+        params: list = []
+        return (self.registered_model_clause(column, params), *params)
+
 
 def readable_runs(scope: Scope, params: list) -> str:
     return f"SELECT run_id FROM runs WHERE {scope.experiment_clause('experiment_id', params)}"
