@@ -3,8 +3,9 @@
 Each event is one SSE message: ``id`` its seq, ``event`` its type, ``data`` the full event as JSON
 (as ``/api/ledger/events`` gives it; with auth, only the events its user may read). The stream
 starts after ``?after=SEQ``, or after the ``Last-Event-ID`` header a reconnecting client sends,
-so a client that resumes misses nothing and sees nothing twice. The filters of ``/api/ledger/events`` apply. A comment line every ``heartbeat``
-seconds keeps idle connections open through proxies.
+so a client that resumes misses nothing and sees nothing twice. The filters of
+``/api/ledger/events`` apply. A comment line every ``heartbeat`` seconds keeps idle connections
+open through proxies.
 
 Memory is bounded per stream: events are read from the ledger a batch at a time (``Follower``),
 and the next batch only once the previous one was handed to the connection; a consumer that reads
