@@ -193,3 +193,20 @@ def test_unknown_routes_and_webhooks_are_for_admins(auth_server, hidden):
         mlflow_error(admin.get(f"{API}/no-such-route"), 404, "ENDPOINT_NOT_FOUND")
         assert admin.get(f"{API}/webhooks").status_code == 200
         assert admin.get("/api/ledger/webhooks").status_code == 200
+
+
+def test_carol_event_stream_skips_the_hidden_experiment(auth_server, hidden):
+    experiment_id, run_id, _model_id, own, _runs = hidden
+    seen = []
+    with http_as(auth_server, CAROL) as carol:
+        params = {"after": 0, "heartbeat": 1}
+        with carol.stream("GET", "/api/ledger/stream", params=params) as resp:
+            assert resp.status_code == 200
+            for line in resp.iter_lines():
+                if line.startswith("data: "):
+                    seen.append(line)
+                if line == ": heartbeat":  # everything so far was sent
+                    break
+    text = "\n".join(seen)
+    assert f'"experiment_id":"{own}"' in text
+    assert f'"experiment_id":"{experiment_id}"' not in text and run_id not in text and "scrypt$" not in text
