@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import msgspec
 from starlette.requests import Request
+from trackledger.api.auth.guard import require_admin
 from trackledger.api.errors import invalid
 from trackledger.api.http import json_response, origin_of
 from trackledger.api.threads import read_after_writes
@@ -33,7 +34,9 @@ _batch = msgspec.msgpack.Decoder(ImportBatch)
 
 
 async def append_events(ctx, request: Request):
-    """``POST /api/ledger/import``: ``{"events": [...]}`` (msgpack) -> ``{"appended": N}``."""
+    """``POST /api/ledger/import``: ``{"events": [...]}`` (msgpack) -> ``{"appended": N}``. With
+    auth, for admins only: imported events may be of any type."""
+    require_admin(ctx, request)
     if request.headers.get("content-type", "").split(";")[0].strip() != MSGPACK:
         raise invalid(f"the body of /api/ledger/import is {MSGPACK}")
     try:
@@ -60,7 +63,9 @@ def _as_formed(_index, _envelope, events: list) -> list:
 
 
 async def known_events(ctx, request: Request):
-    """``POST /api/ledger/import/known``: ``{"ids": [...]}`` -> ``{"known": {id: experiment_id}}``."""
+    """``POST /api/ledger/import/known``: ``{"ids": [...]}`` -> ``{"known": {id: experiment_id}}``
+    (admins only, with auth)."""
+    require_admin(ctx, request)
     try:
         query = msgspec.json.decode(await request.body(), type=KnownQuery)
     except msgspec.DecodeError as exc:

@@ -189,6 +189,11 @@ def test_unknown_routes_and_webhooks_are_for_admins(auth_server, hidden):
         mlflow_error(carol.get(f"{API}/no-such-route"), 403, "PERMISSION_DENIED")
         mlflow_error(carol.get(f"{API}/webhooks"), 403, "PERMISSION_DENIED")
         mlflow_error(carol.get("/api/ledger/webhooks"), 403, "PERMISSION_DENIED")
+        mlflow_error(carol.post("/api/ledger/import/known", json={"ids": []}), 403, "PERMISSION_DENIED")
+        forged = carol.post(
+            "/api/ledger/import", content=b"", headers={"content-type": "application/msgpack"}
+        )
+        mlflow_error(forged, 403, "PERMISSION_DENIED")
     with http_as(auth_server, ADMIN) as admin:
         mlflow_error(admin.get(f"{API}/no-such-route"), 404, "ENDPOINT_NOT_FOUND")
         assert admin.get(f"{API}/webhooks").status_code == 200
