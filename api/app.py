@@ -16,6 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from trackledger.api import (
     artifacts,
+    entity_artifacts,
     event_history,
     experiments,
     imports,
@@ -49,10 +50,15 @@ MLFLOW_ROUTES = {
     **registered_models.ROUTES,
     **model_versions.ROUTES,
     **webhooks.ROUTES,
+    **entity_artifacts.ROUTES,
 }
 PATTERN_ROUTES = [
     (method, re.compile(pattern + "$"), fn)
-    for (method, pattern), fn in {**logged_models.PATTERN_ROUTES, **webhooks.PATTERN_ROUTES}.items()
+    for (method, pattern), fn in {
+        **logged_models.PATTERN_ROUTES,
+        **webhooks.PATTERN_ROUTES,
+        **entity_artifacts.PATTERN_ROUTES,
+    }.items()
 ]
 KNOWN_PATHS = {path for _, path in MLFLOW_ROUTES}
 SERVER_INFO = {
@@ -168,6 +174,8 @@ def _routes(ctx: ServerContext) -> list:
         ]
     routes += [
         Route("/health", _health, methods=["GET"]),
+        Route("/get-artifact", entity_artifacts.get_run_artifact, methods=["GET"]),
+        Route("/model-versions/get-artifact", entity_artifacts.get_model_version_artifact, methods=["GET"]),
         Route("/version", _version, methods=["GET"]),
         Route("/api/ledger/events", _bind(ctx, event_history.events), methods=["GET"]),
         Route("/api/ledger/stream", _bind(ctx, stream.stream), methods=["GET"]),

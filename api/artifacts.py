@@ -282,8 +282,11 @@ async def download(ctx, request: Request, path: str):
         "content-length": str(info.get("size") or 0),
         "content-disposition": attachment_disposition(name),
         "x-content-type-options": "nosniff",
+        # Set here, not as media_type: Starlette would add "; charset=utf-8" to text/plain, which
+        # MLflow does not send (its tests compare the header whole).
+        "content-type": media_type(name),
     }
-    return StreamingResponse(chunks(), media_type=media_type(name), headers=headers)
+    return StreamingResponse(chunks(), headers=headers)
 
 
 def media_type(name: str) -> str:

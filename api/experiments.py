@@ -10,6 +10,7 @@ from trackledger.api.http import body_as, json_response, origin_of, query
 from trackledger.api.threads import read_after_writes
 from trackledger.ledger.events import Tag
 from trackledger.projections import experiments as experiment_reads
+from trackledger.projections import runs as run_reads
 from trackledger.projections.view_types import VIEW_TYPES
 
 
@@ -123,7 +124,27 @@ async def delete_tag(ctx, request: Request):
     return json_response()
 
 
+SEARCH_DATASETS_MAX_EXPERIMENTS = 20  # MLflow's cap
+
+
+async def search_datasets(ctx, request: Request):
+    """The UI's dataset summaries of some experiments: name, digest and context of each logged one."""
+    req = await body_as(request, protocol.SearchDatasets)
+    if not req.experiment_ids:
+        raise invalid("SearchDatasets request must specify at least one experiment_id.")
+    if len(req.experiment_ids) > SEARCH_DATASETS_MAX_EXPERIMENTS:
+        raise invalid(
+            f"SearchDatasets request cannot specify more than {SEARCH_DATASETS_MAX_EXPERIMENTS} "
+            f"experiment_ids. Received {len(req.experiment_ids)} experiment_ids."
+        )
+    summaries = await read_after_writes(
+        ctx, ctx.projection.query, run_reads.dataset_summaries, req.experiment_ids
+    )
+    return json_response({"dataset_summaries": summaries} if summaries else {})
+
+
 ROUTES = {
+    ("POST", "experiments/search-datasets"): search_datasets,
     ("POST", "experiments/create"): create,
     ("GET", "experiments/get"): get,
     ("GET", "experiments/get-by-name"): get_by_name,

@@ -70,6 +70,10 @@ class SearchExperiments(msgspec.Struct):
     view_type: str = "ACTIVE_ONLY"
 
 
+class SearchDatasets(msgspec.Struct):
+    experiment_ids: list[str] = []
+
+
 # Runs -------------------------------------------------------------------------------
 
 

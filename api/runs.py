@@ -141,6 +141,11 @@ async def search(ctx, request: Request):
     return json_response(out)
 
 
+BULK_MAX_RUNS = 100  # MLflow's caps of the UI's bulk history reads
+BULK_MAX_RESULTS = 25_000
+BULK_INTERVAL_MAX_RESULTS = 2_500
+
+
 async def metric_history(ctx, request: Request):
     run_id = query(request, "run_id") or query(request, "run_uuid")
     key = query(request, "metric_key")
@@ -171,6 +176,41 @@ async def metric_history(ctx, request: Request):
     return json_response(out)
 
 
+async def metric_history_bulk(ctx, request: Request):
+    """The UI's histories of one metric over several runs: by run id, each in MLflow's order."""
+    run_ids = request.query_params.getlist("run_id")
+    if not run_ids:
+        raise invalid("GetMetricHistoryBulk request must specify at least one run_id.")
+    if len(run_ids) > BULK_MAX_RUNS:
+        raise invalid(
+            f"GetMetricHistoryBulk request cannot specify more than {BULK_MAX_RUNS} run_ids. "
+            f"Received {len(run_ids)} run_ids."
+        )
+    key = query(request, "metric_key")
+    if key is None:
+        raise invalid("GetMetricHistoryBulk request must specify a metric_key.")
+    limit = int_query(request, "max_results")
+    limit = BULK_MAX_RESULTS if limit is None else min(validation.max_results(limit), BULK_MAX_RESULTS)
+
+    def read() -> list[dict]:
+        table = ctx.projection.query(history.metric_history_arrow, sorted(set(run_ids)), [key])
+        by_run: dict[str, list[dict]] = {}
+        for m in table.to_pylist():
+            by_run.setdefault(m["run_id"], []).append(m)
+        out = []
+        for run_id in sorted(by_run):
+            points = sorted(by_run[run_id], key=lambda m: (m["timestamp"], m["step"], m["value"]))[:limit]
+            out += [
+                {"key": key, **{f: m[f] for f in ("value", "timestamp", "step")}, "run_id": run_id}
+                for m in points
+            ]
+        return out
+
+    metrics = await read_after_writes(ctx, read)
+    metric_values_for_json(metrics)
+    return json_response({"metrics": metrics} if metrics else {})
+
+
 async def metric_history_bulk_interval(ctx, request: Request):
     """The UI's sampled histories: up to ``max_results`` points per run, evenly over the steps."""
     run_ids = request.query_params.getlist("run_ids")
@@ -183,7 +223,9 @@ async def metric_history_bulk_interval(ctx, request: Request):
         raise invalid("GetMetricHistoryBulkInterval request must specify at most 100 run_ids.")
     start, end = int_query(request, "start_step"), int_query(request, "end_step")
     limit = int_query(request, "max_results")
-    limit = 320 if limit is None else validation.max_results(limit)
+    if limit is not None and not 1 <= limit <= BULK_INTERVAL_MAX_RESULTS:
+        raise invalid(f"max_results must be between 1 and {BULK_INTERVAL_MAX_RESULTS}.")
+    limit = 320 if limit is None else limit
 
     def read() -> list[dict]:
         by_run: dict[str, list[dict]] = {run_id: [] for run_id in run_ids}
@@ -215,5 +257,6 @@ ROUTES = {
     ("POST", "runs/restore"): restore,
     ("POST", "runs/search"): search,
     ("GET", "metrics/get-history"): metric_history,
+    ("GET", "metrics/get-history-bulk"): metric_history_bulk,
     ("GET", "metrics/get-history-bulk-interval"): metric_history_bulk_interval,
 }

@@ -109,3 +109,20 @@ def runs_index(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
     """run_id -> (experiment_id, lifecycle_stage) of every run, for validating writes."""
     rows = con.execute("SELECT run_id, experiment_id, lifecycle_stage FROM runs").fetchall()
     return {run_id: (experiment_id, stage) for run_id, experiment_id, stage in rows}
+
+
+def dataset_summaries(
+    con: duckdb.DuckDBPyConnection, experiment_ids: list[str], limit: int = 1000
+) -> list[dict]:
+    """The distinct (experiment, dataset name, digest, context) logged to the experiments' runs."""
+    rows = con.execute(
+        """SELECT DISTINCT r.experiment_id, d.name, d.digest, d.context
+           FROM dataset_inputs d JOIN runs r USING (run_id)
+           WHERE r.experiment_id IN (SELECT unnest(?::VARCHAR[]))
+           ORDER BY 1, 2, 3, 4 LIMIT ?""",
+        [experiment_ids, limit],
+    ).fetchall()
+    return [
+        {"experiment_id": e, "name": n, "digest": d, **({"context": c} if c is not None else {})}
+        for e, n, d, c in rows
+    ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from trackledger.api.errors import not_found
 from trackledger.api.writes.envelope import Envelope, now_ms
 from trackledger.api.writes.experiments import known_experiment
-from trackledger.api.writes.runs import known_run
 from trackledger.api.writes.write_index import WriteIndex
 from trackledger.ledger.events import (
     Event,
@@ -39,9 +38,7 @@ def create(
     params: list[Param],
     tags: list[Tag],
 ) -> list[Event]:
-    experiment = known_experiment(index, experiment_id)
-    if source_run_id:
-        known_run(index, source_run_id)
+    experiment = known_experiment(index, experiment_id)  # a source run is recorded as given, as MLflow does
     if model_id in index.logged_models:  # a retry the ledger no longer remembers
         return []
     keys = envelope(0, experiment_id=experiment_id, run_id=source_run_id, model_id=model_id)
@@ -71,6 +68,8 @@ def set_tags(index: WriteIndex, envelope: Envelope, model_id: str, tags: list[Ta
 
 def delete_tag(index: WriteIndex, envelope: Envelope, model_id: str, key: str) -> list[Event]:
     keys = envelope(0, experiment_id=known_model(index, model_id), model_id=model_id)
+    if not index.has_row("logged_model_tags", model_id=model_id, key=key):
+        raise not_found(f"No tag with key {key!r} found for model with ID {model_id!r}.")
     return [LoggedModelTagDeleted(**keys, key=key)]
 
 
