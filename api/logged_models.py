@@ -68,6 +68,13 @@ async def set_logged_model_tags(ctx, request: Request, model_id: str):
     return json_response()
 
 
+async def log_logged_model_params(ctx, request: Request, model_id: str):
+    req = await body_as(request, protocol.LogLoggedModelParams)
+    params = [Param(validation.check_key(x.key), validation.param_value(x.value)) for x in req.params]
+    await ctx.writes.commit_off_loop(origin_of(request), writes.logged_models.log_params, model_id, params)
+    return json_response()
+
+
 async def delete_logged_model_tag(ctx, request: Request, model_id: str, key: str):
     await ctx.writes.commit_off_loop(origin_of(request), writes.logged_models.delete_tag, model_id, key)
     return json_response()
@@ -120,5 +127,6 @@ PATTERN_ROUTES = {
     ("PATCH", r"logged-models/(?P<model_id>[^/]+)"): finalize_logged_model,
     ("DELETE", r"logged-models/(?P<model_id>[^/]+)"): delete_logged_model,
     ("PATCH", r"logged-models/(?P<model_id>[^/]+)/tags"): set_logged_model_tags,
+    ("POST", r"logged-models/(?P<model_id>[^/]+)/params"): log_logged_model_params,
     ("DELETE", r"logged-models/(?P<model_id>[^/]+)/tags/(?P<key>.+)"): delete_logged_model_tag,
 }

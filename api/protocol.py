@@ -177,6 +177,11 @@ class FinalizeLoggedModel(msgspec.Struct):
     status: str | None = None
 
 
+class LogLoggedModelParams(msgspec.Struct):
+    model_id: str | None = None
+    params: list[KeyValue] = []
+
+
 class SetLoggedModelTags(msgspec.Struct):
     model_id: str | None = None
     tags: list[KeyValue] = []

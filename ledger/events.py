@@ -23,7 +23,8 @@ import msgspec
 # 5: imported history (imported_from, source_time; creation_time of registry creations)
 # 6: accounts, tokens and permissions (username, password_hash, is_admin, token_id, token_hash,
 #    expires_at, resource_type, resource_id, permission)
-SCHEMA_VERSION = 6
+# 7: params logged to a logged model after its creation (logged_model_params_logged)
+SCHEMA_VERSION = 7
 
 # Fields that hold a credential's hash: never shown by the API, the SQL endpoint or the CLI.
 SECRET_FIELDS = frozenset({"password_hash", "token_hash"})
@@ -215,6 +216,12 @@ class LoggedModelUpdated(Event, frozen=True, tag="logged_model_updated"):
 
 class LoggedModelTagsSet(Event, frozen=True, tag="logged_model_tags_set"):
     tags: list[Tag] = []
+
+
+class LoggedModelParamsLogged(Event, frozen=True, tag="logged_model_params_logged"):
+    """Params of a logged model after its creation; like a run's, the first value of a key stays."""
+
+    params: list[Param] = []
 
 
 class LoggedModelTagDeleted(Event, frozen=True, tag="logged_model_tag_deleted"):
@@ -460,6 +467,7 @@ AnyEvent = (
     | LoggedModelCreated
     | LoggedModelUpdated
     | LoggedModelTagsSet
+    | LoggedModelParamsLogged
     | LoggedModelTagDeleted
     | LoggedModelDeleted
     | RegisteredModelCreated

@@ -231,7 +231,8 @@ LOGGED_MODELS = [
        FROM ev WHERE type = 'logged_model_created' ON CONFLICT DO NOTHING""",
     ),
     statement(
-        "logged_model_updated logged_model_tags_set logged_model_tag_deleted logged_model_deleted",
+        "logged_model_updated logged_model_tags_set logged_model_params_logged logged_model_tag_deleted "
+        "logged_model_deleted",
         f"""UPDATE logged_models m SET
           status = coalesce(u.status, m.status),
           lifecycle_stage = coalesce(u.stage, m.lifecycle_stage),
@@ -243,7 +244,8 @@ LOGGED_MODELS = [
                max(CASE WHEN type = 'logged_model_deleted' THEN 'deleted' END) AS stage,
                max(coalesce(source_time, ts)) AS ts
              FROM ev WHERE type IN ('logged_model_updated', 'logged_model_tags_set',
-                                    'logged_model_tag_deleted', 'logged_model_deleted')
+                                    'logged_model_params_logged', 'logged_model_tag_deleted',
+                                    'logged_model_deleted')
              GROUP BY model_id) u
        WHERE m.model_id = u.model_id""",
     ),
@@ -257,10 +259,11 @@ LOGGED_MODELS = [
         "logged_model_tag_deleted",
     ),
     statement(
-        "logged_model_created",
+        "logged_model_created logged_model_params_logged",
         f"""INSERT INTO logged_model_params
         SELECT model_id, item.key, arg_min(item.value, {ITEM_ORDER})
-        FROM {items("params", "'logged_model_created'", "model_id")} GROUP BY ALL ON CONFLICT DO NOTHING""",
+        FROM {items("params", "'logged_model_created', 'logged_model_params_logged'", "model_id")}
+        GROUP BY ALL ON CONFLICT DO NOTHING""",
     ),
 ]
 

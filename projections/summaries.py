@@ -47,6 +47,7 @@ EVENT_SUMMARY = """              CASE type
                   name || ' v' || version || ': tag ' || key || '=' || value, 400)
                 WHEN 'model_version_tag_deleted' THEN name || ' v' || version || ': tag ' || key || ' deleted'
                 WHEN 'logged_model_tags_set' THEN list_transform(tags, lambda t: t.key)::VARCHAR
+                WHEN 'logged_model_params_logged' THEN list_transform(params, lambda p: p.key)::VARCHAR
                 WHEN 'webhook_deleted' THEN webhook_id
                 WHEN 'user_created' THEN username || CASE WHEN is_admin THEN ' (admin)' ELSE '' END
                 WHEN 'user_password_changed' THEN username || ': password changed'

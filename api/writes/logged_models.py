@@ -11,6 +11,7 @@ from trackledger.ledger.events import (
     Event,
     LoggedModelCreated,
     LoggedModelDeleted,
+    LoggedModelParamsLogged,
     LoggedModelTagDeleted,
     LoggedModelTagsSet,
     LoggedModelUpdated,
@@ -64,6 +65,11 @@ def finalize(index: WriteIndex, envelope: Envelope, model_id: str, status: str) 
 def set_tags(index: WriteIndex, envelope: Envelope, model_id: str, tags: list[Tag]) -> list[Event]:
     keys = envelope(0, experiment_id=known_model(index, model_id), model_id=model_id)
     return [LoggedModelTagsSet(**keys, tags=tags)]
+
+
+def log_params(index: WriteIndex, envelope: Envelope, model_id: str, params: list[Param]) -> list[Event]:
+    keys = envelope(0, experiment_id=known_model(index, model_id), model_id=model_id)
+    return [LoggedModelParamsLogged(**keys, params=params)]
 
 
 def delete_tag(index: WriteIndex, envelope: Envelope, model_id: str, key: str) -> list[Event]:

@@ -148,3 +148,16 @@ def test_an_unknown_run_is_a_404_not_a_file(http):
     mlflow_error(
         http.get("/get-artifact", params={"run_id": "nope", "path": "a.txt"}), 404, "RESOURCE_DOES_NOT_EXIST"
     )
+
+
+def test_params_logged_to_a_logged_model_after_its_creation(client, http, run_with_files):
+    exp, _info = run_with_files
+    model = client.create_logged_model(exp, params={"a": "1"})
+    client.log_model_params(model.model_id, {"b": "2"})
+    client.log_model_params(model.model_id, {"a": "changed"})  # the first value of a key stays
+    assert client.get_logged_model(model.model_id).params == {"a": "1", "b": "2"}
+    mlflow_error(
+        http.post(f"{API}/logged-models/m-{'0' * 32}/params", json={"params": []}),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )

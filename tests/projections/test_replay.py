@@ -65,6 +65,7 @@ def _request(data, registry: Registry) -> list:
                 "artifact_delete",
                 "model_update",
                 "model_tags",
+                "model_params",
                 "model_tag_del",
                 "hook_update",
                 "hook_delete",
@@ -149,6 +150,14 @@ def _request(data, registry: Registry) -> list:
         ]
     if kind == "model_tags":
         return [make(E.LoggedModelTagsSet, model_id="m-1", tags=[E.Tag(data.draw(keys), data.draw(values))])]
+    if kind == "model_params":
+        return [
+            make(
+                E.LoggedModelParamsLogged,
+                model_id="m-1",
+                params=[E.Param(data.draw(keys), data.draw(values))],
+            )
+        ]
     if kind == "model_tag_del":
         return [make(E.LoggedModelTagDeleted, model_id="m-1", key=data.draw(keys))]
     if kind == "hook_update":
