@@ -299,11 +299,17 @@ def media_type(name: str) -> str:
     return "application/octet-stream"
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
 def attachment_disposition(name: str) -> str:
-    """RFC 6266: a printable-ASCII ``filename`` (headers are Latin-1) and the exact name in
-    ``filename*``."""
+    """RFC 6266, as MLflow (werkzeug) writes it: a bare ``filename`` when the name is a token,
+    else quoted printable ASCII (headers are Latin-1), and the exact name in ``filename*`` when
+    that fallback differs from it."""
     fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
+    shown = fallback if _TOKEN.fullmatch(fallback) else f'"{fallback}"'
+    exact = f"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}" if fallback != name else ""
+    return f"attachment; filename={shown}{exact}"
 
 
 async def list_artifacts(ctx, request: Request):

@@ -33,8 +33,15 @@ def store_folder(uri: str) -> str:
     return artifacts.safe_path(parsed.path.lstrip("/"))
 
 
-def _joined(root: str, path: str | None) -> str:
-    relative = artifacts.safe_path(path or "", allow_empty=True)
+def _relative(path: str | None) -> str:
+    """A path below an owner's root, checked before anything is looked up (MLflow's wording)."""
+    try:
+        return artifacts.safe_path(path or "", allow_empty=True)
+    except MlflowError:
+        raise invalid("Invalid path") from None
+
+
+def _joined(root: str, relative: str) -> str:
     return posixpath.join(root, relative) if relative else root
 
 
@@ -54,9 +61,8 @@ async def _model_root(ctx, model_id: str) -> str:
     return model["info"]["artifact_uri"]
 
 
-async def _listing(ctx, root_uri: str, path: str | None) -> dict:
+async def _listing(ctx, root_uri: str, relative: str) -> dict:
     folder = store_folder(root_uri)
-    relative = artifacts.safe_path(path or "", allow_empty=True)
     files = await blocking(ctx.artifacts.listing, _joined(folder, relative))
     for entry in files:  # the tracking API names files from the owner's root
         entry["path"] = posixpath.join(relative, entry["path"]) if relative else entry["path"]
@@ -66,51 +72,57 @@ async def _listing(ctx, root_uri: str, path: str | None) -> dict:
 async def list_run_artifacts(ctx, request: Request):
     """MLflow's ListArtifacts of the tracking API: one page holds every entry."""
     artifacts.check_utf8(request)
+    relative = _relative(query(request, "path"))
     root = await _run_root(ctx, query(request, "run_id") or query(request, "run_uuid"))
-    return json_response(await _listing(ctx, root, query(request, "path")))
+    return json_response(await _listing(ctx, root, relative))
 
 
 async def get_run_artifact(request: Request):
     ctx = request.app.state.ctx
+    relative = _file_path(request, "path")
     root = await _run_root(ctx, query(request, "run_id") or query(request, "run_uuid"))
-    return await _download(ctx, request, root, query(request, "path"))
+    return await _download(ctx, request, root, relative)
 
 
-async def _download(ctx, request: Request, root_uri: str, path: str | None):
+def _file_path(request: Request, name: str) -> str:
     artifacts.check_utf8(request)
-    if not path:
+    relative = _relative(query(request, name))
+    if not relative:
         raise invalid("Request must specify path.")
-    return await artifacts.download(ctx, request, _joined(store_folder(root_uri), path))
+    return relative
+
+
+async def _download(ctx, request: Request, root_uri: str, relative: str):
+    return await artifacts.download(ctx, request, _joined(store_folder(root_uri), relative))
 
 
 async def upload_run_artifact(ctx, request: Request):
     """The web UI's upload (MLflow's ``upload-artifact``): the body is the file."""
     root = await _run_root(ctx, query(request, "run_uuid") or query(request, "run_id"))
-    path = query(request, "path")
-    if not path:
+    if not query(request, "path"):
         raise invalid("Request must specify path.")
-    if posixpath.normpath(path).startswith("..") or posixpath.isabs(path) or "\\" in path:
-        raise invalid(f"Invalid path: '{path}'")
+    relative = _relative(query(request, "path"))
     if not int(request.headers.get("content-length") or 0) and "chunked" not in request.headers.get(
         "transfer-encoding", ""
     ):
         raise invalid("Request must specify data.")
-    return await artifacts.upload(ctx, request, _joined(store_folder(root), path))
+    return await artifacts.upload(ctx, request, _joined(store_folder(root), relative))
 
 
 async def list_model_artifacts(ctx, request: Request, model_id: str):
-    root = await _model_root(ctx, model_id)
-    return json_response(await _listing(ctx, root, query(request, "artifact_directory_path")))
+    relative = _relative(query(request, "artifact_directory_path"))
+    return json_response(await _listing(ctx, await _model_root(ctx, model_id), relative))
 
 
 async def get_model_artifact(ctx, request: Request, model_id: str):
-    root = await _model_root(ctx, model_id)
-    return await _download(ctx, request, root, query(request, "artifact_file_path"))
+    relative = _file_path(request, "artifact_file_path")
+    return await _download(ctx, request, await _model_root(ctx, model_id), relative)
 
 
 async def get_model_version_artifact(request: Request):
     """A file of a model version: below the run or logged model its (validated) source names."""
     ctx = request.app.state.ctx
+    relative = _file_path(request, "path")
     name, version = query(request, "name"), query(request, "version")
     if not name or not version:
         raise invalid("Request must specify name and version.")
@@ -119,7 +131,7 @@ async def get_model_version_artifact(request: Request):
     )
     if found is None:
         raise not_found(f"Model Version (name={name}, version={version}) not found")
-    return await _download(ctx, request, await _source_root(ctx, found), query(request, "path"))
+    return await _download(ctx, request, await _source_root(ctx, found), relative)
 
 
 def _version_number(text: str) -> int:

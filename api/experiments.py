@@ -26,6 +26,8 @@ def _tag(key, value) -> Tag:
 
 async def create(ctx, request: Request):
     req = await body_as(request, protocol.CreateExperiment)
+    if req.name is None:
+        raise missing("name")
     name = validation.experiment_name(req.name)
     tags = [_tag(t.key, t.value) for t in req.tags]
     location = validation.artifact_location(req.artifact_location) if req.artifact_location else None

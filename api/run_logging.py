@@ -15,10 +15,11 @@ from trackledger.api.writes.runs import RUN_NAME_TAG, active_run
 from trackledger.ledger.events import Dataset, Metric, ModelOutput, Param, Tag
 
 
-def _tags(items, path="tags") -> list[Tag]:
-    """Tags to set on a run. As in MLflow, an empty ``mlflow.runName`` changes nothing."""
+def _tags(items, path: str | None = "tags") -> list[Tag]:
+    """Tags to set on a run (``path`` names them in errors; None: one tag, its ``key``). As in
+    MLflow, an empty ``mlflow.runName`` changes nothing."""
     tags = (
-        Tag(validation.check_key(t.key, f"{path}[{i}].key"), validation.tag_value(t.value))
+        Tag(validation.check_key(t.key, f"{path}[{i}].key" if path else "key"), validation.tag_value(t.value))
         for i, t in enumerate(items)
     )
     return [t for t in tags if t.key != RUN_NAME_TAG or t.value]
@@ -64,7 +65,7 @@ async def log_param(ctx, request: Request):
 async def set_tag(ctx, request: Request):
     req = await body_as(request, protocol.SetTag)
     run_id = validation.run_id(req.id)
-    tags = _tags([req])  # no value: "", as in MLflow
+    tags = _tags([req], path=None)  # no value: "", as in MLflow
     if tags:
         await ctx.writes.commit_on_loop(origin_of(request), writes.run_logging.log_batch, run_id, tags=tags)
     else:

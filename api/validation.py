@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import posixpath
 import re
 import urllib.parse
@@ -128,6 +129,8 @@ def artifact_location(location: str) -> str:
             "Invalid artifact path length. The length of the artifact path cannot be greater than "
             f"{MAX_ARTIFACT_LOCATION_LENGTH} characters."
         )
+    if not parsed.scheme and not os.path.isabs(location):  # as MLflow: a relative path from the server's
+        return os.path.abspath(location)  # working directory (the client then writes there itself)
     return location
 
 

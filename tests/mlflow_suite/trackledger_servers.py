@@ -35,9 +35,9 @@ class _TrackledgerProcess:
             cmd += ["--artifacts", artifacts]
         env = {**os.environ, **{k: str(v) for k, v in (extra_env or {}).items()}}
         self.log = open(os.path.join(self.workdir, "server.log"), "ab")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(
-            cmd, cwd=self.workdir, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
+        # In the tests' working directory, as MLflow's own server: a relative artifact location
+        # resolves from there.
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_healthy(self) -> str:
         deadline = time.monotonic() + STARTUP_DEADLINE_S
