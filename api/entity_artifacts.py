@@ -15,6 +15,8 @@ import urllib.parse
 
 from starlette.requests import Request
 from trackledger.api import artifacts
+from trackledger.api.auth.accounts import EDIT, READ
+from trackledger.api.auth.guard import authorize_artifact, authorize_registered_model
 from trackledger.api.errors import MlflowError, invalid, not_found
 from trackledger.api.http import json_response, query
 from trackledger.api.threads import blocking, read_after_writes
@@ -61,9 +63,10 @@ async def _model_root(ctx, model_id: str) -> str:
     return model["info"]["artifact_uri"]
 
 
-async def _listing(ctx, root_uri: str, relative: str) -> dict:
-    folder = store_folder(root_uri)
-    files = await blocking(ctx.artifacts.listing, _joined(folder, relative))
+async def _listing(ctx, request: Request, root_uri: str, relative: str) -> dict:
+    folder = _joined(store_folder(root_uri), relative)
+    await authorize_artifact(ctx, request, folder, READ)  # the experiment the files are in
+    files = await blocking(ctx.artifacts.listing, folder)
     for entry in files:  # the tracking API names files from the owner's root
         entry["path"] = posixpath.join(relative, entry["path"]) if relative else entry["path"]
     return {"root_uri": root_uri, "files": files} if files else {"root_uri": root_uri}
@@ -74,7 +77,7 @@ async def list_run_artifacts(ctx, request: Request):
     artifacts.check_utf8(request)
     relative = _relative(query(request, "path"))
     root = await _run_root(ctx, query(request, "run_id") or query(request, "run_uuid"))
-    return json_response(await _listing(ctx, root, relative))
+    return json_response(await _listing(ctx, request, root, relative))
 
 
 async def get_run_artifact(request: Request):
@@ -93,7 +96,9 @@ def _file_path(request: Request, name: str) -> str:
 
 
 async def _download(ctx, request: Request, root_uri: str, relative: str):
-    return await artifacts.download(ctx, request, _joined(store_folder(root_uri), relative))
+    path = _joined(store_folder(root_uri), relative)
+    await authorize_artifact(ctx, request, path, READ)  # the experiment the file is in
+    return await artifacts.download(ctx, request, path)
 
 
 async def upload_run_artifact(ctx, request: Request):
@@ -106,12 +111,14 @@ async def upload_run_artifact(ctx, request: Request):
         "transfer-encoding", ""
     ):
         raise invalid("Request must specify data.")
-    return await artifacts.upload(ctx, request, _joined(store_folder(root), relative))
+    path = _joined(store_folder(root), relative)
+    await authorize_artifact(ctx, request, path, EDIT)
+    return await artifacts.upload(ctx, request, path)
 
 
 async def list_model_artifacts(ctx, request: Request, model_id: str):
     relative = _relative(query(request, "artifact_directory_path"))
-    return json_response(await _listing(ctx, await _model_root(ctx, model_id), relative))
+    return json_response(await _listing(ctx, request, await _model_root(ctx, model_id), relative))
 
 
 async def get_model_artifact(ctx, request: Request, model_id: str):
@@ -126,6 +133,7 @@ async def get_model_version_artifact(request: Request):
     name, version = query(request, "name"), query(request, "version")
     if not name or not version:
         raise invalid("Request must specify name and version.")
+    authorize_registered_model(ctx, request, name, READ)
     found = await read_after_writes(
         ctx, ctx.projection.query, registry_reads.model_version, name, _version_number(version)
     )

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from trackledger.api.auth.accounts import EDIT, LEVEL_NAMES, MANAGE, READ
 from trackledger.api.errors import MlflowError, invalid
 from trackledger.api.threads import blocking
+from trackledger.projections import logged_models as logged_model_reads
 from trackledger.projections.scope import Scope
 
 
@@ -28,6 +29,7 @@ class Keys(msgspec.Struct):
     run_id: str | None = None
     run_uuid: str | None = None
     run_ids: list[str] = []
+    experiment_ids: list[str] = []
     source_run_id: str | None = None
     name: str | None = None
     model_id: str | None = None
@@ -102,6 +104,10 @@ def _experiment(ctx, keys: Keys, params) -> list[tuple[str, str]]:
     return [] if keys.experiment_id is None else [("experiment", str(keys.experiment_id))]
 
 
+def _experiments(ctx, keys: Keys, params) -> list[tuple[str, str]]:
+    return [("experiment", str(e)) for e in keys.experiment_ids]
+
+
 def _experiment_or_default(ctx, keys: Keys, params) -> list[tuple[str, str]]:
     """runs/create: a run without an experiment goes to the Default one ("0"), as in MLflow."""
     return [("experiment", str(keys.experiment_id or "0"))]
@@ -145,7 +151,7 @@ def logged_model_resource(ctx, model_id: str) -> tuple[str, str] | None:
     if entry is not None:
         return ("experiment", entry.experiment_id)
     ctx.projection.flush()
-    model = ctx.projection.logged_model(model_id)
+    model = ctx.projection.query(logged_model_reads.logged_model, model_id)
     return None if model is None else ("experiment", model["info"]["experiment_id"])
 
 
@@ -177,6 +183,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "runs/search"): ANYONE,
     ("GET", "metrics/get-history"): ((_RUN, READ),),
     ("GET", "metrics/get-history-bulk-interval"): ((_RUN, READ),),
+    ("GET", "metrics/get-history-bulk"): ((_RUN, READ),),
+    ("GET", "artifacts/list"): ((_RUN, READ),),
+    ("POST", "upload-artifact"): ((_RUN, EDIT),),
+    ("POST", "experiments/search-datasets"): ((_experiments, READ),),
     ("POST", "runs/log-metric"): ((_RUN, EDIT),),
     ("POST", "runs/log-parameter"): ((_RUN, EDIT),),
     ("POST", "runs/set-tag"): ((_RUN, EDIT),),
@@ -191,6 +201,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "logged-models/{model_id}"): ((_LM, MANAGE),),
     ("PATCH", "logged-models/{model_id}/tags"): ((_LM, EDIT),),
     ("DELETE", "logged-models/{model_id}/tags/{key}"): ((_LM, EDIT),),
+    ("POST", "logged-models/{model_id}/params"): ((_LM, EDIT),),
+    ("GET", "logged-models/{model_id}/artifacts/{kind}"): ((_LM, READ),),
     ("POST", "registered-models/create"): ANYONE,
     ("GET", "registered-models/get"): ((_RM, READ),),
     ("POST", "registered-models/rename"): ((_RM, EDIT),),
@@ -217,6 +229,11 @@ RULES: dict[tuple[str, str], Rule] = {
 _PATTERNS = [
     (re.compile(r"logged-models/(?P<model_id>[^/]+)$"), "logged-models/{model_id}"),
     (re.compile(r"logged-models/(?P<model_id>[^/]+)/tags$"), "logged-models/{model_id}/tags"),
+    (re.compile(r"logged-models/(?P<model_id>[^/]+)/params$"), "logged-models/{model_id}/params"),
+    (
+        re.compile(r"logged-models/(?P<model_id>[^/]+)/artifacts/(?P<kind>directories|files)$"),
+        "logged-models/{model_id}/artifacts/{kind}",
+    ),
     (
         re.compile(r"logged-models/(?P<model_id>[^/]+)/tags/(?P<key>.+)$"),
         "logged-models/{model_id}/tags/{key}",
@@ -224,8 +241,12 @@ _PATTERNS = [
 ]
 
 
-async def _keys(request: Request) -> Keys:
-    body = await request.body()
+# Routes whose body is a file, not JSON: what they are about is in the query string.
+_FILE_BODIES = frozenset({("POST", "upload-artifact")})
+
+
+async def _keys(request: Request, rest: str) -> Keys:
+    body = b"" if (request.method, rest) in _FILE_BODIES else await request.body()
     if request.method == "GET" or not body.strip():
         q = request.query_params
         try:
@@ -234,7 +255,7 @@ async def _keys(request: Request) -> Keys:
                 experiment_name=q.get("experiment_name"),
                 run_id=q.get("run_id"),
                 run_uuid=q.get("run_uuid"),
-                run_ids=q.getlist("run_ids"),
+                run_ids=[*q.getlist("run_ids"), *q.getlist("run_id")[1:]],  # get-history-bulk: several
                 source_run_id=q.get("source_run_id"),
                 name=q.get("name"),
                 model_id=q.get("model_id"),
@@ -264,7 +285,7 @@ async def authorize(ctx, request: Request, rest: str) -> None:
         raise denied(f"Only an admin may use {request.method} {request.url.path}")
     if not rule:
         return
-    keys = await _keys(request)
+    keys = await _keys(request, rest)
     for resolve, needed in rule:
         if resolve is _logged_model:
             resources = await blocking(resolve, ctx, keys, params)
@@ -272,6 +293,18 @@ async def authorize(ctx, request: Request, rest: str) -> None:
             resources = resolve(ctx, keys, params)
         for resource_type, resource_id in resources:
             check(accounts, username, resource_type, resource_id, needed)
+
+
+def authorize_registered_model(ctx, request: Request, name: str | None, needed: int) -> None:
+    """For routes outside the MLflow dispatcher that name a registered model."""
+    if ctx.auth is not None and name and (found := registered_model_resource(ctx, name)):
+        _check_user(ctx, request, *found, needed)
+
+
+def _check_user(ctx, request: Request, resource_type: str, resource_id: str, needed: int) -> None:
+    username = user_of(request) or ""
+    if not ctx.auth.accounts.is_admin(username):
+        check(ctx.auth.accounts, username, resource_type, resource_id, needed)
 
 
 def check(accounts, username: str, resource_type: str, resource_id: str, needed: int) -> None:

@@ -215,3 +215,46 @@ def test_carol_event_stream_skips_the_hidden_experiment(auth_server, hidden):
     text = "\n".join(seen)
     assert f'"experiment_id":"{own}"' in text
     assert f'"experiment_id":"{experiment_id}"' not in text and run_id not in text and "scrypt$" not in text
+
+
+def test_a_hidden_runs_files_are_403_through_the_routes_that_name_an_owner(auth_server, hidden):
+    """MLflow's tracking-API and UI artifact routes name a run, a logged model or a model version:
+    each checks the experiment the files are in, so none is a way around the proxy's checks."""
+    experiment_id, run_id, model_id, own, carol_runs = hidden
+    ajax = "/ajax-api/2.0/mlflow"
+    with http_as(auth_server, CAROL) as carol:
+        for resp in (
+            carol.get("/get-artifact", params={"run_id": run_id, "path": "secret.txt"}),
+            carol.get(f"{API}/artifacts/list", params={"run_id": run_id}),
+            carol.post(f"{ajax}/upload-artifact", params={"run_uuid": run_id, "path": "x.txt"}, content=b"x"),
+            carol.get(f"{ajax}/logged-models/{model_id}/artifacts/directories"),
+            carol.get(
+                f"{ajax}/logged-models/{model_id}/artifacts/files", params={"artifact_file_path": "MLmodel"}
+            ),
+            carol.post(
+                f"{API}/logged-models/{model_id}/params", json={"params": [{"key": "k", "value": "v"}]}
+            ),
+            carol.get(
+                "/model-versions/get-artifact",
+                params={"name": "alice-registered", "version": "1", "path": "x"},
+            ),
+            carol.get(
+                f"{ajax}/metrics/get-history-bulk",
+                params={"run_id": [carol_runs[0], run_id], "metric_key": "m"},
+            ),
+            carol.post(f"{ajax}/experiments/search-datasets", json={"experiment_ids": [own, experiment_id]}),
+        ):
+            assert b"alice" not in resp.content
+            mlflow_error(resp, 403, "PERMISSION_DENIED")
+        ok = carol.post(
+            f"{ajax}/upload-artifact", params={"run_uuid": carol_runs[0], "path": "m.txt"}, content=b"m"
+        )
+        assert ok.status_code == 200, ok.text
+        assert carol.get("/get-artifact", params={"run_id": carol_runs[0], "path": "m.txt"}).content == b"m"
+    with http_as(auth_server, BOB) as bob:  # READ on alice's experiment: down, not up
+        assert (
+            bob.get("/get-artifact", params={"run_id": run_id, "path": "secret.txt"}).content
+            == b"alice-artifact"
+        )
+        up = bob.post(f"{ajax}/upload-artifact", params={"run_uuid": run_id, "path": "y.txt"}, content=b"y")
+        mlflow_error(up, 403, "PERMISSION_DENIED")
