@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -107,3 +108,19 @@ def int_query(request: Request, name: str) -> int | None:
     if number is None:
         raise invalid(f"Invalid value {raw!r} for parameter '{name}' supplied: expected an integer")
     return number
+
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+class MergeSlashes:
+    """Repeated slashes in a request path count as one, as on MLflow's server (werkzeug merges
+    them): clients build URLs such as ``http://host:5000//model-versions/get-artifact``."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = {**scope, "path": _SLASHES.sub("/", scope["path"])}
+        await self.app(scope, receive, send)

@@ -214,7 +214,7 @@ async def metric_history_bulk(ctx, request: Request):
 async def metric_history_bulk_interval(ctx, request: Request):
     """The UI's sampled histories: up to ``max_results`` points per run, evenly over the steps."""
     run_ids = request.query_params.getlist("run_ids")
-    key = query(request, "metric_key")
+    key = query(request, "metric_key")  # "" is missing too, as in MLflow
     if not run_ids:
         raise missing("run_ids")
     if key is None:
@@ -222,6 +222,12 @@ async def metric_history_bulk_interval(ctx, request: Request):
     if len(run_ids) > 100:
         raise invalid("GetMetricHistoryBulkInterval request must specify at most 100 run_ids.")
     start, end = int_query(request, "start_step"), int_query(request, "end_step")
+    if (start is None) != (end is None):
+        raise invalid("If either start step or end step are specified, both must be specified.")
+    if start is not None and end is not None and start > end:
+        raise invalid(
+            f"end_step must be greater than start_step. Found start_step={start} and end_step={end}."
+        )
     limit = int_query(request, "max_results")
     if limit is not None and not 1 <= limit <= BULK_INTERVAL_MAX_RESULTS:
         raise invalid(f"max_results must be between 1 and {BULK_INTERVAL_MAX_RESULTS}.")

@@ -161,3 +161,17 @@ def test_params_logged_to_a_logged_model_after_its_creation(client, http, run_wi
         404,
         "RESOURCE_DOES_NOT_EXIST",
     )
+
+
+def test_repeated_slashes_count_as_one_and_bulk_interval_steps_come_in_pairs(http, run_with_files):
+    _exp, info = run_with_files
+    got = http.get("//get-artifact", params={"run_id": info["run_id"], "path": "a.txt"})
+    assert got.status_code == 200 and got.content == b"alpha"
+    url = f"{AJAX}/metrics/get-history-bulk-interval"
+    for params, message in [
+        ({"start_step": 1}, "If either start step or end step are specified, both must be specified."),
+        ({"start_step": 2, "end_step": 1}, "end_step must be greater than start_step."),
+        ({"max_results": 0}, "max_results must be between 1 and 2500."),
+    ]:
+        resp = http.get(url, params={"run_ids": [info["run_id"]], "metric_key": "loss", **params})
+        assert mlflow_error(resp, 400, "INVALID_PARAMETER_VALUE")["message"].startswith(message)
