@@ -163,9 +163,9 @@ def test_params_logged_to_a_logged_model_after_its_creation(client, http, run_wi
     )
 
 
-def test_repeated_slashes_count_as_one_and_bulk_interval_steps_come_in_pairs(http, run_with_files):
+def test_repeated_slashes_count_as_one_and_bulk_interval_steps_come_in_pairs(server, http, run_with_files):
     _exp, info = run_with_files
-    got = http.get("//get-artifact", params={"run_id": info["run_id"], "path": "a.txt"})
+    got = http.get(f"{server.url}//get-artifact", params={"run_id": info["run_id"], "path": "a.txt"})
     assert got.status_code == 200 and got.content == b"alpha"
     url = f"{AJAX}/metrics/get-history-bulk-interval"
     for params, message in [
