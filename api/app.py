@@ -33,7 +33,7 @@ from trackledger.api.auth import routes as auth_routes
 from trackledger.api.auth.middleware import AuthMiddleware
 from trackledger.api.context import ServerContext
 from trackledger.api.errors import MlflowError
-from trackledger.api.http import MergeSlashes, error_response, json_response
+from trackledger.api.http import MergeLeadingSlashes, error_response, json_response
 from trackledger.api.limits import BodyLimit
 from trackledger.api.settings import Settings
 from trackledger.api.webhooks import routes as webhooks
@@ -209,7 +209,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=_routes(ctx),
         # Who the request is first (an anonymous body is never read), then the body's size cap.
         middleware=[
-            Middleware(MergeSlashes),
+            Middleware(MergeLeadingSlashes),
             Middleware(AuthMiddleware, ctx=ctx),
             Middleware(BodyLimit, limit=settings.max_body_mb * 1024 * 1024),
         ],

@@ -110,17 +110,18 @@ def int_query(request: Request, name: str) -> int | None:
     return number
 
 
-_SLASHES = re.compile(r"/{2,}")
+_LEADING_SLASHES = re.compile(r"^/{2,}")
 
 
-class MergeSlashes:
-    """Repeated slashes in a request path count as one, as on MLflow's server (werkzeug merges
-    them): clients build URLs such as ``http://host:5000//model-versions/get-artifact``."""
+class MergeLeadingSlashes:
+    """Slashes repeated at the start of a request path count as one, as on MLflow's server:
+    clients join a base URL ending in ``/`` with ``/model-versions/get-artifact``. Inside a path
+    they stay (an artifact path with an empty part is refused, not silently renamed)."""
 
     def __init__(self, app) -> None:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and "//" in scope["path"]:
-            scope = {**scope, "path": _SLASHES.sub("/", scope["path"])}
+        if scope["type"] == "http" and scope["path"].startswith("//"):
+            scope = {**scope, "path": _LEADING_SLASHES.sub("/", scope["path"])}
         await self.app(scope, receive, send)
