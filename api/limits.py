@@ -14,7 +14,12 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from trackledger.api.errors import MlflowError
 
-STREAMED_PREFIXES = ("/api/2.0/mlflow-artifacts/artifacts/", "/ajax-api/2.0/mlflow-artifacts/artifacts/")
+STREAMED_PREFIXES = (
+    "/api/2.0/mlflow-artifacts/artifacts/",
+    "/ajax-api/2.0/mlflow-artifacts/artifacts/",
+    "/api/2.0/mlflow/upload-artifact",  # the UI's upload: the body is the file, streamed as above
+    "/ajax-api/2.0/mlflow/upload-artifact",
+)
 
 
 def body_too_large(limit: int) -> MlflowError:
