@@ -47,7 +47,7 @@ def create(
         LoggedModelCreated(
             **keys,
             name=name or f"model-{model_id[2:10]}",
-            artifact_location=f"{experiment.artifact_location.rstrip('/')}/models/{model_id}/artifacts",
+            artifact_location=experiment.model_artifact_uri(model_id),
             creation_time=now_ms(),
             source_run_id=source_run_id,
             model_type=model_type or "",

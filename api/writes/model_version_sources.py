@@ -151,7 +151,7 @@ def _run_artifact_root(index: WriteIndex, run_id: str | None) -> str | None:
     experiment = index.experiments.get(run.experiment_id) if run else None
     if experiment is None:
         return None
-    return f"{experiment.artifact_location.rstrip('/')}/{run_id}/artifacts"
+    return experiment.run_artifact_uri(run_id)
 
 
 def _model_artifact_root(index: WriteIndex, model_id: str) -> str | None:
@@ -159,4 +159,4 @@ def _model_artifact_root(index: WriteIndex, model_id: str) -> str | None:
     experiment = index.experiments.get(model.experiment_id) if model else None
     if experiment is None:
         return None
-    return f"{experiment.artifact_location.rstrip('/')}/models/{model_id}/artifacts"
+    return experiment.model_artifact_uri(model_id)

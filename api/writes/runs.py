@@ -51,7 +51,7 @@ def create(
             name=name,
             user_id=user_id,
             start_time=start_time,
-            artifact_uri=f"{experiment.artifact_location.rstrip('/')}/{run_id}/artifacts",
+            artifact_uri=experiment.run_artifact_uri(run_id),
             tags=tags,
         )
     ]

@@ -56,6 +56,14 @@ class ExperimentEntry:
     lifecycle: str
     artifact_location: str
 
+    def run_artifact_uri(self, run_id: str) -> str:
+        """Where a run of this experiment keeps its artifacts (MLflow's layout)."""
+        return f"{self.artifact_location.rstrip('/')}/{run_id}/artifacts"
+
+    def model_artifact_uri(self, model_id: str) -> str:
+        """Where a logged model of this experiment keeps its artifacts (MLflow's layout)."""
+        return f"{self.artifact_location.rstrip('/')}/models/{model_id}/artifacts"
+
 
 @dataclass(slots=True)
 class LoggedModelEntry:
