@@ -14,7 +14,7 @@ import posixpath
 import urllib.parse
 
 from starlette.requests import Request
-from trackledger.api import artifacts
+from trackledger.api import artifacts, validation
 from trackledger.api.auth.accounts import EDIT, READ
 from trackledger.api.auth.guard import authorize_artifact, authorize_registered_model
 from trackledger.api.errors import MlflowError, invalid, not_found
@@ -135,17 +135,11 @@ async def get_model_version_artifact(request: Request):
         raise invalid("Request must specify name and version.")
     authorize_registered_model(ctx, request, name, READ)
     found = await read_after_writes(
-        ctx, ctx.projection.query, registry_reads.model_version, name, _version_number(version)
+        ctx, ctx.projection.query, registry_reads.model_version, name, validation.model_version(version)
     )
     if found is None:
         raise not_found(f"Model Version (name={name}, version={version}) not found")
     return await _download(ctx, request, await _source_root(ctx, found), relative)
-
-
-def _version_number(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
-        raise invalid(f"Invalid value '{text}' for parameter 'version': it must be a positive integer")
-    return int(text)
 
 
 async def _source_root(ctx, version: dict) -> str:
