@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import ServerProcess
+from tests.web.sweep import Sweep, log_sweep
 
 HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE.parents[1] / "docs" / "screenshots"
@@ -82,6 +83,19 @@ def two_runs(web_server):
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def sweep_size() -> int:
+    """How many runs ``sweep`` logs; a module overrides this fixture for a smaller sweep."""
+    return 200
+
+
+@pytest.fixture(scope="module")
+def sweep(web_server, sweep_size) -> Sweep:
+    """A sweep of ``sweep_size`` runs (300 steps of loss and val_acc, failed runs, nested children
+    sharing names across parents) and Alice's and Bob's single-accuracy runs: see tests/web/sweep.py."""
+    return log_sweep(web_server.url, sweep_size)
 
 
 @pytest.fixture
