@@ -35,8 +35,14 @@ async def plotly_js(request: Request) -> Response:
     return FileResponse(path, media_type="text/javascript", headers=CACHE_A_DAY)
 
 
+async def favicon(request: Request) -> Response:
+    """Browsers ask for /favicon.ico whatever the page links: answer with the page's SVG icon."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml", headers=CACHE_A_DAY)
+
+
 def asset_routes() -> list[BaseRoute]:
     return [
+        Route("/favicon.ico", favicon, name="favicon"),
         Route("/vendor/plotly.min.js", plotly_js, name="plotly_js"),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
