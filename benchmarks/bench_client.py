@@ -19,17 +19,15 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
-import time
 from pathlib import Path
 
-import httpx
+from harness import ServerProcess, free_port, trackledger_command
 
 PER_CALL = textwrap.dedent(
     """
@@ -97,42 +95,6 @@ LOOP = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, port: int, data: Path):
-        self.port, self.data, self.proc = port, data, None
-
-    def start(self) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "trackledger",
-            "server",
-            "--store",
-            str(self.data),
-            "--port",
-            str(self.port),
-        ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("the server did not start")
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-
-
 def run_script(code: str, args: list[str], env: dict, workdir: Path) -> dict:
     script = workdir / "bench_script.py"
     script.write_text(code)
@@ -152,7 +114,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-client-"))
     port = free_port()
-    server = Server(port, workdir / "data")
+    server = ServerProcess("trackledger", trackledger_command(workdir / "data", port), port, workdir)
     base = {
         **os.environ,
         "TRACKLEDGER_EXIT_FLUSH_S": "0",
@@ -212,7 +174,7 @@ def main() -> None:
             if server.proc.poll() is not None:
                 server.start()
     finally:
-        if server.proc and server.proc.poll() is None:
+        if server.proc.poll() is None:
             server.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 

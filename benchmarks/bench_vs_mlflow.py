@@ -15,127 +15,20 @@ the ratio.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import http.client
 import json
 import os
 import random
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import psutil
+from harness import Conn, ServerProcess, free_port, trackledger_command
 
-REPO = Path(__file__).resolve().parents[1]
 API = "/api/2.0/mlflow"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Conn:
-    """One keep-alive connection speaking JSON."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.connect()
-
-    def connect(self) -> None:
-        self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
-        self.c.connect()
-        self.c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def call(self, method: str, path: str, body=None) -> tuple[int, bytes]:
-        """``body``: a JSON-able value, or bytes already encoded (kept out of timed loops)."""
-        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else {}
-        try:
-            self.c.request(method, path, body=data, headers=headers)
-            resp = self.c.getresponse()
-        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-            self.connect()  # the server closed an idle keep-alive connection: not timed work
-            self.c.request(method, path, body=data, headers=headers)
-            resp = self.c.getresponse()
-        return resp.status, resp.read()
-
-    def ok(self, method: str, path: str, body=None) -> dict:
-        status, data = self.call(method, path, body)
-        if status != 200:
-            raise RuntimeError(f"{method} {path} -> {status}: {data[:300]!r}")
-        return json.loads(data or b"{}")
-
-
-class Server:
-    def __init__(self, name: str, cmd: list[str], port: int, data_dir: Path):
-        self.name, self.port, self.data_dir = name, port, data_dir
-        self._watching = False
-        self.log = open(data_dir / f"{name}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            cmd, cwd=data_dir, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{name} exited: {(data_dir / f'{name}.log').read_text()[-3000:]}")
-            try:
-                if Conn(port).call("GET", "/health")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"{name} did not start")
-
-    def watch_peak_rss(self, every_s: float = 0.05) -> None:
-        """Sample the process tree's RSS in the background; ``peak_rss_mb`` is the max since the
-        last call (a second call starts the peak over)."""
-        self.peak_rss_mb = 0.0
-        if self._watching:
-            return
-        self._watching = True
-
-        def sample() -> None:
-            while self._watching:
-                with contextlib.suppress(psutil.Error):
-                    self.peak_rss_mb = max(self.peak_rss_mb, self.rss_mb()[0])
-                time.sleep(every_s)
-
-        threading.Thread(target=sample, daemon=True).start()
-
-    def cpu_s(self) -> float:
-        """User + system CPU seconds of the process tree so far (MLflow's workers are children)."""
-        total = 0.0
-        for p in [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = p.cpu_times()
-                total += times.user + times.system
-        return total
-
-    def rss_mb(self) -> tuple[float, int]:
-        procs = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
-        total = 0
-        for p in procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                total += p.memory_info().rss
-        return total / 2**20, len(procs)
-
-    def stop(self) -> None:
-        self._watching = False
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.log.close()
 
 
 def now_ms() -> int:
@@ -154,7 +47,7 @@ def noisy(rng: random.Random, step: int) -> float:
     return 1.0 / (1.0 + step * 0.001) + rng.gauss(0.0, 0.01)
 
 
-def run_workloads(server: Server, scale: dict) -> tuple[dict, int]:
+def run_workloads(server: ServerProcess, scale: dict) -> tuple[dict, int]:
     """All workloads against one server; returns the figures and the number of metric points logged."""
     port = server.port
     conn = Conn(port)
@@ -298,7 +191,7 @@ def run_workloads(server: Server, scale: dict) -> tuple[dict, int]:
     return out, points
 
 
-def artifact_round_trip(server: Server, gib: float) -> dict:
+def artifact_round_trip(server: ServerProcess, gib: float) -> dict:
     """One file of ``gib`` GiB up and down through the artifact proxy, streamed both ways; MB/s
     and the server's peak RSS meanwhile (bounded memory: it must not grow with the file)."""
     conn = Conn(server.port)
@@ -336,12 +229,36 @@ def artifact_round_trip(server: Server, gib: float) -> dict:
     }
 
 
+def measure(server: ServerProcess, scale: dict, artifact_gib: float) -> tuple[dict, int, int]:
+    """Every workload against one server, started here and stopped even on failure (never leave a
+    server behind); the figures, its process count and the metric points logged."""
+    server.start()
+    server.watch_peak_rss()
+    try:
+        figures, points = run_workloads(server, scale)
+        figures["RSS of process tree at the end (MB)"], nprocs = server.rss_mb()
+        figures["peak RSS of process tree (MB)"] = server.peak_rss_mb
+        if artifact_gib:
+            figures.update(artifact_round_trip(server, artifact_gib))
+    finally:
+        server.stop()  # a trackledger WAL rolls into a segment, counted on disk afterwards
+    return figures, nprocs, points
+
+
 def dir_bytes(path: Path, skip: tuple[str, ...] = ()) -> int:
     total = 0
     for root, dirs, files in os.walk(path):
         dirs[:] = [d for d in dirs if d not in skip]
         total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
     return total
+
+
+def disk_per_point(result: tuple[dict, int, int], root: Path, derived: tuple[str, ...] = ()) -> None:
+    """Bytes on disk per metric point: of the record alone (without what is ``derived`` from it)
+    and of everything but the artifacts."""
+    figures, _, points = result
+    figures["bytes on disk per point: ledger"] = dir_bytes(root, skip=(*derived, "artifacts")) / points
+    figures["bytes on disk per point: all"] = dir_bytes(root, skip=("artifacts",)) / points
 
 
 def shown(value: float) -> str:
@@ -370,79 +287,36 @@ def main() -> int:
     results = {}
     try:
         port = free_port()
-        tl = Server(
-            "trackledger",
-            [
-                sys.executable,
-                "-m",
-                "trackledger",
-                "server",
-                "--store",
-                str(work / "tl"),
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--durability",
-                args.durability,
-            ],
-            port,
-            work,
-        )
-        tl.watch_peak_rss()
-        try:
-            figures, points = run_workloads(tl, tl_scale)
-            figures["RSS of process tree at the end (MB)"], nprocs = tl.rss_mb()
-            figures["peak RSS of process tree (MB)"] = tl.peak_rss_mb
-            if args.artifact_gib:
-                figures.update(artifact_round_trip(tl, args.artifact_gib))
-        finally:
-            tl.stop()  # also on failure: never leave a server behind; the WAL rolls into a segment
+        flags = ("--log-level", "warning", "--durability", args.durability)
+        tl = ServerProcess("trackledger", trackledger_command(work / "tl", port, *flags), port, work)
+        results["trackledger"] = measure(tl, tl_scale, args.artifact_gib)
         # The ledger is the record; the DuckDB projection in .state is derived from it (rebuildable).
-        ledger_bytes = dir_bytes(work / "tl", skip=(".state", "artifacts"))
-        figures["bytes on disk per point: ledger"] = ledger_bytes / points
-        figures["bytes on disk per point: all"] = dir_bytes(work / "tl", skip=("artifacts",)) / points
-        results["trackledger"] = (figures, nprocs)
+        disk_per_point(results["trackledger"], work / "tl", derived=(".state",))
 
         if not args.skip_mlflow:
             port = free_port()
             (work / "ml").mkdir()
-            ml = Server(
+            cmd = [
+                sys.executable,
+                "-m",
                 "mlflow",
-                [
-                    sys.executable,
-                    "-m",
-                    "mlflow",
-                    "server",
-                    "--backend-store-uri",
-                    f"sqlite:///{work / 'ml' / 'mlruns.db'}",
-                    "--artifacts-destination",
-                    str(work / "ml" / "artifacts"),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                port,
-                work,
-            )
-            ml.watch_peak_rss()
-            try:
-                figures, points = run_workloads(ml, ml_scale)
-                figures["RSS of process tree at the end (MB)"], nprocs = ml.rss_mb()
-                figures["peak RSS of process tree (MB)"] = ml.peak_rss_mb
-                if args.artifact_gib:
-                    figures.update(artifact_round_trip(ml, args.artifact_gib))
-            finally:
-                ml.stop()
-            figures["bytes on disk per point: ledger"] = dir_bytes(work / "ml", skip=("artifacts",)) / points
-            figures["bytes on disk per point: all"] = figures["bytes on disk per point: ledger"]
-            results["mlflow"] = (figures, nprocs)
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{work / 'ml' / 'mlruns.db'}",
+                "--artifacts-destination",
+                str(work / "ml" / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ]
+            results["mlflow"] = measure(ServerProcess("mlflow", cmd, port, work), ml_scale, args.artifact_gib)
+            disk_per_point(results["mlflow"], work / "ml")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    tl_fig, tl_n = results["trackledger"]
-    ml_fig, ml_n = results.get("mlflow", ({}, 0))
+    tl_fig, tl_n, _ = results["trackledger"]
+    ml_fig, ml_n, _ = results.get("mlflow", ({}, 0, 0))
     lower_is_better = ("ms", "(MB)", "bytes", "errors")  # the ratio is MLflow's figure over ours
     print("\n| workload | trackledger | mlflow 3.17.2 + SQLite | ratio |\n|---|---:|---:|---:|")
     for key, value in tl_fig.items():

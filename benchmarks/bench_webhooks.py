@@ -15,12 +15,9 @@
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
+from harness import Conn, ServerProcess, free_port, trackledger_command
 
 KINDS = [
     "registered_model.created",
@@ -37,12 +35,6 @@ KINDS = [
     "run.finished",
     "logged_model.created",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Receiver:
@@ -68,31 +60,16 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-class Client:
-    def __init__(self, port: int):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port)
-        self.conn.connect()
-        self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
-        data = json.dumps(body).encode() if body is not None else None
-        self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
-        response = self.conn.getresponse()
-        out = response.read()
-        assert response.status == 200, out
-        return json.loads(out or b"{}")
-
-
-def log_metrics(client: Client, run_id: str, calls: int) -> float:
+def log_metrics(client: Conn, run_id: str, calls: int) -> float:
     started = time.perf_counter()
     for step in range(calls):
         body = {"run_id": run_id, "key": "loss", "value": 1.0 / (step + 1), "timestamp": 1, "step": step}
-        client.call("POST", "/api/2.0/mlflow/runs/log-metric", body)
+        client.ok("POST", "/api/2.0/mlflow/runs/log-metric", body)
     return calls / (time.perf_counter() - started)
 
 
-def new_run(client: Client) -> str:
-    return client.call("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": "0", "start_time": 1})["run"][
+def new_run(client: Conn) -> str:
+    return client.ok("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": "0", "start_time": 1})["run"][
         "info"
     ]["run_id"]
 
@@ -105,40 +82,25 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "trackledger",
-        "server",
-        "--store",
-        str(workdir / "data"),
-        "--port",
-        str(port),
-    ]
-    cmd += ["--webhook-allow-private", "--webhook-timeout", "5", "--webhook-retry-max", "2"]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    flags = ("--webhook-allow-private", "--webhook-timeout", "5", "--webhook-retry-max", "2")
+    server = ServerProcess("trackledger", trackledger_command(workdir / "data", port, *flags), port, workdir)
+    server.start()
     try:
-        for _ in range(600):
-            try:
-                Client(port).call("GET", "/api/2.0/mlflow/experiments/get?experiment_id=0")
-                break
-            except OSError:
-                time.sleep(0.1)
-        client = Client(port)
-        process = psutil.Process(server.pid)
+        client = Conn(port)
+        process = psutil.Process(server.proc.pid)
 
         without = [log_metrics(client, new_run(client), args.calls) for _ in range(args.repeats)]
         healthy, hanging = Receiver(), Receiver(hang=True)
         closed = f"http://127.0.0.1:{free_port()}/hook"
         for name, url in (("healthy", healthy.url), ("closed", closed), ("hanging", hanging.url)):
-            client.call("POST", "/api/2.0/mlflow/webhooks", {"name": name, "url": url, "events": KINDS})
+            client.ok("POST", "/api/2.0/mlflow/webhooks", {"name": name, "url": url, "events": KINDS})
         with_hooks = [log_metrics(client, new_run(client), args.calls) for _ in range(args.repeats)]
 
         latencies = []
         for i in range(args.latency):
             name = f"m{i}"
             sent = time.monotonic()
-            client.call("POST", "/api/2.0/mlflow/registered-models/create", {"name": name})
+            client.ok("POST", "/api/2.0/mlflow/registered-models/create", {"name": name})
             while name not in healthy.arrivals:
                 time.sleep(0.002)
             latencies.append((healthy.arrivals[name] - sent) * 1000)
@@ -149,7 +111,7 @@ def main() -> None:
             run_id = new_run(client)
             batch = [{"key": "m", "value": float(i), "timestamp": 1, "step": i} for i in range(1000)]
             for _ in range(300):
-                client.call("POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": run_id, "metrics": batch})
+                client.ok("POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": run_id, "metrics": batch})
             time.sleep(2)
             return (process.memory_info().rss - before) / 2**20
 
@@ -175,8 +137,7 @@ def main() -> None:
             f"{stalled:.0f} MB with one that never reads"
         )
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        server.stop()
 
 
 if __name__ == "__main__":
