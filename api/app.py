@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -142,10 +143,12 @@ async def _projection_unavailable(request: Request, exc: ProjectionUnavailable) 
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return json_response(
-        {"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}, status=500
-    )
+    # An exception's text may hold paths, SQL or values of the request: it goes to the log only,
+    # and the answer names the log line by a reference.
+    reference = uuid.uuid4().hex[:12]
+    log.error("unhandled error %s on %s %s", reference, request.method, request.url.path, exc_info=exc)
+    message = f"Internal server error (reference {reference}): the details are in the server log"
+    return json_response({"error_code": "INTERNAL_ERROR", "message": message}, status=500)
 
 
 def _routes(ctx: ServerContext) -> list:

@@ -106,14 +106,16 @@ def trackledger(
 
 
 @contextlib.contextmanager
-def in_process(store: Path, **settings) -> Iterator:
+def in_process(store: Path, raise_server_exceptions: bool = True, **settings) -> Iterator:
     """An httpx client of the ASGI app in this process, its lifespan run (the store opened and closed
-    as by the server); ``settings`` as for ``Settings``."""
+    as by the server); ``settings`` as for ``Settings``. ``raise_server_exceptions=False`` answers
+    an unexpected exception as the server does, instead of raising it in the test."""
     from starlette.testclient import TestClient
     from trackledger.api.app import create_app
     from trackledger.api.settings import Settings
 
-    with TestClient(create_app(Settings(store=str(store), **settings))) as client:
+    app = create_app(Settings(store=str(store), **settings))
+    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
         yield client
 
 

@@ -357,3 +357,21 @@ def test_non_finite_metric_values_are_strings_in_json():
     run = {"data": {"metrics": [{"key": str(i), "value": v} for i, v in enumerate(values)]}}
     shown = metrics_for_json(run)["data"]["metrics"]
     assert [m["value"] for m in shown] == ["NaN", "Infinity", "-Infinity", 1.5]
+
+
+def test_an_unexpected_error_is_a_500_whose_text_stays_in_the_log(tmp_path, monkeypatch, caplog):
+    """The exception's text (here a path and a password) is logged under a reference, never sent."""
+    from trackledger.projections.projection import Projection
+
+    def failing_query(self, read, *args, **kwargs):
+        raise RuntimeError("cannot open /srv/secret/path with password=hunter2")
+
+    with in_process(tmp_path / "data", raise_server_exceptions=False) as client:
+        monkeypatch.setattr(Projection, "query", failing_query)
+        with caplog.at_level("ERROR", logger="trackledger"):
+            resp = client.get(f"{API}/experiments/get", params={"experiment_id": "0"})
+    body = mlflow_error(resp, 500, "INTERNAL_ERROR")
+    assert "hunter2" not in resp.text and "/srv/secret" not in resp.text
+    reference = body["message"].split("reference ")[1].split(")")[0]
+    logged = [r for r in caplog.records if reference in r.getMessage()]
+    assert logged and "hunter2" in str(logged[0].exc_info[1])
