@@ -32,6 +32,7 @@ from trackledger.api import (
 from trackledger.api.auth import guard
 from trackledger.api.auth import routes as auth_routes
 from trackledger.api.auth.middleware import AuthMiddleware
+from trackledger.api.browser_guard import AllowedHosts, SameSiteWrites, allowed_host_patterns
 from trackledger.api.context import ServerContext
 from trackledger.api.errors import MlflowError
 from trackledger.api.http import MergeLeadingSlashes, error_response, json_response
@@ -210,9 +211,12 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=_routes(ctx),
-        # Who the request is first (an anonymous body is never read), then the body's size cap.
+        # A request for another Host, or a browser's write from another site, is refused first;
+        # then who the request is (an anonymous body is never read), then the body's size cap.
         middleware=[
             Middleware(MergeLeadingSlashes),
+            Middleware(AllowedHosts, patterns=allowed_host_patterns(settings.host, settings.allowed_hosts)),
+            Middleware(SameSiteWrites),
             Middleware(AuthMiddleware, ctx=ctx),
             Middleware(BodyLimit, limit=settings.max_body_mb * 1024 * 1024),
         ],

@@ -79,6 +79,15 @@ def port_number(text: str) -> int:
     return value
 
 
+def host_list(text: str) -> tuple[str, ...]:
+    """A comma-separated list of Host patterns (``a.example,10.0.*,*``); empty entries are dropped."""
+    hosts = tuple(part.strip() for part in text.split(",") if part.strip())
+    for host in hosts:
+        if any(c.isspace() or c in "/@?#" for c in host):
+            raise ValueError(f"{host!r} is not a host name, address or pattern")
+    return hosts
+
+
 def switch(text: str) -> bool:
     """An on/off environment variable: 1/true/yes/on or 0/false/no/off (any case)."""
     value = text.strip().lower()
@@ -154,6 +163,18 @@ class Settings:
         metavar="H",
         help="listen address",
         commands=frozenset({SERVER}),
+    )
+    allowed_hosts: tuple[str, ...] = setting(
+        (),
+        flag="--allowed-hosts",
+        env="TRACKLEDGER_ALLOWED_HOSTS",
+        metavar="HOSTS",
+        parse=host_list,
+        help="comma-separated Host headers the server answers besides loopback names (`localhost`, "
+        "`127.0.0.1`, `[::1]`, any port) and a specific `--host`: `name` (any port), `name:port`, `*` "
+        "wildcards (`*.corp.example`, `10.0.*`), or `*` for any; another Host gets 403 (DNS rebinding)",
+        commands=frozenset({SERVER}),
+        shown_default="loopback",
     )
     port: int = setting(
         5000,

@@ -1,6 +1,39 @@
 // trackledger web page: the little behaviour the server-rendered pages need. No framework, no build step.
 "use strict";
 
+// The page's writes to the REST API (`/ajax-api/2.0/mlflow/...`): the body as JSON, the answer parsed.
+// A refusal throws an ApiError carrying the server's own message (e.g. "Run ... not found"), its
+// HTTP status and MLflow error code, for the page to show where the user acted. The browser adds the
+// page's Origin, which the server checks (cross-site writes are refused).
+class ApiError extends Error {
+  constructor(message, status, errorCode) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.errorCode = errorCode;
+  }
+}
+
+async function postJson(path, body, { method = "POST" } = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method, credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body ?? {}),
+    });
+  } catch (err) {
+    throw new ApiError(`The server did not answer (${err.message})`, 0, "NETWORK_ERROR");
+  }
+  const text = await response.text();
+  let answer = {};
+  try { answer = text ? JSON.parse(text) : {}; } catch { answer = { message: text.slice(0, 300) }; }
+  if (!response.ok) {
+    throw new ApiError(answer.message || `Error ${response.status}`, response.status, answer.error_code || "");
+  }
+  return answer;
+}
+
 // Metric charts: the page embeds [{key, series: [{name, x, y}]}] as JSON; plotly draws one chart per key.
 function drawCharts() {
   const data = document.getElementById("chart-data");
@@ -191,15 +224,14 @@ function wireApiForms() {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const body = Object.fromEntries(new FormData(form).entries());
-      const response = await fetch(form.dataset.api, {
-        method: form.dataset.method || "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify(body),
-      });
-      if (response.ok) { window.location.reload(); return; }
-      const answer = await response.json().catch(() => ({}));
-      status.textContent = answer.message || `Error ${response.status}`;
-      status.classList.add("error");
+      try {
+        await postJson(form.dataset.api, body, { method: form.dataset.method || "POST" });
+      } catch (err) {
+        status.textContent = err.message;
+        status.classList.add("error");
+        return;
+      }
+      window.location.reload();
     });
   });
 }

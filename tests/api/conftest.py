@@ -114,8 +114,11 @@ def in_process(store: Path, raise_server_exceptions: bool = True, **settings) ->
     from trackledger.api.app import create_app
     from trackledger.api.settings import Settings
 
+    # The loopback address as Host: "testserver", TestClient's default, is not an allowed host.
     app = create_app(Settings(store=str(store), **settings))
-    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
+    with TestClient(
+        app, base_url="http://127.0.0.1", raise_server_exceptions=raise_server_exceptions
+    ) as client:
         yield client
 
 
