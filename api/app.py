@@ -81,6 +81,9 @@ def _mlflow_dispatch(ctx: ServerContext):
     async def endpoint(request: Request) -> Response:
         rest = request.path_params["rest"].rstrip("/")
         if ctx.auth is not None:
+            account_handler = auth_routes.MLFLOW_ROUTES.get((request.method, rest))
+            if account_handler is not None:  # it decides itself who may call it
+                return await account_handler(ctx, request)
             await guard.authorize(ctx, request, rest)
         handler = MLFLOW_ROUTES.get((request.method, rest))
         if handler is not None:
@@ -155,8 +158,7 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 def _routes(ctx: ServerContext) -> list:
     mlflow = _mlflow_dispatch(ctx)
     all_methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
-    # MLflow's auth API comes before the catch-all MLflow route; without --auth it does not exist.
-    routes: list = auth_routes.routes(ctx) if ctx.settings.auth else []
+    routes: list = []
     for prefix in ("/api", "/ajax-api"):
         routes += [
             Route(prefix + "/2.0/mlflow/{rest:path}", mlflow, methods=all_methods),
@@ -191,6 +193,8 @@ def _routes(ctx: ServerContext) -> list:
             "/api/ledger/webhooks/{webhook_id}/deliveries", _bind(ctx, webhooks.deliveries), methods=["GET"]
         ),
     ]
+    if ctx.settings.auth:  # MLflow's auth API; its user routes are in the MLflow dispatcher
+        routes += auth_routes.routes(ctx)
     if (Path(__file__).parent / "web" / "__init__.py").exists():  # the web UI, mounted at / when present
         from trackledger.api import web
 

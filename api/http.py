@@ -30,8 +30,20 @@ def error_response(exc: MlflowError) -> Response:
     return Response(exc.body(), status_code=exc.status, media_type="application/json")
 
 
+DECODED_BODY = "trackledger.body"
+
+
+def decode_once(request: Request, kind: type[T], body: bytes) -> T:
+    """``decode``, once a request: with auth on, the guard decodes a logging route's body to find
+    its run, and the handler gets that instead of parsing the body again."""
+    found = request.scope.get(DECODED_BODY)
+    if type(found) is not kind:
+        found = request.scope[DECODED_BODY] = decode(kind, body)
+    return found
+
+
 async def body_as(request: Request, kind: type[T]) -> T:
-    return decode(kind, await request.body())
+    return decode_once(request, kind, await request.body())
 
 
 async def fields_as(request: Request, kind: type[T], repeated: tuple[str, ...] = ()) -> T:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from trackledger.api import protocol, validation, writes
 from trackledger.api.errors import invalid, missing
-from trackledger.api.http import body_as, json_response, origin_of
+from trackledger.api.http import body_as, decode_once, json_response, origin_of
 from trackledger.api.limits import body_at_most
 from trackledger.api.writes.runs import RUN_NAME_TAG, active_run
 from trackledger.ledger.events import Dataset, Metric, ModelOutput, Param, Tag
@@ -75,7 +75,7 @@ async def set_tag(ctx, request: Request):
 
 async def log_batch(ctx, request: Request):
     body = await body_at_most(request, validation.MAX_BATCH_LOG_REQUEST_SIZE, validation.batch_too_large)
-    req = protocol.decode(protocol.LogBatch, body)
+    req = decode_once(request, protocol.LogBatch, body)
     run_id = validation.run_id(req.id)
     validation.batch_limits(len(req.metrics), len(req.params), len(req.tags))
     metrics = [_metric(m, i) for i, m in enumerate(req.metrics)]

@@ -6,6 +6,11 @@ The two servers are measured in alternating rounds (off, on, off, on, ...) so th
 neighbour slows both alike; the figures are medians of the per-round medians, and the ratio is
 auth on / auth off. Keep-alive ``http.client`` connections with TCP_NODELAY, as a training loop's.
 
+Besides the wall time a client sees, each request's CPU time on the server's event loop (the
+thread that runs uvicorn, the middleware, the guard and the handlers; read from Linux's
+``/proc/PID/task/PID/schedstat``, in ns) is reported: what auth adds lands there, and it moves far
+less than wall time when other processes compete for the cores.
+
     python benchmarks/bench_auth.py [--rounds 5] [--metrics 300] [--batches 30] [--searches 30]
 """
 
@@ -68,6 +73,15 @@ def start(store: Path, args: list[str]) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("the server did not start")
 
 
+def loop_cpu_ns(pid: int) -> int | None:
+    """CPU time of the server's main thread (its event loop) so far; None off Linux."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+            return int(f.read().split()[0])
+    except OSError:
+        return None
+
+
 def setup(root: Path, auth: bool) -> tuple[subprocess.Popen, int, dict]:
     store = root / ("on" if auth else "off")
     headers = {}
@@ -87,7 +101,10 @@ def setup(root: Path, auth: bool) -> tuple[subprocess.Popen, int, dict]:
     return proc, port, headers
 
 
-def one_round(port: int, headers: dict, counts: argparse.Namespace, tag: str) -> dict[str, float]:
+def one_round(
+    pid: int, port: int, headers: dict, counts: argparse.Namespace, tag: str
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall ms per request, and the server event loop's mean CPU us per request."""
     conn = Conn(port, headers)
     experiment_id = conn.post("/experiments/create", {"name": f"bench-{tag}"})["experiment_id"]
     run_id = conn.post("/runs/create", {"experiment_id": experiment_id, "start_time": 0})["run"]["info"][
@@ -96,11 +113,14 @@ def one_round(port: int, headers: dict, counts: argparse.Namespace, tag: str) ->
     for i in range(200):  # runs to search over
         conn.post("/runs/create", {"experiment_id": experiment_id, "start_time": i, "run_name": f"r{i}"})
     times: dict[str, list[float]] = {"log-metric": [], "log-batch": [], "search": []}
+    cpu: dict[str, float] = {}
+    cpu_start = loop_cpu_ns(pid)
     for step in range(counts.metrics):
         body = {"run_id": run_id, "key": "loss", "value": 1.0 / (step + 1), "timestamp": step, "step": step}
         started = time.perf_counter()
         conn.post("/runs/log-metric", body)
         times["log-metric"].append(time.perf_counter() - started)
+    cpu_start = _cpu_per_request(cpu, "log-metric", pid, cpu_start, counts.metrics)
     for batch in range(counts.batches):
         metrics = [
             {"key": "acc", "value": i * 0.001, "timestamp": i, "step": batch * 1000 + i} for i in range(1000)
@@ -109,6 +129,7 @@ def one_round(port: int, headers: dict, counts: argparse.Namespace, tag: str) ->
         started = time.perf_counter()
         conn.post("/runs/log-batch", body)
         times["log-batch"].append(time.perf_counter() - started)
+    cpu_start = _cpu_per_request(cpu, "log-batch", pid, cpu_start, counts.batches)
     search = {
         "experiment_ids": [experiment_id],
         "max_results": 100,
@@ -118,8 +139,16 @@ def one_round(port: int, headers: dict, counts: argparse.Namespace, tag: str) ->
         started = time.perf_counter()
         conn.post("/runs/search", search)
         times["search"].append(time.perf_counter() - started)
+    _cpu_per_request(cpu, "search", pid, cpu_start, counts.searches)
     conn.http.close()
-    return {name: statistics.median(values) * 1000 for name, values in times.items()}
+    return {name: statistics.median(values) * 1000 for name, values in times.items()}, cpu
+
+
+def _cpu_per_request(cpu: dict, name: str, pid: int, start: int | None, count: int) -> int | None:
+    now = loop_cpu_ns(pid)
+    if start is not None and now is not None:
+        cpu[name] = (now - start) / count / 1000
+    return now
 
 
 def main() -> int:
@@ -133,21 +162,30 @@ def main() -> int:
         root = Path(tmp)
         servers = {"off": setup(root, False), "on": setup(root, True)}
         rounds: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
+        cpu_rounds: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
         try:
             for i in range(counts.rounds):
                 for mode in ("off", "on"):
-                    _proc, port, headers = servers[mode]
-                    rounds[mode].append(one_round(port, headers, counts, f"{mode}-{i}"))
+                    proc, port, headers = servers[mode]
+                    wall, cpu = one_round(proc.pid, port, headers, counts, f"{mode}-{i}")
+                    rounds[mode].append(wall)
+                    cpu_rounds[mode].append(cpu)
         finally:
             for proc, _port, _headers in servers.values():
                 proc.terminate()
                 proc.wait(timeout=60)
-    print(f"{'median per request (ms)':<28}{'auth off':>10}{'auth on':>10}{'on/off':>9}")
+    report("median wall per request (ms)", rounds)
+    if all(cpu_rounds["off"]):
+        report("server loop CPU per request (us)", cpu_rounds)
+    return 0
+
+
+def report(title: str, rounds: dict[str, list[dict[str, float]]]) -> None:
+    print(f"{title:<34}{'auth off':>10}{'auth on':>10}{'on/off':>9}")
     for name in ("log-metric", "log-batch", "search"):
         off = statistics.median(r[name] for r in rounds["off"])
         on = statistics.median(r[name] for r in rounds["on"])
-        print(f"{name:<28}{off:>10.2f}{on:>10.2f}{on / off:>9.2f}")
-    return 0
+        print(f"  {name:<32}{off:>10.2f}{on:>10.2f}{on / off:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ from collections.abc import Callable
 
 import msgspec
 from starlette.requests import Request
+from trackledger.api import protocol
 from trackledger.api.auth.accounts import EDIT, LEVEL_NAMES, MANAGE, READ
 from trackledger.api.errors import MlflowError, invalid
+from trackledger.api.http import decode_once
 from trackledger.api.threads import blocking
 from trackledger.projections import logged_models as logged_model_reads
 from trackledger.projections.scope import Scope
@@ -243,6 +245,14 @@ _PATTERNS = [
 
 # Routes whose body is a file, not JSON: what they are about is in the query string.
 _FILE_BODIES = frozenset({("POST", "upload-artifact")})
+# The logging routes' bodies are decoded here as their handler decodes them (``decode_once``), so
+# a log-batch's thousand points are parsed once, not once for its run id and again for its points.
+_RUN_BODIES: dict[tuple[str, str], type[protocol.RunRef]] = {
+    ("POST", "runs/log-metric"): protocol.LogMetric,
+    ("POST", "runs/log-parameter"): protocol.LogParam,
+    ("POST", "runs/set-tag"): protocol.SetTag,
+    ("POST", "runs/log-batch"): protocol.LogBatch,
+}
 
 
 async def _keys(request: Request, rest: str) -> Keys:
@@ -262,6 +272,13 @@ async def _keys(request: Request, rest: str) -> Keys:
             )
         except msgspec.ValidationError as exc:
             raise invalid(f"Invalid request: {exc}") from None
+    if (kind := _RUN_BODIES.get((request.method, rest))) is not None:
+        try:
+            decoded = decode_once(request, kind, body)
+        except MlflowError:
+            pass  # the handler refuses it after the permission check, as for any other route
+        else:
+            return Keys(run_id=decoded.run_id, run_uuid=decoded.run_uuid)
     try:
         return _KEYS.decode(body)
     except msgspec.DecodeError as exc:

@@ -19,7 +19,7 @@ from trackledger.api.auth.accounts import Accounts
 from trackledger.api.auth.authn import SESSION_COOKIE, Authenticator, Unauthenticated
 
 USER_KEY = "trackledger.user"
-ADMIN_KEY = "trackledger.admin"
+ADMIN_KEY = "trackledger.admin"  # the page shows admins its Admin link
 PUBLIC = ("/health", "/version", "/login", "/static/")
 API_PREFIXES = ("/api/", "/ajax-api/")
 

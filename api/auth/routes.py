@@ -390,25 +390,33 @@ def _bind(ctx, fn):
     return endpoint
 
 
+# MLflow's user routes (/api/2.0/mlflow/users/...) share their prefix with every MLflow route: the
+# MLflow dispatcher serves them from this table (one dict lookup) instead of ~20 routes matched
+# before its own on every request. Each checks who may call it itself.
+MLFLOW_ROUTES = {
+    ("POST", "users/create"): create_user,
+    ("GET", "users/get"): get_user,
+    ("GET", "users/list"): list_users,
+    ("GET", "users/current"): current_user,
+    ("PATCH", "users/update-password"): update_password,
+    ("PATCH", "users/update-admin"): update_admin,
+    ("DELETE", "users/delete"): delete_user,
+}
+
+
 def routes(ctx) -> list[Route]:
+    """The permission routes (MLflow's 3.0 prefix, which no other MLflow route uses) and tokens."""
     table = [
-        ("2.0", "users/create", "POST", create_user),
-        ("2.0", "users/get", "GET", get_user),
-        ("2.0", "users/list", "GET", list_users),
-        ("2.0", "users/current", "GET", current_user),
-        ("2.0", "users/update-password", "PATCH", update_password),
-        ("2.0", "users/update-admin", "PATCH", update_admin),
-        ("2.0", "users/delete", "DELETE", delete_user),
-        ("3.0", "users/permissions/grant", "POST", grant),
-        ("3.0", "users/permissions/revoke", "POST", revoke),
-        ("3.0", "users/permissions/get", "GET", get_permission),
-        ("3.0", "users/permissions/list", "GET", list_permissions),
-        ("3.0", "users/current/permissions", "GET", current_permissions),
+        ("users/permissions/grant", "POST", grant),
+        ("users/permissions/revoke", "POST", revoke),
+        ("users/permissions/get", "GET", get_permission),
+        ("users/permissions/list", "GET", list_permissions),
+        ("users/current/permissions", "GET", current_permissions),
     ]
     found = [
-        Route(f"{prefix}/{version}/mlflow/{path}", _bind(ctx, fn), methods=[method])
+        Route(f"{prefix}/3.0/mlflow/{path}", _bind(ctx, fn), methods=[method])
         for prefix in ("/api", "/ajax-api")
-        for version, path, method, fn in table
+        for path, method, fn in table
     ]
     found += [
         Route("/api/ledger/tokens", _bind(ctx, create_token), methods=["POST"]),
