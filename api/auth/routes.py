@@ -22,16 +22,7 @@ from trackledger.api.auth.secrets import hash_password, new_token, token_hash
 from trackledger.api.errors import MlflowError, invalid, missing, not_found
 from trackledger.api.http import json_response, origin_of
 from trackledger.api.threads import blocking
-from trackledger.ledger.events import (
-    PermissionGranted,
-    PermissionRevoked,
-    TokenCreated,
-    TokenRevoked,
-    UserAdminChanged,
-    UserCreated,
-    UserDeleted,
-    UserPasswordChanged,
-)
+from trackledger.api.writes import accounts as account_writes
 
 MAX_TOKEN_DAYS = 3650
 
@@ -67,9 +58,9 @@ def _self_or_admin(ctx, request: Request, username: str) -> None:
         require_admin(ctx, request)
 
 
-async def _commit(ctx, request: Request, build) -> list:
-    """``build(envelope)``: the request's events, decided against ``Accounts`` under the write lock."""
-    return await ctx.writes.commit_off_loop(origin_of(request), lambda _index, envelope: build(envelope))
+async def _commit(ctx, request: Request, decide, *args) -> None:
+    """``decide``: a function of ``writes.accounts``, run by the write service under its lock."""
+    await ctx.writes.commit_off_loop(origin_of(request), decide, *args)
 
 
 # Users ------------------------------------------------------------------------------------
@@ -80,14 +71,8 @@ async def create_user(ctx, request: Request):
     fields = await _fields(request)
     username = s.check_username(fields.get("username"))
     password = s.check_password(fields.get("password"))
-    accounts = ctx.auth.accounts
     hashed = await blocking(hash_password, password)
-
-    def build(envelope):
-        s.user_must_not_exist(accounts, username)
-        return [UserCreated(**envelope(0), username=username, password_hash=hashed, is_admin=False)]
-
-    await _commit(ctx, request, build)
+    await _commit(ctx, request, account_writes.create_user, username, hashed)
     return json_response({"user": _user_json(ctx, username)})
 
 
@@ -127,12 +112,7 @@ async def update_password(ctx, request: Request):
         require_admin(ctx, request)
     s.user_must_exist(accounts, username)
     hashed = await blocking(hash_password, password)
-
-    def build(envelope):
-        s.user_must_exist(accounts, username)
-        return [UserPasswordChanged(**envelope(0), username=username, password_hash=hashed)]
-
-    await _commit(ctx, request, build)
+    await _commit(ctx, request, account_writes.change_password, username, hashed)
     return json_response()
 
 
@@ -145,13 +125,7 @@ async def update_admin(ctx, request: Request):
         is_admin = is_admin.lower() == "true"
     if not isinstance(is_admin, bool):
         raise invalid(f"'is_admin' must be true or false, got {is_admin!r}")
-    accounts = ctx.auth.accounts
-
-    def build(envelope):
-        s.user_must_exist(accounts, username)
-        return [UserAdminChanged(**envelope(0), username=username, is_admin=is_admin)]
-
-    await _commit(ctx, request, build)
+    await _commit(ctx, request, account_writes.set_admin, username, is_admin)
     return json_response()
 
 
@@ -163,13 +137,7 @@ async def delete_user(ctx, request: Request):
             "Users cannot delete their own account. Ask another admin to delete this user instead.",
             "BAD_REQUEST",
         )
-    accounts = ctx.auth.accounts
-
-    def build(envelope):
-        s.user_must_exist(accounts, username)
-        return [UserDeleted(**envelope(0), username=username)]
-
-    await _commit(ctx, request, build)
+    await _commit(ctx, request, account_writes.delete_user, username)
     return json_response()
 
 
@@ -200,63 +168,21 @@ async def grant(ctx, request: Request):
     fields = await _fields(request)
     username = _required(fields, "username")
     permission = s.check_permission(_required(fields, "permission"))
-    accounts = ctx.auth.accounts
-    s.user_must_exist(accounts, username)
+    s.user_must_exist(ctx.auth.accounts, username)
     resource_type, resource_id, given = _resource(ctx, fields)
     _may_manage(ctx, request, resource_type, resource_id)
-
-    def build(envelope):
-        s.user_must_exist(accounts, username)
-        if accounts.explicit_level(username, resource_type, resource_id) is not None:
-            raise MlflowError(
-                f"Permission for user={username} on resource_type={resource_type}, "
-                f"resource_id={given} already exists.",
-                "RESOURCE_ALREADY_EXISTS",
-            )
-        return [
-            PermissionGranted(
-                **envelope(0, **_entity_keys(resource_type, resource_id)),
-                username=username,
-                resource_type=resource_type,
-                resource_id=resource_id,
-                permission=permission,
-            )
-        ]
-
-    await _commit(ctx, request, build)
+    await _commit(ctx, request, account_writes.grant, username, resource_type, resource_id, permission, given)
     return json_response()
 
 
 async def revoke(ctx, request: Request):
     fields = await _fields(request)
     username = _required(fields, "username")
-    accounts = ctx.auth.accounts
-    s.user_must_exist(accounts, username)
+    s.user_must_exist(ctx.auth.accounts, username)
     resource_type, resource_id, given = _resource(ctx, fields)
     _may_manage(ctx, request, resource_type, resource_id)
-
-    def build(envelope):
-        if accounts.explicit_level(username, resource_type, resource_id) is None:
-            raise not_found(
-                f"Permission for user={username} on resource_type={resource_type}, "
-                f"resource_id={given} not found."
-            )
-        return [
-            PermissionRevoked(
-                **envelope(0, **_entity_keys(resource_type, resource_id)),
-                username=username,
-                resource_type=resource_type,
-                resource_id=resource_id,
-            )
-        ]
-
-    await _commit(ctx, request, build)
+    await _commit(ctx, request, account_writes.revoke, username, resource_type, resource_id, given)
     return json_response()
-
-
-def _entity_keys(resource_type: str, resource_id: str) -> dict:
-    """A grant on an experiment names it in the envelope, so its audit shows the grant."""
-    return {"experiment_id": resource_id} if resource_type == "experiment" else {}
 
 
 async def get_permission(ctx, request: Request):
@@ -325,22 +251,16 @@ async def create_token(ctx, request: Request):
     expires_at = token_expiry(fields.get("expires_in_days"))
     description = str(fields.get("description") or "")[:500]
     token_id, token = new_token()
-    accounts = ctx.auth.accounts
-
-    def build(envelope):
-        s.user_must_exist(accounts, username)
-        return [
-            TokenCreated(
-                **envelope(0),
-                username=username,
-                token_id=token_id,
-                token_hash=token_hash(token),
-                expires_at=expires_at,
-                description=description,
-            )
-        ]
-
-    await _commit(ctx, request, build)
+    await _commit(
+        ctx,
+        request,
+        account_writes.create_token,
+        username,
+        token_id,
+        token_hash(token),
+        expires_at,
+        description,
+    )
     return json_response(
         {"token": token, "token_id": token_id, "username": username, "expires_at": expires_at}
     )
@@ -363,23 +283,9 @@ async def list_tokens(ctx, request: Request):
 
 async def revoke_token(ctx, request: Request):
     token_id = _required(await _fields(request), "token_id")
-
-    def owner() -> str | None:
-        ctx.projection.flush()
-        found = ctx.projection.read(
-            "SELECT username FROM tokens WHERE token_id = ? AND NOT revoked", [token_id]
-        )
-        return found[0][0] if found else None
-
-    username = await blocking(owner)
-    if username is None:
-        raise not_found(f"No live token with id {token_id}")
+    username = account_writes.live_token_owner(ctx.writes.index, token_id)
     _self_or_admin(ctx, request, username)
-
-    def build(envelope):
-        return [TokenRevoked(**envelope(0), username=username, token_id=token_id)]
-
-    await _commit(ctx, request, build)
+    await _commit(ctx, request, account_writes.revoke_token, token_id, username)
     return json_response()
 
 

@@ -1,4 +1,4 @@
-"""Starting auth with the server, and the account writes shared by the REST API and the CLI."""
+"""Starting auth with the server, and the checks of account fields shared by the REST API and the CLI."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 from trackledger.api.auth.accounts import LEVELS, RESOURCE_TYPES, Accounts
 from trackledger.api.auth.authn import Authenticator
 from trackledger.api.auth.middleware import Auth
-from trackledger.api.errors import MlflowError, already_exists, invalid, not_found
+from trackledger.api.errors import invalid
+from trackledger.api.writes.accounts import no_such_user
 from trackledger.ledger.events import (
     Event,
     ExperimentCreated,
@@ -93,15 +94,6 @@ def check_resource_type(resource_type) -> str:
 
 
 def user_must_exist(accounts: Accounts, username: str) -> None:
+    """For reads and early refusals; a write decides again under the write lock (writes.accounts)."""
     if not accounts.exists(username):
-        raise MlflowError(f"User with username={username} not found", "RESOURCE_DOES_NOT_EXIST")
-
-
-def user_must_not_exist(accounts: Accounts, username: str) -> None:
-    if accounts.exists(username):
-        raise already_exists(f"User (username={username}) already exists.")
-
-
-def missing_resource(resource_type: str, resource_id: str) -> MlflowError:
-    kind = "Experiment" if resource_type == "experiment" else "Registered Model"
-    return not_found(f"{kind} {resource_id} not found")
+        raise no_such_user(username)

@@ -3,7 +3,8 @@
 An HTTP handler (``api/<entity>.py``) parses and checks the request's shape, then hands it to
 ``WriteService.commit_on_loop`` or ``commit_off_loop`` (``service``) with the function of this
 package's entity module that decides it: ``experiments``, ``runs``, ``run_logging``,
-``logged_models``, ``registered_models``, ``model_versions``, ``artifacts``, ``webhooks``. Under
+``logged_models``, ``registered_models``, ``model_versions``, ``artifacts``, ``webhooks``,
+``accounts``. Under
 the write lock, that function checks the request against ``WriteIndex`` (``write_index``: the
 entities that exist, in memory) and returns its events, built with the ``Envelope``
 (``envelope``) the service gives it, or raises an MlflowError. The service stages the events in
@@ -12,6 +13,7 @@ WAL is synced.
 """
 
 from trackledger.api.writes import (
+    accounts,
     artifacts,
     experiments,
     logged_models,
@@ -23,6 +25,7 @@ from trackledger.api.writes import (
 )
 
 __all__ = [
+    "accounts",
     "artifacts",
     "experiments",
     "logged_models",

@@ -24,12 +24,18 @@ from trackledger.ledger.events import (
     ModelVersionCreated,
     ModelVersionDeleted,
     ModelVersionStageChanged,
+    PermissionGranted,
+    PermissionRevoked,
     RegisteredModelCreated,
     RegisteredModelDeleted,
     RegisteredModelRenamed,
     RunCreated,
     RunDeleted,
     RunRestored,
+    TokenCreated,
+    TokenRevoked,
+    UserCreated,
+    UserDeleted,
 )
 from trackledger.projections import experiments as experiment_reads
 from trackledger.projections import logged_models as logged_model_reads
@@ -88,6 +94,10 @@ class WriteIndex:
         self.params: dict[str, dict[str, str]] = {}
         self.logged_models: dict[str, LoggedModelEntry] = {}  # loaded on first use
         self.registered_models: dict[str, RegisteredModelEntry] = {}  # by current name
+        # Accounts (see writes.accounts): live users, their explicit grants, their unrevoked tokens.
+        self.users: set[str] = set()
+        self.grants: set[tuple[str, str, str]] = set()  # (username, resource_type, resource_id)
+        self.tokens: dict[str, str] = {}  # token_id -> username
 
     def load(self) -> None:
         projection = self._projection
@@ -113,6 +123,9 @@ class WriteIndex:
                 model.latest_version = max(model.latest_version, version)
                 if not deleted:
                     model.stages[version] = stage
+        self.users = {username for (username,) in projection.read("SELECT username FROM users")}
+        self.grants = set(projection.read("SELECT username, resource_type, resource_id FROM permissions"))
+        self.tokens = dict(projection.read("SELECT token_id, username FROM tokens WHERE NOT revoked"))
 
     def next_experiment_id(self) -> str:
         return str(max((int(i) for i in self.experiments), default=-1) + 1)
@@ -217,6 +230,7 @@ class WriteIndex:
                 self.runs[event.run_id].lifecycle = "active"
             elif isinstance(event, ExperimentCreated):
                 self._add_experiment(event.experiment_id, event.name, "active", event.artifact_location)
+                self._creator_grant(event, "experiment", event.experiment_id)
             elif isinstance(event, ExperimentRenamed):
                 exp = self.experiments[event.experiment_id]
                 self.experiment_by_name.pop(exp.name, None)
@@ -232,6 +246,7 @@ class WriteIndex:
             elif isinstance(event, RegisteredModelCreated):
                 key = event.registered_model_id or event.name
                 self.registered_models[event.name] = RegisteredModelEntry(key)
+                self._creator_grant(event, "registered_model", key)
             elif isinstance(event, RegisteredModelRenamed):
                 self.registered_models[event.new_name] = self.registered_models.pop(event.name)
             elif isinstance(event, RegisteredModelDeleted):
@@ -244,3 +259,23 @@ class WriteIndex:
                 self.registered_models[event.name].stages[event.version] = event.stage
             elif isinstance(event, ModelVersionDeleted):
                 del self.registered_models[event.name].stages[event.version]
+            elif isinstance(event, UserCreated):
+                self.users.add(event.username)
+            elif isinstance(event, UserDeleted):
+                self.users.discard(event.username)
+                self.grants = {g for g in self.grants if g[0] != event.username}
+                self.tokens = {t: user for t, user in self.tokens.items() if user != event.username}
+            elif isinstance(event, TokenCreated):
+                self.tokens[event.token_id] = event.username
+            elif isinstance(event, TokenRevoked):
+                self.tokens.pop(event.token_id, None)
+            elif isinstance(event, PermissionGranted):
+                self.grants.add((event.username, event.resource_type, event.resource_id))
+            elif isinstance(event, PermissionRevoked):
+                self.grants.discard((event.username, event.resource_type, event.resource_id))
+
+    def _creator_grant(self, event: Event, resource_type: str, resource_id: str) -> None:
+        """The verified creator of an experiment or registered model holds MANAGE on it (as the
+        projection's permissions derive it)."""
+        if event.actor_verified and event.actor in self.users:
+            self.grants.add((event.actor, resource_type, resource_id))
