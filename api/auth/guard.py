@@ -218,7 +218,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "registered-models/alias"): ((_RM, EDIT),),
     ("GET", "registered-models/alias"): ((_RM, READ),),
     ("DELETE", "registered-models/alias"): ((_RM, EDIT),),
-    ("POST", "model-versions/create"): ((_RM, EDIT), (_RUN, READ)),
+    ("POST", "model-versions/create"): ((_RM, EDIT), (_RUN, READ), (_LM, READ)),
     ("GET", "model-versions/get"): ((_RM, READ),),
     ("PATCH", "model-versions/update"): ((_RM, EDIT),),
     ("POST", "model-versions/transition-stage"): ((_RM, EDIT),),

@@ -42,10 +42,16 @@ async def _fields(request: Request) -> dict:
     return fields
 
 
-def _required(fields: dict, name: str):
+def _required(fields: dict, name: str, kinds: tuple[type, ...] = (str,)):
     value = fields.get(name)
     if value is None or value == "":
         raise missing(name)
+    return _of_kind(name, value, kinds)
+
+
+def _of_kind(name: str, value, kinds: tuple[type, ...] = (str,)):
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise invalid(f"'{name}' must be a {' or '.join(k.__name__ for k in kinds)}, got {value!r:.80}")
     return value
 
 
@@ -147,7 +153,7 @@ async def delete_user(ctx, request: Request):
 def _resource(ctx, fields: dict) -> tuple[str, str, str]:
     """(resource_type, the id permissions are kept under, the id as the client named it)."""
     resource_type = s.check_resource_type(_required(fields, "resource_type"))
-    given = str(_required(fields, "resource_id"))
+    given = str(_required(fields, "resource_id", (str, int)))
     if resource_type == "experiment":
         if given not in ctx.writes.index.experiments:
             raise not_found(f"No Experiment with id={given} exists")
@@ -168,9 +174,9 @@ async def grant(ctx, request: Request):
     fields = await _fields(request)
     username = _required(fields, "username")
     permission = s.check_permission(_required(fields, "permission"))
-    s.user_must_exist(ctx.auth.accounts, username)
     resource_type, resource_id, given = _resource(ctx, fields)
-    _may_manage(ctx, request, resource_type, resource_id)
+    _may_manage(ctx, request, resource_type, resource_id)  # first: the answer tells nobody else who exists
+    s.user_must_exist(ctx.auth.accounts, username)
     await _commit(ctx, request, account_writes.grant, username, resource_type, resource_id, permission, given)
     return json_response()
 
@@ -178,9 +184,9 @@ async def grant(ctx, request: Request):
 async def revoke(ctx, request: Request):
     fields = await _fields(request)
     username = _required(fields, "username")
-    s.user_must_exist(ctx.auth.accounts, username)
     resource_type, resource_id, given = _resource(ctx, fields)
     _may_manage(ctx, request, resource_type, resource_id)
+    s.user_must_exist(ctx.auth.accounts, username)
     await _commit(ctx, request, account_writes.revoke, username, resource_type, resource_id, given)
     return json_response()
 
@@ -189,14 +195,14 @@ async def get_permission(ctx, request: Request):
     fields = await _fields(request)
     username = _required(fields, "username")
     accounts = ctx.auth.accounts
-    s.user_must_exist(accounts, username)
     resource_type = s.check_resource_type(_required(fields, "resource_type"))
     try:
         _, resource_id, _ = _resource(ctx, fields)
     except MlflowError:  # an unknown resource: nobody may use it (as MLflow answers)
         return json_response({"allowed": False, "permission": "NO_PERMISSIONS"})
     if user_of(request) != username:
-        _may_manage(ctx, request, resource_type, resource_id)
+        _may_manage(ctx, request, resource_type, resource_id)  # first: tells nobody else who exists
+    s.user_must_exist(accounts, username)
     level = accounts.level(username, resource_type, resource_id)
     return json_response({"allowed": level >= USE, "permission": LEVEL_NAMES[level]})
 
@@ -246,7 +252,7 @@ async def create_token(ctx, request: Request):
     """``POST /api/ledger/tokens {"expires_in_days", "description", "username"}``: a token, shown
     once. ``username`` (someone else's) is for admins."""
     fields = await _fields(request)
-    username = fields.get("username") or user_of(request)
+    username = _of_kind("username", fields.get("username") or user_of(request))
     _self_or_admin(ctx, request, username)
     expires_at = token_expiry(fields.get("expires_in_days"))
     description = str(fields.get("description") or "")[:500]

@@ -243,3 +243,25 @@ def test_a_run_without_experiment_goes_to_default_which_needs_edit_too(auth_serv
         mlflow_error(bob.post(f"{API}/runs/create", json={"start_time": 1}), 403, "PERMISSION_DENIED")
     assert event_count(admin_http) == before
     assert admin_http.post(f"{API}/runs/create", json={"start_time": 1}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", f"{AUTH_API}/grant", {"username": ["bob"], "resource_type": "experiment", "resource_id": "0",
+                                      "permission": "READ"}),
+        ("POST", f"{AUTH_API}/grant", {"username": "bob", "resource_type": "experiment", "resource_id": "0",
+                                      "permission": ["READ"]}),
+        ("POST", f"{AUTH_API}/revoke", {"username": {"u": 1}, "resource_type": "experiment",
+                                       "resource_id": "0"}),
+        ("PATCH", f"{API}/users/update-admin", {"username": ["bob"], "is_admin": True}),
+        ("PATCH", f"{API}/users/update-password", {"username": ["bob"], "password": "p-1"}),
+        ("DELETE", f"{API}/users/delete", {"username": ["bob"]}),
+        ("POST", "/api/ledger/tokens", {"username": ["bob"]}),
+        ("POST", "/api/ledger/tokens/revoke", {"token_id": ["t"]}),
+    ],
+)  # fmt: skip
+def test_account_fields_of_the_wrong_type_are_400s(users, admin_http, method, path, body):
+    before = event_count(admin_http)
+    mlflow_error(admin_http.request(method, path, json=body), 400, "INVALID_PARAMETER_VALUE")
+    assert event_count(admin_http) == before

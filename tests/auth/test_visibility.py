@@ -258,3 +258,51 @@ def test_a_hidden_runs_files_are_403_through_the_routes_that_name_an_owner(auth_
         )
         up = bob.post(f"{ajax}/upload-artifact", params={"run_uuid": run_id, "path": "y.txt"}, content=b"y")
         mlflow_error(up, 403, "PERMISSION_DENIED")
+
+
+def test_a_model_version_cannot_name_a_hidden_logged_model(auth_server, hidden, admin_http):
+    """A version's files are served to the readers of its registered model: making one of a logged
+    model needs READ on that model's experiment, as making one of a run does."""
+    experiment_id, _run_id, model_id, _own, _runs = hidden
+    with http_as(auth_server, ALICE) as alice:
+        path = f"{experiment_id}/models/{model_id}/artifacts/MLmodel"
+        assert alice.put(f"{ARTIFACTS}/{path}", content=b"alice-model-file").status_code == 200
+    with http_as(auth_server, CAROL) as carol:
+        assert carol.post(f"{API}/registered-models/create", json={"name": "carol-registered"}).is_success
+        before = len(ledger_events(admin_http))
+        made = carol.post(
+            f"{API}/model-versions/create",
+            json={"name": "carol-registered", "source": f"models:/{model_id}", "model_id": model_id},
+        )
+        _forbidden(made)
+        assert len(ledger_events(admin_http)) == before
+        served = carol.get(
+            "/model-versions/get-artifact",
+            params={"name": "carol-registered", "version": "1", "path": "MLmodel"},
+        )
+        assert b"alice-model-file" not in served.content
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "extra"),
+    [
+        ("GET", "/api/3.0/mlflow/users/permissions/get", {}),
+        ("POST", "/api/3.0/mlflow/users/permissions/grant", {"permission": "READ"}),
+        ("POST", "/api/3.0/mlflow/users/permissions/revoke", {}),
+    ],
+)
+def test_permission_routes_do_not_tell_a_non_manager_which_users_exist(
+    auth_server, hidden, method, path, extra
+):
+    """Without MANAGE on the resource, a known and an unknown user name get the same 403."""
+    experiment_id = hidden[0]
+    with http_as(auth_server, CAROL) as carol:
+        for username in ("bob", "no-such-user"):
+            fields = {
+                "username": username,
+                "resource_type": "experiment",
+                "resource_id": experiment_id,
+                **extra,
+            }
+            resp = carol.get(path, params=fields) if method == "GET" else carol.post(path, json=fields)
+            _forbidden(resp)
