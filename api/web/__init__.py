@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from trackledger.api.context import ServerContext
+from trackledger.api.web import previews
 from trackledger.api.web.account_pages import admin_page, login, login_form, logout
 from trackledger.api.web.assets import asset_routes
 from trackledger.api.web.audit_pages import audit_page, sql_page
@@ -57,6 +58,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         Route("/login", _bind(ctx, login), methods=["POST"]),
         Route("/logout", _bind(ctx, logout), methods=["POST"], name="web_logout"),
         Route("/admin", page(ctx, admin_page), name="web_admin"),
+        *previews.routes(ctx),
         *asset_routes(),
         Route("/{path:path}", page_not_found, methods=ALL_METHODS),  # last: only what nothing else took
     ]

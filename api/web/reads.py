@@ -4,8 +4,10 @@ against the projection's tables (see the Tables section of README.md for their c
 from __future__ import annotations
 
 import posixpath
+import urllib.parse
 
 from trackledger.api.context import ServerContext
+from trackledger.api.web.previews import kind_of, preview_url
 from trackledger.api.web.runs_table import RunsTable
 from trackledger.api.web.views import finite
 from trackledger.projections import history, runs
@@ -152,7 +154,12 @@ def _tree(prefix: str, files: list[dict]) -> list[dict]:
         *dirs, name = relative.split("/")
         for d in dirs:
             folder = folder.setdefault(d + "/", {})
-        folder[name] = {"path": relative, "size": f["size"], "url": ARTIFACT_DOWNLOAD + f["path"]}
+        folder[name] = {
+            "path": relative,
+            "size": f["size"],
+            "url": ARTIFACT_DOWNLOAD + urllib.parse.quote(f["path"]),
+            "preview": preview_url(f["path"]) if kind_of(name) else None,
+        }
 
     def nodes(folder: dict, at: str) -> list[dict]:
         out = []

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from trackledger.api.context import ServerContext
 from trackledger.api.web import reads
+from trackledger.api.web.notes import NOTE_TAG, render_note
 from trackledger.api.web.pages import NotFound
 from trackledger.api.web.templating import error_page, render
 from trackledger.api.web.views import chart_data, comparison_rows, key_values, run_summary
@@ -46,6 +47,8 @@ def run_page(ctx: ServerContext, request: Request) -> Response:
         if (model := ctx.projection.query(logged_model_reads.logged_model, output["model_id"])) is not None
     ]
     history = reads.metric_history(ctx, [summary["run_id"]])
+    tags = key_values(data.get("tags"))
+    note_text = next((value for key, value in tags if key == NOTE_TAG), "")
     return render(
         request,
         "run.html",
@@ -53,7 +56,9 @@ def run_page(ctx: ServerContext, request: Request) -> Response:
         experiment=_experiment_for(ctx, summary["experiment_id"]),
         params=key_values(data.get("params")),
         metrics=sorted(data.get("metrics", []), key=lambda m: m["key"]),
-        tags=key_values(data.get("tags")),
+        tags=[(key, value) for key, value in tags if key != NOTE_TAG],  # the note is shown as the description
+        note_text=note_text,
+        note_html=render_note(note_text),
         datasets=[_dataset_row(d) for d in run.get("inputs", {}).get("dataset_inputs", [])],
         models=models,
         chart_data=chart_data(history, {summary["run_id"]: summary["name"]}),

@@ -83,7 +83,9 @@ def _query_with(request: Request, **changes) -> str:
 def _build_environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-        autoescape=True,  # every value is escaped unless a template says otherwise (none do)
+        # Every value is escaped; no template says otherwise. The one exception is Markup made by
+        # trackledger itself: a run's description rendered by api/web/notes.py (raw HTML off).
+        autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -84,7 +84,7 @@ def test_compare_highlights_the_differing_param_and_charts_one_line_per_run(page
     screenshot(page, "compare")
 
 
-def test_run_page_downloads_the_model_file_byte_for_byte(page, two_runs, web_server, screenshot):
+def test_run_page_downloads_the_model_file_byte_for_byte(page, two_runs, web_server):
     alice = two_runs["runs"][0]
     page.goto(f"/runs/{alice['run_id']}")
     expect(page.locator("#params")).to_contain_text("0.1")
@@ -101,8 +101,6 @@ def test_run_page_downloads_the_model_file_byte_for_byte(page, two_runs, web_ser
     stored = Path(web_server.store, "artifacts", relative).read_bytes()
     assert downloaded == stored and len(stored) > 0
     assert alice["model_id"] in relative  # MLflow 3 keeps the model's files under the logged model
-
-    screenshot(page, "run")
 
 
 def test_run_audit_history_lists_every_event_about_the_run(page, two_runs):

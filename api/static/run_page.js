@@ -1,0 +1,99 @@
+// Run page: edits through the MLflow REST API (postJson, app.js) and artifact previews.
+"use strict";
+
+const API = "/ajax-api/2.0/mlflow/";
+
+function runId() {
+  return document.querySelector("main [data-run-id]").dataset.runId;
+}
+
+function showStatus(status, message) {
+  if (!status) return;
+  status.textContent = message;
+  status.hidden = !message;
+  status.classList.toggle("error", Boolean(message));
+}
+
+// Each form.run-edit posts its fields (with the run's id) to its data-api route; on success the page
+// is loaded again (it shows the change and the new audit entry), on refusal the server's message is
+// shown in the form's own status line.
+function wireRunEdits() {
+  document.querySelectorAll("form.run-edit").forEach((form) => {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const status = form.querySelector(".edit-status") || form.closest(".run-actions, .card").querySelector(".edit-status");
+      const fields = Object.fromEntries(new FormData(form).entries());
+      if (fields.run_name !== undefined) fields.run_name = fields.run_name.trim();
+      let route = form.dataset.api;
+      if ("note" in form.dataset && !fields.value.trim()) {
+        if (!form.dataset.hasNote) { form.hidden = true; return; }
+        route = "runs/delete-tag";  // an emptied description removes the tag
+        delete fields.value;
+      }
+      const buttons = form.querySelectorAll("button");
+      buttons.forEach((b) => { b.disabled = true; });
+      try {
+        await postJson(API + route, { run_id: runId(), ...fields });
+      } catch (err) {
+        showStatus(status, err.status ? `${err.message} (${err.status})` : err.message);
+        buttons.forEach((b) => { b.disabled = false; });
+        return;
+      }
+      window.location.reload();
+    });
+  });
+  // Buttons that open and close a form (rename, description).
+  document.querySelectorAll("[data-opens]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const form = document.getElementById(button.dataset.opens);
+      form.hidden = false;
+      const field = form.querySelector("input:not([type=hidden]), textarea");
+      if (field) { field.focus(); field.select?.(); }
+    });
+  });
+  document.querySelectorAll("[data-closes]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const form = document.getElementById(button.dataset.closes);
+      form.hidden = true;
+      showStatus(form.querySelector(".edit-status"), "");
+    });
+  });
+}
+
+// Artifact previews: the server renders the preview (escaped) and it is shown beside the tree.
+function wirePreviews() {
+  const panel = document.getElementById("artifact-preview");
+  if (!panel) return;
+  document.querySelectorAll("button.preview-button").forEach((button) => {
+    button.addEventListener("click", async () => {
+      document.querySelectorAll("button.preview-button[aria-pressed=true]").forEach((b) => b.setAttribute("aria-pressed", "false"));
+      button.setAttribute("aria-pressed", "true");
+      panel.hidden = false;
+      panel.setAttribute("aria-busy", "true");
+      panel.textContent = "Loading…";
+      try {
+        const response = await fetch(button.dataset.preview, { headers: { Accept: "text/html" } });
+        const text = await response.text();
+        if (response.ok) {
+          panel.innerHTML = text;  // the server's own template: every value in it is escaped
+        } else {
+          let message = `Error ${response.status}`;
+          try { message = `${JSON.parse(text).message} (${response.status})`; } catch { /* not JSON */ }
+          const error = document.createElement("p");
+          error.className = "error preview-error";
+          error.textContent = message;
+          panel.replaceChildren(error);
+        }
+      } catch (err) {
+        panel.textContent = `The server did not answer: ${err.message}`;
+      } finally {
+        panel.removeAttribute("aria-busy");
+      }
+    });
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  wireRunEdits();
+  wirePreviews();
+});
