@@ -4,6 +4,12 @@ The file is opened with ``mode=ro`` (nothing, not even a journal, is written to 
 be an MLflow database (its tables and columns) before anything is read. Runs stream from one
 cursor; each run's params, tags and inputs are read by key (MLflow indexes them by run), and its
 metric points in chunks in index order, so memory stays bounded by one chunk whatever the file.
+
+Metric points are the bulk of a store (millions of rows): they are read through ADBC's SQLite
+driver, which hands over Arrow batches made in C, and made into points column by column. That was
+1.2-2.5x faster here than ``sqlite3``'s Python tuple per row (same runs). SQLite itself walks a run's
+index at about half the speed of a scan of the whole table, but the scan yields the runs' points
+interleaved: grouping them per run would mean sorting the table first.
 """
 
 from __future__ import annotations
@@ -11,8 +17,13 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 
+import adbc_driver_manager
+import adbc_driver_sqlite.dbapi
+import pyarrow as pa
+import pyarrow.compute as pc
 from trackledger.importer.records import (
     SourceError,
     SourceExperiment,
@@ -52,6 +63,16 @@ LOGGED_MODEL_STATUS = {
 }
 NAN = math.nan
 CACHE_KB = 64 * 1024  # SQLite's page cache, per connection (its default is 2 MB)
+# In the order of MLflow's (run_uuid, key, step) index, ties in the table's order: the same order
+# for the same file, and no sort.
+POINTS = (
+    "SELECT key, CAST(value AS REAL) AS value, timestamp, step, is_nan FROM metrics "
+    "WHERE run_uuid = ? ORDER BY key, step"
+)
+# Tables left out of the check before the import: checking every page of the metric points would
+# read the whole file first (6 s of a 1.3 GB store's import); a damaged page there is reported
+# when its run is read.
+UNCHECKED = {"metrics"}
 
 
 def _in(values: list[str]) -> str:
@@ -64,15 +85,18 @@ class SqliteSource:
         self.path = os.path.abspath(url.removeprefix("sqlite:///"))
         if not os.path.isfile(self.path):
             raise SourceError(f"{url}: no such file")
+        self.uri = f"file:{urllib.parse.quote(self.path)}?mode=ro"
         try:
             self.con = self._connect()
             self._check()
             self.metrics_con = self._connect()  # metric points are read ahead by another thread
         except sqlite3.DatabaseError as exc:
             raise SourceError(f"{self.path} is not a readable SQLite database ({exc})") from None
+        # Autocommit: no read transaction is held between runs (a running MLflow server may write).
+        self.points = adbc_driver_sqlite.dbapi.connect(self.uri, autocommit=True)
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        con = sqlite3.connect(self.uri, uri=True, check_same_thread=False)
         con.execute(f"PRAGMA cache_size = -{CACHE_KB}")
         return con
 
@@ -88,7 +112,11 @@ class SqliteSource:
         if missing:
             shown = ", ".join(dict.fromkeys(m.rstrip(".") for m in missing[:5]))
             raise SourceError(f"{self.path} is not an MLflow tracking database (no {shown})")
-        self.con.execute("PRAGMA quick_check(1)").fetchall()
+        for table in self.con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            if table[0] not in UNCHECKED:
+                problems = self.con.execute("SELECT * FROM pragma_quick_check(?)", table).fetchall()
+                if problems != [("ok",)]:
+                    raise SourceError(f"{self.path} is damaged: {problems[0][0]}")
 
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
@@ -96,6 +124,7 @@ class SqliteSource:
     def close(self) -> None:
         self.con.close()
         self.metrics_con.close()
+        self.points.close()
 
     # Experiments and runs ------------------------------------------------------------
 
@@ -212,18 +241,28 @@ class SqliteSource:
                 (run.run_id,),
             )
         }
-        # In the order of MLflow's (run_uuid, key, step) index, ties in the table's order: the same
-        # order for the same file, and no sort.
-        cursor = self.metrics_con.cursor()
-        cursor.execute(
-            "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? ORDER BY key, step",
-            (run.run_id,),
-        )
-        while rows := cursor.fetchmany(size):
-            chunk = [Metric(key, NAN if nan else value, ts, step) for key, value, ts, step, nan in rows]
-            if linked:
-                chunk = [_linked(m, linked) for m in chunk]
-            yield chunk
+        buffered: list[Metric] = []
+        for batch in self._point_batches(run.run_id, size):
+            buffered.extend(_metrics_of(batch))
+            while len(buffered) >= size:
+                chunk, buffered = buffered[:size], buffered[size:]
+                yield [_linked(m, linked) for m in chunk] if linked else chunk
+        if buffered:
+            yield [_linked(m, linked) for m in buffered] if linked else buffered
+
+    def _point_batches(self, run_id: str, size: int) -> Iterator[pa.RecordBatch]:
+        cursor = self.points.cursor()
+        try:
+            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(size)})
+            cursor.execute(POINTS, (run_id,))
+            yield from cursor.fetch_record_batch()
+        except adbc_driver_manager.Error as exc:
+            message = str(exc).splitlines()[0]
+            raise SourceError(
+                f"{self.path}: the metric points of run {run_id} cannot be read ({message})"
+            ) from None
+        finally:
+            cursor.close()
 
     # Logged models and the registry ----------------------------------------------------
 
@@ -323,6 +362,23 @@ class SqliteSource:
                 )
             )
         return versions
+
+
+def _metrics_of(batch: pa.RecordBatch) -> list[Metric]:
+    """Points of a batch of (key, value, timestamp, step, is_nan); MLflow stores NaN as 0 and a flag."""
+    values = batch.column(1)
+    is_nan = pc.not_equal(batch.column(4), 0)
+    if pc.any(is_nan).as_py():
+        values = pc.if_else(is_nan, NAN, values)
+    return list(
+        map(
+            Metric,
+            batch.column(0).to_pylist(),
+            values.to_pylist(),
+            batch.column(2).to_pylist(),
+            batch.column(3).to_pylist(),
+        )
+    )
 
 
 def _linked(metric: Metric, linked: dict) -> Metric:

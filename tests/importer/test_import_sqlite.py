@@ -205,6 +205,35 @@ def test_a_corrupt_or_foreign_file_is_a_clear_error_and_writes_nothing(tmp_path,
     assert not store.exists()
 
 
+def test_a_damaged_page_of_metric_points_is_a_one_line_error_naming_the_run(tmp_path):
+    """The metric points are not checked up front (that would read the whole file): a damaged
+    page is found when its run is read."""
+    db = tmp_path / "source.db"
+    generate(db, runs=3, points_per_run=2_000)
+    con = sqlite3.connect(db)
+    (page_size,) = con.execute("PRAGMA page_size").fetchone()
+    pages = [
+        p for (p,) in con.execute("SELECT pageno FROM dbstat WHERE name = 'metrics' AND pagetype = 'leaf'")
+    ]
+    con.close()
+    with open(db, "r+b") as file:
+        file.seek((pages[len(pages) // 2] - 1) * page_size)
+        file.write(b"\xff" * page_size)
+    out = trackledger(
+        "import",
+        "--from",
+        f"sqlite:///{db}",
+        "--store",
+        str(tmp_path / "data"),
+        "--artifacts-from",
+        str(tmp_path),
+    )
+    assert out.returncode == 1
+    error = out.stderr.strip().splitlines()[-1]  # after the progress bars
+    assert error.startswith(f"trackledger import: error: {db}: the metric points of run "), out.stderr
+    assert error.endswith("cannot be read (IO: Failed to step query: database disk image is malformed)")
+
+
 def test_a_store_owned_by_a_running_server_needs_server(mlflow_source, tmp_path):
     store = tmp_path / "data"
     server = ServerProcess(str(store), tmp_path).start()
