@@ -34,6 +34,40 @@ async function postJson(path, body, { method = "POST" } = {}) {
   return answer;
 }
 
+// Artifact previews (any page with the artifact browser of _artifacts.html): the server renders the
+// preview (escaped) and it is shown beside the tree.
+function wirePreviews() {
+  const panel = document.getElementById("artifact-preview");
+  if (!panel) return;
+  document.querySelectorAll("button.preview-button").forEach((button) => {
+    button.addEventListener("click", async () => {
+      document.querySelectorAll("button.preview-button[aria-pressed=true]").forEach((b) => b.setAttribute("aria-pressed", "false"));
+      button.setAttribute("aria-pressed", "true");
+      panel.hidden = false;
+      panel.setAttribute("aria-busy", "true");
+      panel.textContent = "Loading…";
+      try {
+        const response = await fetch(button.dataset.preview, { headers: { Accept: "text/html" } });
+        const text = await response.text();
+        if (response.ok) {
+          panel.innerHTML = text;  // the server's own template: every value in it is escaped
+        } else {
+          let message = `Error ${response.status}`;
+          try { message = `${JSON.parse(text).message} (${response.status})`; } catch { /* not JSON */ }
+          const error = document.createElement("p");
+          error.className = "error preview-error";
+          error.textContent = message;
+          panel.replaceChildren(error);
+        }
+      } catch (err) {
+        panel.textContent = `The server did not answer: ${err.message}`;
+      } finally {
+        panel.removeAttribute("aria-busy");
+      }
+    });
+  });
+}
+
 // Metric charts: the page embeds [{key, series: [{name, x, y}]}] as JSON; plotly draws one chart per key.
 function drawCharts() {
   const data = document.getElementById("chart-data");
@@ -215,6 +249,7 @@ document.addEventListener("DOMContentLoaded", () => {
   followRunCharts();
   followRunsTable();
   wireApiForms();
+  wirePreviews();
 });
 
 // Admin page: each form posts its fields as JSON to the API route in data-api, then reloads.

@@ -1,4 +1,4 @@
-// Run page: edits through the MLflow REST API (postJson, app.js) and artifact previews.
+// Run page: edits through the MLflow REST API (postJson, app.js).
 "use strict";
 
 const API = "/ajax-api/2.0/mlflow/";
@@ -60,40 +60,6 @@ function wireRunEdits() {
   });
 }
 
-// Artifact previews: the server renders the preview (escaped) and it is shown beside the tree.
-function wirePreviews() {
-  const panel = document.getElementById("artifact-preview");
-  if (!panel) return;
-  document.querySelectorAll("button.preview-button").forEach((button) => {
-    button.addEventListener("click", async () => {
-      document.querySelectorAll("button.preview-button[aria-pressed=true]").forEach((b) => b.setAttribute("aria-pressed", "false"));
-      button.setAttribute("aria-pressed", "true");
-      panel.hidden = false;
-      panel.setAttribute("aria-busy", "true");
-      panel.textContent = "Loading…";
-      try {
-        const response = await fetch(button.dataset.preview, { headers: { Accept: "text/html" } });
-        const text = await response.text();
-        if (response.ok) {
-          panel.innerHTML = text;  // the server's own template: every value in it is escaped
-        } else {
-          let message = `Error ${response.status}`;
-          try { message = `${JSON.parse(text).message} (${response.status})`; } catch { /* not JSON */ }
-          const error = document.createElement("p");
-          error.className = "error preview-error";
-          error.textContent = message;
-          panel.replaceChildren(error);
-        }
-      } catch (err) {
-        panel.textContent = `The server did not answer: ${err.message}`;
-      } finally {
-        panel.removeAttribute("aria-busy");
-      }
-    });
-  });
-}
-
 document.addEventListener("DOMContentLoaded", () => {
   wireRunEdits();
-  wirePreviews();
 });
