@@ -100,17 +100,22 @@ def _text(data: bytes, size: int) -> tuple[str, bool]:
     return text, cut
 
 
-def _csv_table(text: str, cut: bool, name: str) -> dict:
+def _csv_table(text: str, cut: bool, name: str) -> dict | None:
+    """The header and rows of a CSV file's start, within the preview's bounds; None when it does not
+    read as CSV."""
     if cut:  # the last line read may be half a row
         text = text[: text.rfind("\n") + 1] if "\n" in text else ""
     delimiter = "\t" if name.lower().endswith(".tsv") else ","
     rows, more_rows, more_columns = [], cut, False
-    for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
-        if len(rows) == CSV_MAX_ROWS + 1:  # the header and CSV_MAX_ROWS rows
-            more_rows = True
-            break
-        more_columns = more_columns or len(row) > CSV_MAX_COLUMNS
-        rows.append(row[:CSV_MAX_COLUMNS])
+    try:
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            if len(rows) == CSV_MAX_ROWS + 1:  # the header and CSV_MAX_ROWS rows
+                more_rows = True
+                break
+            more_columns = more_columns or len(row) > CSV_MAX_COLUMNS
+            rows.append(row[:CSV_MAX_COLUMNS])
+    except csv.Error:  # a field past the csv module's limit (128 KiB)
+        return None
     return {
         "header": rows[0] if rows else [],
         "rows": rows[1:],
@@ -148,12 +153,12 @@ def _mlmodel(text: str) -> dict:
             raise ValueError("not a mapping")
         signature = model.get("signature") or {}
         tables = {part: _spec_rows(signature.get(part)) for part in ("inputs", "outputs", "params")}
-    except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         return {"error": f"This MLmodel file could not be read: {type(exc).__name__}"}
     flavors = model.get("flavors")
     return {
         "error": "",
-        "flavors": sorted(flavors) if isinstance(flavors, dict) else [],
+        "flavors": sorted(str(name) for name in flavors) if isinstance(flavors, dict) else [],
         "has_signature": bool(signature),
         "tables": {part: rows for part, rows in tables.items() if rows},
     }
@@ -175,7 +180,7 @@ def _preview(ctx: ServerContext, path: str, size: int) -> dict:
         try:
             shown["text"] = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
             return shown
-        except ValueError:
+        except (ValueError, RecursionError):
             shown["note"] = "Not valid JSON: shown as text."
     elif kind == "json":
         shown["note"] = (
@@ -184,6 +189,8 @@ def _preview(ctx: ServerContext, path: str, size: int) -> dict:
     text, cut = _text(_read_start(ctx.artifacts, path, TEXT_MAX_BYTES), size)
     if kind == "csv":
         shown["table"] = _csv_table(text, cut, name)
+        if shown["table"] is None:
+            shown["note"] = "Not a table this preview can read: shown as text."
     elif kind == "mlmodel":
         shown["model"] = {"error": "This MLmodel file is too large to read."} if cut else _mlmodel(text)
     shown["text"], shown["cut"] = text, cut

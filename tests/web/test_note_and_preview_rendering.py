@@ -71,6 +71,7 @@ def test_csv_is_bounded_in_rows_and_columns_and_a_cut_row_is_dropped():
     cut = _csv_table("a,b\n1,2\n3,4", cut=True, name="x.csv")  # "3,4" may be half a row
     assert cut["rows"] == [["1", "2"]] and cut["more_rows"]
     assert _csv_table("a\tb\n1\t2\n", cut=False, name="x.tsv")["rows"] == [["1", "2"]]
+    assert _csv_table("a\n" + "x" * 200_000 + "\n", cut=False, name="x.csv") is None  # past csv's field limit
 
 
 def test_text_cut_inside_a_character_drops_it():
@@ -88,3 +89,21 @@ def test_mlmodel_signature_rows_and_unreadable_files():
     assert _mlmodel("- just\n- a list\n")["error"]
     assert _mlmodel("signature: {inputs: 'not json'}\n")["error"]
     assert _mlmodel("key: [unclosed\n")["error"]
+    assert _mlmodel("flavors: {1: a, b: c}\n")["flavors"] == ["1", "b"]
+    assert _mlmodel("[" * 5000 + "]" * 5000)["error"]
+
+
+def test_hostile_json_and_csv_files_preview_as_text(tmp_path):
+    """Deep nesting and a huge field answer a preview, not a 500."""
+    from tests.api.conftest import in_process
+
+    with in_process(tmp_path / "data") as client:
+        for name, data in (
+            ("deep.json", b"[" * 100_000 + b"]" * 100_000),
+            ("wide.csv", b"a\n" + b"x" * 200_000),
+        ):
+            put = client.put(f"/api/2.0/mlflow-artifacts/artifacts/0/{name}", content=data)
+            assert put.status_code == 200, put.text
+            shown = client.get(f"/previews/artifacts/0/{name}")
+            assert shown.status_code == 200, shown.text
+            assert "shown as text" in shown.text
