@@ -32,7 +32,8 @@ def test_artifact_path_escapes_are_refused(server, raw_path):
     for method in ("PUT", "GET"):
         with socket.create_connection((host, int(port))) as sock:  # raw: clients normalise '..' away
             request = (
-                f"{method} {raw_path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi"
+                f"{method} {raw_path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Connection: close\r\nContent-Length: 2\r\n\r\nhi"
             )
             sock.sendall(request.encode())
             reply = b""

@@ -257,7 +257,7 @@ def test_log_batch_past_mlflows_size_is_refused_before_its_body_is_read(server, 
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.sendall(
-            f"POST {API}/runs/log-batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"POST {API}/runs/log-batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             "Content-Length: 1040000\r\n\r\n".encode()
         )
         answer = sock.recv(65536)
