@@ -21,8 +21,15 @@ def event_filters(request: Request) -> dict[str, str]:
 
 def visible(scope, event) -> bool:
     """Whether a reader with ``scope`` may see ``event``: a non-admin sees the events of the
-    experiments they may read (registry and account events name none: they are for admins)."""
-    return scope is None or bool(event.experiment_id and event.experiment_id in scope.experiments)
+    experiments they may read and the registry's of the models they may read (as the ``events``
+    table's scope does; account events name neither: they are for admins)."""
+    if scope is None:
+        return True
+    if event.experiment_id:
+        return event.experiment_id in scope.experiments
+    if hasattr(event, "registered_model_id"):  # a registry event; its model's key as in the projection
+        return (event.registered_model_id or event.name) in scope.registered_models
+    return False
 
 
 def event_json(event) -> dict:

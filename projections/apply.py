@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import duckdb
 from trackledger.projections.apply_accounts import ACCOUNTS
-from trackledger.projections.apply_registry import REGISTRY
+from trackledger.projections.apply_registry import IS_REGISTRY_EVENT, REGISTRY
 from trackledger.projections.apply_webhooks import WEBHOOKS
 from trackledger.projections.run_json import run_details, run_json
 from trackledger.projections.statements import (
@@ -288,12 +288,15 @@ AUDIT = [
         WHERE artifacts.path = deleted.path AND artifacts.seq < deleted.seq""",
     ),
     # The audit log keeps the envelope and a one-line summary, not the payload (metrics stay in metrics).
+    # Registry events also keep their model's key (as in REGISTRY_EV) and version: a model's history.
     statement(
         None,
         f"""INSERT INTO events
        SELECT writer, seq, id, ts, type, actor, actor_verified, remote_addr, user_agent, experiment_id,
               run_id, model_id,
-{EVENT_SUMMARY}
+{EVENT_SUMMARY},
+              CASE WHEN {IS_REGISTRY_EVENT} THEN coalesce(registered_model_id, name) END,
+              CASE WHEN {IS_REGISTRY_EVENT} THEN version END
        FROM ev""",
     ),
     # Last: the checkpoint commits in the same transaction as the state it describes.

@@ -10,6 +10,9 @@ from trackledger.projections.statements import EVENT_ORDER, last_write_wins, sta
 REGISTRY_EV = """(SELECT * REPLACE (coalesce(registered_model_id, name) AS registered_model_id,
                                   coalesce(source_time, ts) AS ts) FROM ev)"""
 
+# The registry's event types, by their names' prefixes.
+IS_REGISTRY_EVENT = "(starts_with(type, 'registered_model_') OR starts_with(type, 'model_version_'))"
+
 # Every effect that depends on the state (which versions a transition archives or a rename touches,
 # the next version number) is decided on the write path, into the events; here the last write
 # wins, and deletions come last: nothing is written about a model or a version after its deletion,

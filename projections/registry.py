@@ -148,6 +148,16 @@ def model_version_by_alias(con, name: str, alias: str) -> dict | None:
     return model_version(con, name, row[0]) if row else None
 
 
+def model_versions_of(con, name: str) -> list[dict]:
+    """Every live version of the model, newest first, with its aliases (none for no such model)."""
+    rows = con.execute(
+        f"SELECT {VERSION_COLUMNS}, {VERSION_ALIASES} FROM {VERSIONS} "
+        "WHERE r.name = ? AND NOT v.deleted ORDER BY v.version DESC",
+        [name],
+    ).fetchall()
+    return [_version_dict(row[:-1], row[-1]) for row in rows]
+
+
 def _latest_versions(con, keys: list[str], order: str = "first_version") -> dict[str, list[tuple]]:
     """Each model's latest versions (rows of VERSION_COLUMNS and the aliases), by model key, in
     ``order``: ``first_version`` or ``current_stage``."""

@@ -93,9 +93,16 @@ def table_filters(scope: Scope) -> dict[str, tuple[str, list]]:
         "registered_model_aliases",
     ):
         add(table, lambda p: scope.registered_model_clause("registered_model_id", p))
-    # Events: only those of an experiment the reader may read (registry and account events name
-    # no experiment: they are for admins and the people concerned, through the API).
-    add("events", lambda p: f"experiment_id IS NOT NULL AND {scope.experiment_clause('experiment_id', p)}")
+    # Events: only those of an experiment the reader may read, and the registry's of the models they
+    # may read (account events name neither: they are for admins and the people concerned, through
+    # the API).
+    add(
+        "events",
+        lambda p: (
+            f"(experiment_id IS NOT NULL AND {scope.experiment_clause('experiment_id', p)}) OR "
+            f"(registered_model_id IS NOT NULL AND {scope.registered_model_clause('registered_model_id', p)})"
+        ),
+    )
     for table in ("users", "tokens", "permissions"):
         add(table, lambda p: (p.append(scope.username), "username = ?")[1])
     for table in ("checkpoints", "derivation"):

@@ -16,6 +16,7 @@ from trackledger.api.web.account_pages import admin_page, login, login_form, log
 from trackledger.api.web.assets import asset_routes
 from trackledger.api.web.audit_pages import audit_page, sql_page
 from trackledger.api.web.experiment_pages import experiment_page, experiments_page
+from trackledger.api.web.model_pages import model_page, models_page
 from trackledger.api.web.pages import page
 from trackledger.api.web.run_pages import compare_page, run_page
 from trackledger.api.web.templating import error_page
@@ -51,6 +52,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         Route("/experiments/{experiment_id}", page(ctx, experiment_page), name="web_experiment"),
         Route("/runs/{run_id}", page(ctx, run_page), name="web_run"),
         Route("/compare", page(ctx, compare_page), name="web_compare"),
+        Route("/models", page(ctx, models_page), name="web_models"),
+        Route("/models/{name}", page(ctx, model_page), name="web_model"),
         Route("/audit", page(ctx, audit_page), name="web_audit"),
         Route("/sql", page(ctx, sql_page), name="web_sql"),
         Route("/webhooks", page(ctx, webhooks_page), name="web_webhooks"),

@@ -191,6 +191,17 @@ def _event_views(rows: list[dict]) -> list[dict]:
     return [{**r, "verified": r.get("actor_verified", False)} for r in rows]
 
 
+def model_events(ctx: ServerContext, registered_model_id: str, limit: int) -> list[dict]:
+    """Every event about a registered model and its versions, newest first."""
+    return _event_views(
+        _rows(
+            ctx,
+            "SELECT * FROM events WHERE registered_model_id = ? ORDER BY ts DESC, seq DESC LIMIT ?",
+            [registered_model_id, limit],
+        )
+    )
+
+
 # Audit and SQL pages ------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 from trackledger.api.context import ServerContext
-from trackledger.api.web import reads
+from trackledger.api.web import model_reads, reads
 from trackledger.api.web.notes import NOTE_TAG, render_note
 from trackledger.api.web.pages import NotFound
 from trackledger.api.web.templating import error_page, render
@@ -66,6 +66,8 @@ def run_page(ctx: ServerContext, request: Request) -> Response:
         artifact_roots=reads.artifact_roots(ctx, summary, models),
         events=reads.run_events(ctx, summary["run_id"], [m["model_id"] for m in models], RUN_HISTORY_LIMIT),
         events_empty="No events recorded for this run.",
+        registrations=model_reads.run_registrations(ctx, summary["run_id"]),
+        model_names=model_reads.model_names(ctx),
     )
 
 

@@ -286,6 +286,37 @@ def test_audit_summaries_of_registry_events(projection, log):
     ]
 
 
+def test_registry_events_name_their_model_by_key_and_version_through_renames(projection, log):
+    """A model's history is read by its key: the events before and after a rename, and not those
+    of a later model of the same name, nor other events with a name."""
+    model = created("churn")
+    log(model, version(model, 1), on(model, E.RegisteredModelAliasSet, key="champion", version=1))
+    log(
+        on(model, E.RegisteredModelRenamed, new_name="churn-v2"),
+        on(model, E.RegisteredModelDeleted, name="churn-v2"),
+    )
+    again = created("churn")
+    experiment = make(
+        E.ExperimentCreated, experiment_id="7", name="churn", artifact_location="a", creation_time=1
+    )
+    first_later_seq = log(again, experiment)[0].seq
+    rows = projection.read(
+        "SELECT type, version FROM events WHERE registered_model_id = ? ORDER BY seq",
+        [model.registered_model_id],
+    )
+    assert rows == [
+        ("registered_model_created", None),
+        ("model_version_created", 1),
+        ("registered_model_alias_set", 1),
+        ("registered_model_renamed", None),
+        ("registered_model_deleted", None),
+    ]
+    later = projection.read(
+        "SELECT type, registered_model_id FROM events WHERE seq >= ? ORDER BY seq", [first_later_seq]
+    )
+    assert later == [("registered_model_created", again.registered_model_id), ("experiment_created", None)]
+
+
 def test_a_rename_moves_the_last_update_of_the_versions_it_names_only():
     """The versions a rename touches are in its event: a version created after it, in the same
     batch of a rebuild, is not touched, even when its time is earlier (another writer's clock)."""
