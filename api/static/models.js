@@ -1,24 +1,9 @@
-// trackledger web page: the model registry's actions. Each is a JSON call to an MLflow REST route,
-// so it goes through the same validation, write service and permission checks as the mlflow client.
+// trackledger web page: the model registry's actions. Each is a JSON call (app.js's postJson) to an
+// MLflow REST route, so it goes through the same validation, write service and permission checks as
+// the mlflow client.
 "use strict";
 
 const REGISTRY_API = "/ajax-api/2.0/mlflow/";
-
-// {ok, status, body}: the route's JSON answer, or MLflow's error shape when it sent none.
-async function sendJson(method, route, body) {
-  let response;
-  try {
-    response = await fetch(REGISTRY_API + route, {
-      method, headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(body),
-    });
-  } catch (err) {
-    return { ok: false, status: 0, body: { message: `The server did not answer: ${err}` } };
-  }
-  const answer = await response.json().catch(() => ({}));
-  if (!response.ok && !answer.message) answer.message = `Error ${response.status}`;
-  return { ok: response.ok, status: response.status, body: answer };
-}
 
 function showError(form, message) {
   const error = form.querySelector(".form-error");
@@ -42,10 +27,15 @@ function wireRegistryForms() {
       event.preventDefault();
       const button = form.querySelector("button[type=submit]");
       button.disabled = true;
-      const answer = await sendJson(form.dataset.method, form.dataset.api, formFields(form));
-      button.disabled = false;
-      if (answer.ok) window.location.reload();
-      else showError(form, answer.body.message);
+      try {
+        await postJson(REGISTRY_API + form.dataset.api, formFields(form), { method: form.dataset.method });
+      } catch (err) {
+        showError(form, err.message);
+        return;
+      } finally {
+        button.disabled = false;
+      }
+      window.location.reload();
     });
   });
 }
@@ -70,19 +60,20 @@ function wireRegisterModel() {
     else Object.assign(version, { source: source.value, model_id: chosen.dataset.modelId });
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
+    let registered;
     try {
-      const created = await sendJson("POST", "registered-models/create", { name });
-      if (!created.ok && created.body.error_code !== "RESOURCE_ALREADY_EXISTS") {
-        showError(form, created.body.message);
-        return;
-      }
-      const registered = await sendJson("POST", "model-versions/create", version);
-      if (!registered.ok) { showError(form, registered.body.message); return; }
-      const number = registered.body.model_version.version;
-      window.location.assign(`/models/${encodeURIComponent(name)}#version-${number}`);
+      await postJson(REGISTRY_API + "registered-models/create", { name }).catch((err) => {
+        if (err.errorCode !== "RESOURCE_ALREADY_EXISTS") throw err;
+      });
+      registered = await postJson(REGISTRY_API + "model-versions/create", version);
+    } catch (err) {
+      showError(form, err.message);
+      return;
     } finally {
       button.disabled = false;
     }
+    const number = registered.model_version.version;
+    window.location.assign(`/models/${encodeURIComponent(name)}#version-${number}`);
   });
 }
 
