@@ -72,6 +72,7 @@ def test_the_better_run_is_compared_registered_aliased_and_downloaded(page, two_
         f"*/models/{better_run['model_id']}/artifacts/{model_file.get_attribute('data-path')}"
     )
     assert downloaded == stored.read_bytes() and downloaded
+    page.mouse.move(0, 0)  # no hover underline in the picture
     screenshot(page, "model")
 
     page.goto("/models")
@@ -161,6 +162,25 @@ def test_stage_tags_and_descriptions_edited_on_the_model_page_are_in_its_history
     ):
         expect(history).to_contain_text(text)
     expect(history.locator("tbody tr").first).to_contain_text("registered model tag deleted")  # newest first
+
+
+def test_an_alias_moves_to_the_version_it_is_set_on_and_is_deleted_with_its_button(page, api, two_runs):
+    run_id = two_runs["runs"][0]["run_id"]
+    create_model(api, "moving", run_id)
+    second = {"name": "moving", "source": f"runs:/{run_id}/model", "run_id": run_id}
+    api.post("/model-versions/create", json=second).raise_for_status()
+    page.goto("/models/moving")
+    expect(page.locator("article.version")).to_have_count(2)
+    expect(page.locator("article.version").first).to_have_id("version-2")  # newest first
+    for number in (1, 2):
+        page.fill(f"#version-{number} .set-alias input[name=alias]", "champion")
+        page.locator(f"#version-{number} .set-alias button").click()
+        expect(page.locator(f"#version-{number} .version-head .alias")).to_have_text("@champion")
+    expect(page.locator("#version-1 .version-head .alias")).to_have_count(0)  # moved, not copied
+    page.locator("#version-2 button[aria-label='delete alias champion']").click()
+    expect(page.locator("#history tbody tr").first).to_contain_text("registered model alias deleted")
+    expect(page.locator(".version-head .alias")).to_have_count(0)
+    expect(page.locator("#history")).to_contain_text("moving@champion -> v2")
 
 
 def test_a_refused_change_shows_the_servers_message_and_appends_nothing(page, api, two_runs, web_server):
