@@ -78,6 +78,8 @@ def model_page(ctx: ServerContext, request: Request) -> Response:
             "The Models page lists every registered model you may read.",
         )
     creators = model_reads.version_creators(ctx, key)
+    found = ctx.projection.query(registry_reads.model_versions_of, name)
+    files = model_reads.version_files(ctx, found)
     versions = [
         {
             **version,
@@ -86,9 +88,9 @@ def model_page(ctx: ServerContext, request: Request) -> Response:
             "tags": key_values(version.get("tags")),
             "aliases": version.get("aliases", []),
             "created_by": creators.get(int(version["version"]), {"actor": "", "verified": False}),
-            "files": model_reads.version_files(ctx, version),
+            "files": files[version["version"]],
         }
-        for version in ctx.projection.query(registry_reads.model_versions_of, name)
+        for version in found
     ]
     return render(
         request,

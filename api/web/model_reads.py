@@ -42,41 +42,62 @@ def run_registrations(ctx: ServerContext, run_id: str) -> list[dict]:
     )
 
 
-def version_files(ctx: ServerContext, version: dict) -> list[dict]:
-    """The files of a version (below the artifact root its source names), each with the URL that
-    downloads it through ``/model-versions/get-artifact``; none when they are not in this server's
-    artifact store."""
-    root = _source_root(ctx, version)
-    if root is None or not root.startswith(ARTIFACT_URI_PREFIX):
-        return []
-    prefix = root.removeprefix(ARTIFACT_URI_PREFIX).strip("/") + "/"
-    rows = ctx.projection.read_records(
-        "SELECT path, size FROM artifacts WHERE starts_with(path, ?) ORDER BY path LIMIT ?",
-        [prefix, MAX_ARTIFACT_FILES],
+def version_files(ctx: ServerContext, versions: list[dict]) -> dict[str, list[dict]]:
+    """The files of each version (below the artifact root its source names), by version number,
+    each with the URL that downloads it through ``/model-versions/get-artifact``; none for a
+    version whose files are not in this server's artifact store. Two reads for all the versions."""
+    roots = _source_roots(ctx, versions)
+    prefixes = {
+        v["version"]: roots[v["version"]].removeprefix(ARTIFACT_URI_PREFIX).strip("/") + "/"
+        for v in versions
+        if (roots.get(v["version"]) or "").startswith(ARTIFACT_URI_PREFIX)
+    }
+    rows = ctx.projection.read(
+        """SELECT p.prefix, a.path, a.size FROM (SELECT unnest(?::VARCHAR[]) AS prefix) p
+           JOIN artifacts a ON starts_with(a.path, p.prefix) ORDER BY p.prefix, a.path LIMIT ?""",
+        [sorted(set(prefixes.values())), MAX_ARTIFACT_FILES],
     )
-    files = []
-    for row in rows:
-        relative = row["path"][len(prefix) :]
-        query = urllib.parse.urlencode(
-            {"name": version["name"], "version": version["version"], "path": relative}
-        )
-        files.append({"path": relative, "size": row["size"], "url": f"{VERSION_DOWNLOAD}?{query}"})
+    found: dict[str, list[tuple[str, int]]] = {}
+    for prefix, path, size in rows:
+        found.setdefault(prefix, []).append((path[len(prefix) :], size))
+    files: dict[str, list[dict]] = {}
+    for v in versions:
+        files[v["version"]] = [
+            {"path": relative, "size": size, "url": _download_url(v, relative)}
+            for relative, size in found.get(prefixes.get(v["version"], ""), [])
+        ]
     return files
 
 
-def _source_root(ctx: ServerContext, version: dict) -> str | None:
-    """The artifact root URI a version's source names (as ``/model-versions/get-artifact`` reads it)."""
-    source = version["source"]
-    scheme = urllib.parse.urlparse(source).scheme
-    if scheme == "models" and version.get("model_id"):
-        rows = ctx.projection.read(
-            "SELECT artifact_location FROM logged_models WHERE model_id = ?", [version["model_id"]]
-        )
-        return rows[0][0] if rows else None
-    if scheme == "runs" and version.get("run_id"):
-        rows = ctx.projection.read("SELECT artifact_uri FROM runs WHERE run_id = ?", [version["run_id"]])
-        if not rows:
-            return None
-        inner = urllib.parse.urlparse(source).path.lstrip("/").split("/", 1)[1:]
-        return rows[0][0].rstrip("/") + ("/" + inner[0].strip("/") if inner and inner[0].strip("/") else "")
-    return source
+def _download_url(version: dict, relative: str) -> str:
+    query = urllib.parse.urlencode({"name": version["name"], "version": version["version"], "path": relative})
+    return f"{VERSION_DOWNLOAD}?{query}"
+
+
+def _source_roots(ctx: ServerContext, versions: list[dict]) -> dict[str, str]:
+    """The artifact root URI each version's source names (as ``/model-versions/get-artifact`` reads
+    it), by version number; absent when its run or logged model is not readable."""
+    rows = ctx.projection.read(
+        """SELECT 'models', model_id, artifact_location FROM logged_models WHERE list_contains(?, model_id)
+           UNION ALL SELECT 'runs', run_id, artifact_uri FROM runs WHERE list_contains(?, run_id)""",
+        [
+            [v["model_id"] for v in versions if v.get("model_id")],
+            [v["run_id"] for v in versions if v.get("run_id")],
+        ],
+    )
+    owners = {(kind, owner): uri for kind, owner, uri in rows}
+    roots = {}
+    for v in versions:
+        parsed = urllib.parse.urlparse(v["source"])
+        if parsed.scheme == "models" and v.get("model_id"):
+            root = owners.get(("models", v["model_id"]))
+        elif parsed.scheme == "runs" and v.get("run_id"):
+            root = owners.get(("runs", v["run_id"]))
+            inner = parsed.path.strip("/").split("/", 1)[1:]  # the path after the run id
+            if root is not None and inner:
+                root = root.rstrip("/") + "/" + inner[0].strip("/")
+        else:
+            root = v["source"]
+        if root is not None:
+            roots[v["version"]] = root
+    return roots

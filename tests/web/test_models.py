@@ -202,6 +202,27 @@ def test_a_refused_change_shows_the_servers_message_and_appends_nothing(page, ap
     assert len(registry_events(web_server)) == before
 
 
+def test_a_version_of_a_run_path_lists_and_downloads_the_files_below_that_path(
+    page, api, two_runs, web_server
+):
+    run_id = two_runs["runs"][1]["run_id"]
+    root = api.get("/runs/get", params={"run_id": run_id}).json()["run"]["info"]["artifact_uri"]
+    folder = root.removeprefix("mlflow-artifacts:/").strip("/")
+    proxy = f"{web_server.url}/api/2.0/mlflow-artifacts/artifacts/{folder}"
+    for path, body in (("exported/weights.bin", b"\x00weights\xff"), ("notes.txt", b"not the model")):
+        httpx.put(f"{proxy}/{path}", content=body, timeout=60).raise_for_status()
+    api.post("/registered-models/create", json={"name": "exported"}).raise_for_status()
+    version = {"name": "exported", "source": f"runs:/{run_id}/exported", "run_id": run_id}
+    api.post("/model-versions/create", json=version).raise_for_status()
+    page.goto("/models/exported")
+    links = page.locator("#version-1 .version-files a")
+    expect(links).to_have_count(1)
+    expect(links).to_have_attribute("data-path", "weights.bin")
+    with page.expect_download() as download_info:
+        links.click()
+    assert Path(download_info.value.path()).read_bytes() == b"\x00weights\xff"
+
+
 def test_a_model_that_does_not_exist_is_a_not_found_page(page):
     response = page.goto("/models/no-such-model")
     assert response.status == 404
