@@ -68,33 +68,6 @@ function wirePreviews() {
   });
 }
 
-// Metric charts: the page embeds [{key, series: [{name, x, y}]}] as JSON; plotly draws one chart per key.
-function drawCharts() {
-  const data = document.getElementById("chart-data");
-  if (!data || typeof Plotly === "undefined") return;
-  const charts = JSON.parse(data.textContent);
-  document.querySelectorAll("figure.chart").forEach((figure) => {
-    const chart = charts[Number(figure.dataset.chartIndex)];
-    const traces = chart.series.map((s) => ({
-      name: s.name, x: s.x, y: s.y, type: "scatter",
-      mode: s.x.length > 1 ? "lines+markers" : "markers", marker: { size: 6 }, line: { width: 2 },
-    }));
-    const layout = {
-      margin: { l: 56, r: 16, t: 8, b: 40 }, height: 300, showlegend: true,
-      legend: { orientation: "h", y: -0.22 }, hovermode: "closest",
-      xaxis: { title: { text: "step" }, zeroline: false, gridcolor: "#eef1f5" },
-      yaxis: { zeroline: false, gridcolor: "#eef1f5", exponentformat: "e" },
-      font: { family: "system-ui, sans-serif", size: 12, color: "#344054" },
-      paper_bgcolor: "#fff", plot_bgcolor: "#fff",
-      colorway: ["#2f6fde", "#e8590c", "#2b8a3e", "#ae3ec9", "#0c8599", "#c92a2a", "#5c7cfa", "#f08c00"],
-    };
-    const lastStep = Math.max(...chart.series.flatMap((s) => s.x));
-    if (lastStep <= 20) layout.xaxis.dtick = 1;  // few steps: label each one, no "0.5"
-    Plotly.newPlot(figure.querySelector(".chart-canvas"), traces, layout,
-      { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"] });
-  });
-}
-
 // Live pages: an element with data-live follows the ledger's event stream (EventSource resumes
 // after a dropped connection by itself, with Last-Event-ID).
 function follow(element, types, onEvent) {
@@ -127,24 +100,6 @@ function refresher(selector, swap) {
       }
     }, Math.max(0, last + 2000 - Date.now()));
   };
-}
-
-// Run page: points extend their metric's chart as they are logged; a new metric redraws the charts.
-function followRunCharts() {
-  const section = document.querySelector("section#charts[data-live]");
-  if (!section) return;
-  const redraw = refresher("section#charts", () => setTimeout(drawCharts));
-  follow(section, ["batch_logged"], (event) => {
-    (event.metrics || []).forEach((point) => {
-      const figure = document.querySelector(`section#charts figure.chart[data-key="${CSS.escape(point.key)}"]`);
-      const canvas = figure && figure.querySelector(".chart-canvas");
-      if (canvas && canvas.data && typeof Plotly !== "undefined") {
-        Plotly.extendTraces(canvas, { x: [[point.step || 0]], y: [[point.value]] }, [0]);
-      } else {
-        redraw();
-      }
-    });
-  });
 }
 
 // Experiment page: the runs table is fetched again (keeping ticked runs) when its runs change.
@@ -242,11 +197,9 @@ function followMlflowLink() {
 
 document.addEventListener("DOMContentLoaded", () => {
   followMlflowLink();
-  drawCharts();
   wireRunSelection();
   wireDifferenceToggle();
   wireSqlForm();
-  followRunCharts();
   followRunsTable();
   wireApiForms();
   wirePreviews();

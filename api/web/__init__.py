@@ -15,6 +15,7 @@ from trackledger.api.web import previews
 from trackledger.api.web.account_pages import admin_page, login, login_form, logout
 from trackledger.api.web.assets import asset_routes
 from trackledger.api.web.audit_pages import audit_page, sql_page
+from trackledger.api.web.chart_pages import chart_view_data, chart_view_page, json_read
 from trackledger.api.web.experiment_pages import experiment_page, experiments_page
 from trackledger.api.web.model_pages import model_page, models_page
 from trackledger.api.web.pages import page
@@ -50,6 +51,10 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
     return [
         Route("/", page(ctx, experiments_page), name="web_experiments"),
         Route("/experiments/{experiment_id}", page(ctx, experiment_page), name="web_experiment"),
+        Route("/experiments/{experiment_id}/charts", page(ctx, chart_view_page), name="web_charts"),
+        Route(
+            "/experiments/{experiment_id}/charts/data", json_read(ctx, chart_view_data), name="web_chart_data"
+        ),
         Route("/runs/{run_id}", page(ctx, run_page), name="web_run"),
         Route("/compare", page(ctx, compare_page), name="web_compare"),
         Route("/models", page(ctx, models_page), name="web_models"),

@@ -10,7 +10,7 @@ from trackledger.api.context import ServerContext
 from trackledger.api.web.previews import kind_of, preview_url
 from trackledger.api.web.runs_table import RunsTable
 from trackledger.api.web.views import finite
-from trackledger.projections import history, runs
+from trackledger.projections import runs
 from trackledger.projections.filters import OrderKey
 from trackledger.projections.search import sort_term
 
@@ -257,8 +257,3 @@ def table_columns(ctx: ServerContext) -> list[tuple[str, list[tuple[str, str]]]]
     ):
         tables.setdefault(r["table_name"], []).append((r["column_name"], r["data_type"]))
     return list(tables.items())
-
-
-def metric_history(ctx: ServerContext, run_ids: list[str]):
-    """Every metric point of the runs, as Arrow."""
-    return ctx.projection.query(history.metric_history_arrow, run_ids)

@@ -7,14 +7,23 @@ from starlette.responses import Response
 from trackledger.api.context import ServerContext
 from trackledger.api.web import model_reads, reads
 from trackledger.api.web.notes import NOTE_TAG, render_note
+from trackledger.api.web.chart_views import (
+    MAX_POINTS_PER_LINE,
+    chart_lines,
+    chart_runs,
+    points_per_line,
+    runs_by_id,
+)
 from trackledger.api.web.pages import NotFound
+from trackledger.api.web.runs_table import PAGE_SIZES
 from trackledger.api.web.templating import error_page, render
-from trackledger.api.web.views import chart_data, comparison_rows, key_values, run_summary
+from trackledger.api.web.views import comparison_rows, key_values, run_summary
+from trackledger.projections import chart_data
 from trackledger.projections import experiments as experiment_reads
 from trackledger.projections import logged_models as logged_model_reads
 from trackledger.projections import runs as run_reads
 
-MAX_COMPARED = 20  # more lines than this make unreadable charts
+MAX_COMPARED = max(PAGE_SIZES)  # every run of the runs table's largest page; lines come sampled
 RUN_HISTORY_LIMIT = 1_000
 
 
@@ -46,7 +55,6 @@ def run_page(ctx: ServerContext, request: Request) -> Response:
         for output in run.get("outputs", {}).get("model_outputs", [])
         if (model := ctx.projection.query(logged_model_reads.logged_model, output["model_id"])) is not None
     ]
-    history = reads.metric_history(ctx, [summary["run_id"]])
     tags = key_values(data.get("tags"))
     note_text = next((value for key, value in tags if key == NOTE_TAG), "")
     return render(
@@ -61,7 +69,7 @@ def run_page(ctx: ServerContext, request: Request) -> Response:
         note_html=render_note(note_text),
         datasets=[_dataset_row(d) for d in run.get("inputs", {}).get("dataset_inputs", [])],
         models=models,
-        chart_data=chart_data(history, {summary["run_id"]: summary["name"]}),
+        charts=_charts(ctx, [summary["run_id"]], MAX_POINTS_PER_LINE),
         live_after=live_after,
         artifact_roots=reads.artifact_roots(ctx, summary, models),
         events=reads.run_events(ctx, summary["run_id"], [m["model_id"] for m in models], RUN_HISTORY_LIMIT),
@@ -103,7 +111,7 @@ def compare_page(ctx: ServerContext, request: Request) -> Response:
     summaries = [run_summary(run) for run in runs]
     data = [run.get("data", {}) for run in runs]
     experiment_ids = {s["experiment_id"] for s in summaries}
-    history = reads.metric_history(ctx, run_ids)
+    charts = _charts(ctx, run_ids, points_per_line(len(run_ids)))
     return render(
         request,
         "compare.html",
@@ -112,5 +120,17 @@ def compare_page(ctx: ServerContext, request: Request) -> Response:
         params=comparison_rows([dict(key_values(d.get("params"))) for d in data]),
         metrics=comparison_rows([{m["key"]: m["value"] for m in d.get("metrics", [])} for d in data]),
         tags=comparison_rows([dict(key_values(d.get("tags"))) for d in data]),
-        chart_data=chart_data(history, {s["run_id"]: s["name"] or s["run_id"][:8] for s in summaries}),
+        charts=charts,
+        labels={run["id"]: run["label"] for run in charts["runs"]},
     )
+
+
+def _charts(ctx: ServerContext, run_ids: list[str], points: int) -> dict:
+    """The runs (in the order of ``run_ids``, with unique labels) and every metric's lines, each
+    sampled to at most ``points`` points, for /static/charts.js."""
+    rows, _total = ctx.projection.query(chart_data.run_values, runs_by_id(run_ids), len(run_ids))
+    order = {run_id: i for i, run_id in enumerate(run_ids)}
+    runs = chart_runs(sorted(rows, key=lambda row: order[row["run_id"]]))
+    keys = sorted({m["key"] for row in rows for m in row["metrics"] or ()})
+    history = ctx.projection.query(chart_data.sampled_histories, runs_by_id(run_ids), keys, points)
+    return {"runs": runs, "lines": chart_lines(history, runs, points)}
