@@ -269,7 +269,8 @@ function drawParallel(Plotly, data, colourKey) {
     ...Object.keys(data.metrics).map((k) => column(data, "metric", k)),
   ];
   const dimensions = columns.map((c) => {
-    const label = plotText(c.kind === "metric" ? `${c.key} (latest)` : c.key);
+    // Parallel coordinates write their labels and ticks as plain text: no escaping here.
+    const label = c.kind === "metric" ? `${c.key} (latest)` : c.key;
     if (c.numeric && isLogSpread(c)) {
       const powers = [...new Set(c.values.filter((v) => v !== null).map((v) => Math.floor(Math.log10(v))))];
       return {
@@ -281,7 +282,7 @@ function drawParallel(Plotly, data, colourKey) {
     const index = new Map(c.categories.map((name, i) => [name, i]));
     return {
       label, values: c.values.map((v) => (v === null ? NaN : index.get(v))),
-      tickvals: c.categories.map((_, i) => i), ticktext: c.categories.map(plotText),
+      tickvals: c.categories.map((_, i) => i), ticktext: c.categories,
     };
   });
   const colour = colourKey ? (numericValues(data.metrics[colourKey]) || []) : [];

@@ -22,6 +22,8 @@ from tests.web.sweep import Sweep, log_sweep
 HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE.parents[1] / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
+# The mlflow client prints a "View run" line per finished run: 200 of them for a sweep.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
