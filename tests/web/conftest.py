@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.api.conftest import ServerProcess
 from tests.web.sweep import Sweep, log_sweep
@@ -22,6 +23,8 @@ from tests.web.sweep import Sweep, log_sweep
 HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE.parents[1] / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
+# Charts draw once plotly.js (4.8 MB) has loaded after the first paint: seconds on a busy machine.
+expect.set_options(timeout=20_000)
 # The mlflow client prints a "View run" line per finished run: 200 of them for a sweep.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 CHROMIUM_ARGS = [
