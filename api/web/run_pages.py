@@ -6,7 +6,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from trackledger.api.context import ServerContext
 from trackledger.api.web import model_reads, reads
-from trackledger.api.web.notes import NOTE_TAG, render_note
 from trackledger.api.web.chart_views import (
     MAX_POINTS_PER_LINE,
     chart_lines,
@@ -14,6 +13,7 @@ from trackledger.api.web.chart_views import (
     points_per_line,
     runs_by_id,
 )
+from trackledger.api.web.notes import NOTE_TAG, render_note
 from trackledger.api.web.pages import NotFound
 from trackledger.api.web.runs_table import PAGE_SIZES
 from trackledger.api.web.templating import error_page, render
