@@ -5,6 +5,10 @@ The importer forms the events (it knows MLflow's schemas); the server only check
 events, that they say they are imported, and that none claims a verified actor, then appends them
 through the write service like any write (write index, projection, durability). Bodies are msgpack:
 JSON has no NaN, and imported metric histories do.
+
+With auth, only an admin may import: imported events may be of any type, for any experiment, and
+name other users. The admin who sends them is their verified actor; the user the source names for
+each (a run's user, a version's user) stays, unverified, as ``claimed_actor``.
 """
 
 from __future__ import annotations
@@ -48,11 +52,19 @@ async def append_events(ctx, request: Request):
     for event in batch.events:
         if not event.imported_from:
             raise invalid(f"event {event.id}: only imported events (with imported_from) are taken here")
-        if event.actor_verified:
+        if event.actor_verified or event.claimed_actor is not None:
             raise invalid(f"event {event.id}: an imported event cannot claim a verified actor")
     origin = origin_of(request)
     transport = {"remote_addr": origin.remote_addr, "user_agent": origin.user_agent}
-    events = [msgspec.structs.replace(e, **transport) for e in batch.events]
+    if origin.actor_verified:
+        events = [
+            msgspec.structs.replace(
+                e, **transport, actor=origin.actor, actor_verified=True, claimed_actor=e.actor or None
+            )
+            for e in batch.events
+        ]
+    else:
+        events = [msgspec.structs.replace(e, **transport) for e in batch.events]
     appended = await ctx.writes.commit_off_loop(origin, _as_formed, events) if events else []
     return json_response({"appended": len(appended)})
 

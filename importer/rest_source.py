@@ -45,24 +45,33 @@ def _float(value) -> float:
     return math.nan if value is None else float(value)
 
 
+def credentials() -> dict[str, str]:
+    """The ``Authorization`` header the mlflow client would send, from the same environment."""
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if user and password:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    return {}
+
+
+def credentials_named() -> str:
+    """Whose credentials ``credentials`` sends, for an error message (never the secret)."""
+    if os.environ.get("MLFLOW_TRACKING_USERNAME") and os.environ.get("MLFLOW_TRACKING_PASSWORD"):
+        return f"user {os.environ['MLFLOW_TRACKING_USERNAME']!r} (MLFLOW_TRACKING_USERNAME/PASSWORD)"
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        return "the token in MLFLOW_TRACKING_TOKEN"
+    return "no credentials (set MLFLOW_TRACKING_USERNAME and _PASSWORD, or MLFLOW_TRACKING_TOKEN)"
+
+
 class RestSource:
     def __init__(self, url: str):
         self.url = url.rstrip("/")
         parsed = urllib.parse.urlsplit(self.url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise SourceError(f"{url} is not an http(s) URL")
-        self.headers = {"User-Agent": "trackledger-import"}
-        user, password = (
-            os.environ.get("MLFLOW_TRACKING_USERNAME"),
-            os.environ.get("MLFLOW_TRACKING_PASSWORD"),
-        )
-        token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-        if user and password:
-            self.headers["Authorization"] = (
-                "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-            )
-        elif token:
-            self.headers["Authorization"] = f"Bearer {token}"
+        self.headers = {"User-Agent": "trackledger-import", **credentials()}
         insecure = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("1", "true")
         self.http = urllib3.PoolManager(
             cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED",

@@ -19,6 +19,7 @@ import msgspec
 import urllib3
 from trackledger.importer.artifacts import CHUNK, ArtifactSink
 from trackledger.importer.records import SourceError
+from trackledger.importer.rest_source import credentials, credentials_named
 from trackledger.ledger import Ledger
 from trackledger.ledger.events import Event
 from trackledger.projections import Projection
@@ -113,7 +114,11 @@ class StoreTarget:
 class ServerTarget:
     """A running trackledger server: events go to its native import route (appended through its
     write service, ids kept), artifacts through its artifact proxy (the file's key as the upload's
-    Idempotency-Key), and what it holds is asked over HTTP."""
+    Idempotency-Key), and what it holds is asked over HTTP.
+
+    Credentials are the mlflow client's (``MLFLOW_TRACKING_USERNAME``/``_PASSWORD`` or
+    ``MLFLOW_TRACKING_TOKEN``); with auth on, they must be an admin's. The first requests only
+    read (the plan), so wrong credentials stop the import before anything is written."""
 
     def __init__(self, url: str):
         self.url = url.rstrip("/")
@@ -128,6 +133,7 @@ class ServerTarget:
             timeout=urllib3.Timeout(connect=10, read=600),
         )
         self._encoder = msgspec.msgpack.Encoder()
+        self.headers = credentials()
 
     def _call(
         self,
@@ -139,14 +145,30 @@ class ServerTarget:
     ) -> dict:
         try:
             response = self.http.request(
-                method, self.url + path, body=body, headers={"Content-Type": content_type}, **extra
+                method,
+                self.url + path,
+                body=body,
+                headers={**self.headers, "Content-Type": content_type},
+                **extra,
             )
         except urllib3.exceptions.HTTPError as exc:
             raise SourceError(f"cannot reach the trackledger server at {self.url}: {exc}") from None
+        self._check_allowed(response.status)
         if response.status != 200:
             text = response.data[:300].decode(errors="replace").replace("\n", " ")
             raise SourceError(f"{self.url}{path} answered {response.status}: {text}")
         return json.loads(response.data or b"{}")
+
+    def _check_allowed(self, status: int) -> None:
+        if status == 401:
+            raise SourceError(
+                f"the trackledger server at {self.url} did not accept {credentials_named()} (401)"
+            )
+        if status == 403:
+            raise SourceError(
+                f"the trackledger server at {self.url} refused {credentials_named()} (403): importing "
+                "needs an admin (imported events may be of any type and name other users)"
+            )
 
     def experiments(self) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -181,12 +203,13 @@ class ServerTarget:
                 "PUT",
                 url,
                 body=hashing,
-                headers={"Idempotency-Key": idempotency_key},
+                headers={**self.headers, "Idempotency-Key": idempotency_key},
                 chunked=True,
                 retries=False,
             )
         except urllib3.exceptions.HTTPError as exc:
             raise SourceError(f"uploading {path} to {self.url} failed: {exc}") from None
+        self._check_allowed(response.status)
         if response.status != 200:
             raise SourceError(f"uploading {path} to {self.url} answered {response.status}")
         return hashing.size, hashing.digest.hexdigest()

@@ -83,6 +83,10 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_de
     without credentials; ``ts`` is then the import time) and, in ``source_time``, when the change
     happened there: read models take that time, not ``ts``, wherever a change's time is data (an
     experiment's or a registered model's last update).
+
+    ``claimed_actor`` is set only beside a verified actor who acted for someone else: an import
+    through a server with accounts, where the importer is verified and the user the source names
+    stays a claim.
     """
 
     id: str
@@ -98,6 +102,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_de
     model_id: str | None = None
     imported_from: str | None = None
     source_time: int | None = None
+    claimed_actor: str | None = None
 
 
 # Experiments ----------------------------------------------------------------------

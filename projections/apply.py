@@ -296,7 +296,8 @@ AUDIT = [
               run_id, model_id,
 {EVENT_SUMMARY},
               CASE WHEN {IS_REGISTRY_EVENT} THEN coalesce(registered_model_id, name) END,
-              CASE WHEN {IS_REGISTRY_EVENT} THEN version END
+              CASE WHEN {IS_REGISTRY_EVENT} THEN version END,
+              claimed_actor
        FROM ev""",
     ),
     # Last: the checkpoint commits in the same transaction as the state it describes.

@@ -71,7 +71,8 @@ TABLES: dict[str, str] = {
     "events": """
         writer VARCHAR, seq BIGINT, id VARCHAR, ts BIGINT, type VARCHAR, actor VARCHAR,
         actor_verified BOOLEAN, remote_addr VARCHAR, user_agent VARCHAR, experiment_id VARCHAR,
-        run_id VARCHAR, model_id VARCHAR, summary VARCHAR, registered_model_id VARCHAR, version BIGINT""",
+        run_id VARCHAR, model_id VARCHAR, summary VARCHAR, registered_model_id VARCHAR, version BIGINT,
+        claimed_actor VARCHAR""",
     # Accounts (see apply_accounts). No hash is in these three: credentials holds them.
     "users": """
         username VARCHAR PRIMARY KEY, is_admin BOOLEAN, created_by VARCHAR, creation_time BIGINT,

@@ -75,6 +75,8 @@ def format_line(event, summary: str, show_writer: bool = False) -> str:
     seq = f"{event.writer}:{event.seq}" if show_writer else str(event.seq)
     when = dt.datetime.fromtimestamp(event.ts / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     actor = (event.actor or "-") + ("" if event.actor_verified else "?")
+    if event.claimed_actor:
+        actor += f" for {event.claimed_actor}?"
     entities = [
         f"{name}={getattr(event, key)}"
         for key, name in (("experiment_id", "exp"), ("run_id", "run"), ("model_id", "model"))
