@@ -151,6 +151,7 @@ function lineLayout(runs, key, controls) {
   if (controls.x === "wall") layout.xaxis.type = "date";
   layout.yaxis.title = { text: plotText(key) };
   layout.yaxis.type = controls.log ? "log" : "linear";
+  if (controls.log) layout.yaxis.tickformat = ".2~g";  // 0.2, not plotly's bare "2" for 2×10⁻¹
   return layout;
 }
 
