@@ -269,6 +269,10 @@ function drawParallel(Plotly, data, colourKey) {
     ...Object.keys(data.params).map((k) => column(data, "param", k)),
     ...Object.keys(data.metrics).map((k) => column(data, "metric", k)),
   ];
+  if (!columns.length) {  // runs without params or metrics: nothing to draw
+    document.getElementById("parallel-panel").hidden = true;
+    return;
+  }
   const dimensions = columns.map((c) => {
     // Parallel coordinates write their labels and ticks as plain text: no escaping here.
     const label = c.kind === "metric" ? `${c.key} (latest)` : c.key;

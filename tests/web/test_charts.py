@@ -173,3 +173,15 @@ def test_names_that_look_like_html_are_shown_as_text(page, web_server):
     expect(page.locator("figure[data-key=loss] .scatterlayer .trace")).to_have_count(1)
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img[src=x]").count() == 0
+
+
+def test_runs_with_nothing_logged_leave_the_panels_hidden(page, web_server):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=web_server.url)
+    experiment_id = client.create_experiment("nothing logged")
+    client.create_run(experiment_id, run_name="bare")
+    open_chart_view(page, experiment_id)  # the page fixture fails the test on a JavaScript error
+    expect(page.locator("#chart-limits")).to_contain_text("Showing all 1 run")
+    for panel in ("#parallel-panel", "#scatter-panel", "#bars-panel", "#lines-panel"):
+        expect(page.locator(panel)).to_be_hidden()
