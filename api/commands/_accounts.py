@@ -37,8 +37,9 @@ def checked(run, args, settings: Settings) -> int:
 
 @contextlib.contextmanager
 def offline_store(settings: Settings) -> Iterator[tuple]:
-    """The store's ledger, its projection (caught up) and the accounts in it."""
-    from trackledger.api.auth.accounts import Accounts
+    """The store's ledger, its projection (caught up) and a write index of the accounts in it,
+    for ``writes.accounts`` to decide against as the server's write service does."""
+    from trackledger.api.writes.write_index import WriteIndex
     from trackledger.ledger import Ledger
     from trackledger.projections import Projection
 
@@ -51,16 +52,17 @@ def offline_store(settings: Settings) -> Iterator[tuple]:
     with ledger:
         projection = Projection(ledger, state_dir / "projections.duckdb")
         try:
-            accounts = Accounts()
-            accounts.reload(projection)
-            yield ledger, projection, accounts
+            index = WriteIndex(projection)
+            index.load_accounts()
+            yield ledger, projection, index
         finally:
             projection.flush()
             projection.close()
 
 
 def append(ledger, projection, build) -> list:
-    """``build(envelope)`` -> events, appended durably and applied."""
+    """``build(envelope)`` -> events (a function of ``writes.accounts`` bound to its arguments),
+    appended durably and applied."""
     from trackledger.ledger.events import new_event_id
 
     actor = f"cli:{getpass.getuser()}"

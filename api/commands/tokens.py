@@ -48,33 +48,24 @@ def expiry(text: str | None) -> int | None:
 
 def _create(args: argparse.Namespace, settings: Settings) -> int:
     from trackledger.api.auth.secrets import new_token, token_hash
-    from trackledger.ledger.events import TokenCreated
+    from trackledger.api.writes import accounts
 
     expires_at = expiry(args.expires)
-    with offline_store(settings) as (ledger, projection, accounts):
-        if not accounts.exists(args.user):
-            raise CommandError(f"no user {args.user}")
+    with offline_store(settings) as (ledger, projection, index):
         token_id, token = new_token()
         append(
             ledger,
             projection,
-            lambda envelope: [
-                TokenCreated(
-                    **envelope(0),
-                    username=args.user,
-                    token_id=token_id,
-                    token_hash=token_hash(token),
-                    expires_at=expires_at,
-                    description=args.description,
-                )
-            ],
+            lambda envelope: accounts.create_token(
+                index, envelope, args.user, token_id, token_hash(token), expires_at, args.description
+            ),
         )
     print(token)
     return 0
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    with offline_store(settings) as (_ledger, projection, _accounts):
+    with offline_store(settings) as (_ledger, projection, _index):
         rows = projection.read(
             "SELECT token_id, expires_at, revoked, description FROM tokens WHERE username = ? "
             "ORDER BY creation_time",
@@ -87,18 +78,14 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from trackledger.ledger.events import TokenRevoked
+    from trackledger.api.writes import accounts
 
-    with offline_store(settings) as (ledger, projection, _accounts):
-        found = projection.read(
-            "SELECT username FROM tokens WHERE token_id = ? AND NOT revoked", [args.token_id]
-        )
-        if not found:
-            raise CommandError(f"no live token {args.token_id}")
+    with offline_store(settings) as (ledger, projection, index):
+        owner = accounts.live_token_owner(index, args.token_id)
         append(
             ledger,
             projection,
-            lambda envelope: [TokenRevoked(**envelope(0), username=found[0][0], token_id=args.token_id)],
+            lambda envelope: accounts.revoke_token(index, envelope, args.token_id, owner),
         )
     print(f"revoked {args.token_id}")
     return 0

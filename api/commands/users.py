@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from trackledger.api.commands import CommandError
 from trackledger.api.commands._accounts import add_action, append, offline_store, read_password
 from trackledger.api.settings import USERS, Settings
 
@@ -32,27 +31,23 @@ def add_parser(subparsers) -> None:
 def _create(args: argparse.Namespace, settings: Settings) -> int:
     from trackledger.api.auth import service
     from trackledger.api.auth.secrets import hash_password
-    from trackledger.ledger.events import UserCreated
+    from trackledger.api.writes import accounts
 
     username = service.check_username(args.username)
     password = service.check_password(read_password(args.password_file))
-    with offline_store(settings) as (ledger, projection, accounts):
-        if accounts.exists(username):
-            raise CommandError(f"user {username} already exists")
+    with offline_store(settings) as (ledger, projection, index):
         hashed = hash_password(password)
         append(
             ledger,
             projection,
-            lambda envelope: [
-                UserCreated(**envelope(0), username=username, password_hash=hashed, is_admin=args.admin)
-            ],
+            lambda envelope: accounts.create_user(index, envelope, username, hashed, args.admin),
         )
     print(f"created user {username}" + (" (admin)" if args.admin else ""))
     return 0
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    with offline_store(settings) as (_ledger, projection, _accounts):
+    with offline_store(settings) as (_ledger, projection, _index):
         rows = projection.read("SELECT username, is_admin, created_by FROM users ORDER BY username")
     for username, is_admin, created_by in rows:
         print(f"{username:<24} {'admin' if is_admin else '':<6} created by {created_by}")

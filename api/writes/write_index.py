@@ -123,6 +123,11 @@ class WriteIndex:
                 model.latest_version = max(model.latest_version, version)
                 if not deleted:
                     model.stages[version] = stage
+        self.load_accounts()
+
+    def load_accounts(self) -> None:
+        """Only the accounts (the offline ``users`` and ``tokens`` commands decide with these)."""
+        projection = self._projection
         self.users = {username for (username,) in projection.read("SELECT username FROM users")}
         self.grants = set(projection.read("SELECT username, resource_type, resource_id FROM permissions"))
         self.tokens = dict(projection.read("SELECT token_id, username FROM tokens WHERE NOT revoked"))
