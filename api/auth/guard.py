@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import msgspec
 from starlette.requests import Request
-from trackledger.api import protocol
+from trackledger.api import protocol, validation
 from trackledger.api.auth.accounts import EDIT, LEVEL_NAMES, MANAGE, READ
 from trackledger.api.errors import MlflowError, invalid
 from trackledger.api.http import decode_once
@@ -102,17 +102,26 @@ async def authorize_artifact(ctx, request: Request, path: str, needed: int) -> N
 # Resolvers: the (resource type, resource id) pairs a request is about ------------------------
 
 
+def _experiment_key(value: str | int) -> tuple[str, str]:
+    """The experiment a handler reads ``value`` as ("007" is experiment 7); a value it refuses
+    is checked as given."""
+    try:
+        return ("experiment", validation.experiment_id(value))
+    except MlflowError:
+        return ("experiment", str(value))
+
+
 def _experiment(ctx, keys: Keys, params) -> list[tuple[str, str]]:
-    return [] if keys.experiment_id is None else [("experiment", str(keys.experiment_id))]
+    return [] if keys.experiment_id is None else [_experiment_key(keys.experiment_id)]
 
 
 def _experiments(ctx, keys: Keys, params) -> list[tuple[str, str]]:
-    return [("experiment", str(e)) for e in keys.experiment_ids]
+    return [_experiment_key(e) for e in keys.experiment_ids]
 
 
 def _experiment_or_default(ctx, keys: Keys, params) -> list[tuple[str, str]]:
     """runs/create: a run without an experiment goes to the Default one ("0"), as in MLflow."""
-    return [("experiment", str(keys.experiment_id or "0"))]
+    return [_experiment_key(keys.experiment_id or "0")]
 
 
 def _source_run(ctx, keys: Keys, params) -> list[tuple[str, str]]:

@@ -306,3 +306,20 @@ def test_permission_routes_do_not_tell_a_non_manager_which_users_exist(
             }
             resp = carol.get(path, params=fields) if method == "GET" else carol.post(path, json=fields)
             _forbidden(resp)
+
+
+def test_a_zero_padded_experiment_id_is_checked_as_the_experiment_it_names(auth_server, hidden):
+    """Handlers read "007" as experiment 7, so the permission check does too."""
+    experiment_id = hidden[0]
+    padded = "00" + experiment_id
+    with http_as(auth_server, CAROL) as carol:
+        for resp in (
+            carol.get(f"{API}/experiments/get", params={"experiment_id": padded}),
+            carol.post(f"{API}/experiments/search-datasets", json={"experiment_ids": [padded]}),
+            carol.post(
+                f"{API}/experiments/set-experiment-tag",
+                json={"experiment_id": padded, "key": "k", "value": "v"},
+            ),
+        ):
+            assert b"alice" not in resp.content
+            _forbidden(resp)
