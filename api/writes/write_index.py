@@ -270,11 +270,11 @@ class WriteIndex:
                 self.users.discard(event.username)
                 self.grants = {g for g in self.grants if g[0] != event.username}
                 self.tokens = {t: user for t, user in self.tokens.items() if user != event.username}
-            elif isinstance(event, TokenCreated):
+            elif isinstance(event, TokenCreated) and event.username in self.users:  # as the projection
                 self.tokens[event.token_id] = event.username
             elif isinstance(event, TokenRevoked):
                 self.tokens.pop(event.token_id, None)
-            elif isinstance(event, PermissionGranted):
+            elif isinstance(event, PermissionGranted) and event.username in self.users:
                 self.grants.add((event.username, event.resource_type, event.resource_id))
             elif isinstance(event, PermissionRevoked):
                 self.grants.discard((event.username, event.resource_type, event.resource_id))
