@@ -217,9 +217,12 @@ class Query:
 
     # Reading ----------------------------------------------------------------------------
 
-    def sql(self, columns: str, *, limit: int | None = None, offset: int = 0, ordered: bool = True) -> Sql:
+    def sql(
+        self, columns: str | Sql, *, limit: int | None = None, offset: int = 0, ordered: bool = True
+    ) -> Sql:
         """The SELECT of ``columns`` over every join and condition, in order, and a page of it."""
-        parts = [Sql(f"SELECT {columns} FROM {self.searchable.source}"), *self._joins]
+        selected = columns if isinstance(columns, Sql) else Sql(columns)
+        parts = [Sql(f"SELECT {selected.text} FROM {self.searchable.source}", selected.params), *self._joins]
         where = Sql.join(self._where, ") AND (")
         parts.append(Sql(f"WHERE ({where.text})", where.params) if self._where else Sql("WHERE true"))
         if ordered and self._order:
@@ -257,6 +260,56 @@ class Query:
         count = self.sql("count(*)", ordered=False)
         ((total,),) = con.execute(count.text, list(count.params)).fetchall()
         return [], total
+
+    def forest_window(
+        self, con: duckdb.DuckDBPyConnection, columns: str, key: str, parent: str, offset: int, limit: int
+    ) -> tuple[list[dict], int, int]:
+        """A page of the search as a forest: the rows whose ``parent`` (an SQL expression naming
+        another row's ``key``) is not among the rows found are the top level, which is sorted and
+        paged; every row found under a top-level row of the page follows it, depth first, siblings
+        in the same order. A row whose parent was filtered out (or may not be read) is top level.
+
+        Returns the rows (dicts by column name, with ``tree_depth`` and ``tree_parent``), the
+        number of top-level rows (for a pager) and the number of rows found in all. A cycle of
+        parents with no top-level row in it (parent tags edited by hand) is not shown."""
+        order = Sql.join(self._order, ", ") if self._order else Sql("true")
+        ranked = Sql(
+            f"{columns}, {key} AS tree_key, {parent} AS tree_parent, "
+            f"row_number() OVER (ORDER BY {order.text}) AS tree_rank",
+            order.params,
+        )
+        found = self.sql(ranked, ordered=False)
+        forest = Sql(f"WITH RECURSIVE found AS ({found.text}), {_TOP_LEVEL}", found.params)
+        page = Sql(_FOREST_PAGE, (_bounded(limit), _bounded(offset)))
+        sql = Sql.join([forest, page], ", ")
+        cursor = con.execute(sql.text, list(sql.params))
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        if rows:
+            return rows, rows[0]["tree_top_rows"], rows[0]["tree_rows"]
+        counts = Sql.join(
+            [forest, Sql("SELECT (SELECT count(*) FROM top), (SELECT count(*) FROM found)")], " "
+        )
+        ((top_rows, all_rows),) = con.execute(counts.text, list(counts.params)).fetchall()
+        return [], top_rows, all_rows
+
+
+# The forest's top level: rows without a parent among those found (or their own parent).
+_TOP_LEVEL = """top AS (
+    SELECT tree_key, tree_rank FROM found f
+    WHERE tree_parent IS NULL OR tree_parent = tree_key
+       OR NOT EXISTS (SELECT 1 FROM found p WHERE p.tree_key = f.tree_parent))"""
+# A page of the top level, then the rows under it: each row's path is its ancestors' ranks and
+# its own, so ordering by path puts every row under its parent, siblings in the search's order.
+_FOREST_PAGE = """shown AS (SELECT tree_key, tree_rank FROM top ORDER BY tree_rank LIMIT ? OFFSET ?),
+    tree AS (
+        SELECT tree_key, 0 AS tree_depth, [tree_rank] AS tree_path FROM shown
+        UNION ALL
+        SELECT f.tree_key, t.tree_depth + 1, list_append(t.tree_path, f.tree_rank)
+        FROM tree t JOIN found f ON f.tree_parent = t.tree_key AND f.tree_parent <> f.tree_key)
+    SELECT found.*, tree.tree_depth,
+           (SELECT count(*) FROM top) AS tree_top_rows, (SELECT count(*) FROM found) AS tree_rows
+    FROM tree JOIN found USING (tree_key) ORDER BY tree.tree_path"""
 
 
 def _exists(child: Child, test: Sql) -> Sql:

@@ -109,7 +109,7 @@ function followRunsTable() {
   const refresh = refresher("#runs-region", (current, fresh) => {
     const ticked = new Set(Array.from(current.querySelectorAll('input[name="run"]:checked')).map((box) => box.value));
     fresh.querySelectorAll('input[name="run"]').forEach((box) => { box.checked = ticked.has(box.value); });
-    setTimeout(wireRunSelection);
+    setTimeout(() => { wireRunSelection(); wireRunTree(); });
   });
   const types = ["run_created", "run_updated", "run_deleted", "run_restored", "batch_logged", "run_tag_deleted"];
   follow(region, types, refresh);
@@ -127,8 +127,59 @@ function wireRunSelection() {
   };
   boxes.forEach((b) => b.addEventListener("change", update));
   const all = document.getElementById("select-all");
-  if (all) all.addEventListener("change", () => { boxes.forEach((b) => { b.checked = all.checked; }); update(); });
+  const shown = () => boxes.filter((b) => !b.closest("tr").hidden);  // not those under a folded parent
+  if (all) all.addEventListener("change", () => { shown().forEach((b) => { b.checked = all.checked; }); update(); });
   update();
+}
+
+// Runs table: a parent run's toggle folds the runs under it. The folded parents are kept per
+// experiment for the browser tab (sessionStorage), so paging, sorting and live refreshes keep them.
+function wireRunTree() {
+  const table = document.getElementById("runs");
+  if (!table) return;
+  const key = `trackledger.folded:${window.location.pathname}`;
+  const folded = new Set(JSON.parse(sessionStorage.getItem(key) || "[]"));
+  const rows = Array.from(table.querySelectorAll("tbody tr[data-run]"));
+  const apply = () => {
+    const under = new Set();  // runs whose children are out of sight (rows come in tree order)
+    rows.forEach((row) => {
+      row.hidden = row.dataset.parent !== undefined && under.has(row.dataset.parent);
+      if (row.hidden || folded.has(row.dataset.run)) under.add(row.dataset.run);
+      const toggle = row.querySelector(".tree-toggle");
+      if (toggle) toggle.setAttribute("aria-expanded", String(!folded.has(row.dataset.run)));
+    });
+  };
+  rows.forEach((row) => {
+    const toggle = row.querySelector(".tree-toggle");
+    if (!toggle) return;
+    toggle.addEventListener("click", () => {
+      const run = row.dataset.run;
+      if (!folded.delete(run)) folded.add(run);
+      sessionStorage.setItem(key, JSON.stringify(Array.from(folded)));
+      apply();
+    });
+  });
+  apply();
+}
+
+// Runs table: the column chooser's search box shows only the columns whose key contains its text.
+function wireColumnChooser() {
+  const search = document.getElementById("chooser-search");
+  if (!search) return;
+  const panel = search.closest(".chooser-panel");
+  search.addEventListener("keydown", (event) => { if (event.key === "Enter") event.preventDefault(); });
+  search.addEventListener("input", () => {
+    const needle = search.value.trim().toLowerCase();
+    let found = 0;
+    panel.querySelectorAll("fieldset").forEach((set) => {
+      const labels = Array.from(set.querySelectorAll("label"));
+      labels.forEach((label) => { label.hidden = !label.textContent.toLowerCase().includes(needle); });
+      const shown = labels.filter((label) => !label.hidden).length;
+      set.hidden = needle !== "" && shown === 0;
+      found += shown;
+    });
+    panel.querySelector(".chooser-none").hidden = found > 0 || needle === "";
+  });
 }
 
 // Compare page: hide rows whose values are the same in every run.
@@ -198,6 +249,8 @@ function followMlflowLink() {
 document.addEventListener("DOMContentLoaded", () => {
   followMlflowLink();
   wireRunSelection();
+  wireRunTree();
+  wireColumnChooser();
   wireDifferenceToggle();
   wireSqlForm();
   followRunsTable();

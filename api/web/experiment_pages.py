@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 from trackledger.api.context import ServerContext
-from trackledger.api.web import reads
+from trackledger.api.web import reads, runs_reads
 from trackledger.api.web.pages import NotFound
 from trackledger.api.web.runs_table import RunsQuery, RunsTable
 from trackledger.api.web.templating import render
@@ -34,9 +34,9 @@ def experiment_page(ctx: ServerContext, request: Request) -> Response:
             f"There is no experiment with the id {experiment_id!r}.",
             "The experiments list shows every experiment; deleted ones appear there on request.",
         )
-    table = RunsTable(RunsQuery.from_request(request), *reads.run_keys(ctx, experiment_id))
+    table = RunsTable(RunsQuery.from_request(request), *runs_reads.run_keys(ctx, experiment_id))
     try:
-        reads.runs_page(ctx, experiment_id, table)
+        runs_reads.runs_page(ctx, experiment_id, table)
     except InvalidQuery as exc:
         table.error = str(exc)
     return render(request, "experiment.html", experiment=experiment, table=table, live_after=live_after)

@@ -4,15 +4,12 @@ against the projection's tables (see the Tables section of README.md for their c
 from __future__ import annotations
 
 import posixpath
+import re
 import urllib.parse
 
 from trackledger.api.context import ServerContext
 from trackledger.api.web.previews import kind_of, preview_url
-from trackledger.api.web.runs_table import RunsTable
-from trackledger.api.web.views import finite
-from trackledger.projections import runs
-from trackledger.projections.filters import OrderKey
-from trackledger.projections.search import sort_term
+from trackledger.api.web.templating import format_time
 
 ARTIFACT_URI_PREFIX = "mlflow-artifacts:/"
 ARTIFACT_DOWNLOAD = "/api/2.0/mlflow-artifacts/artifacts/"
@@ -58,70 +55,6 @@ def experiments_overview(ctx: ServerContext, include_deleted: bool) -> list[dict
 
 def experiment_choices(ctx: ServerContext) -> list[dict]:
     return _rows(ctx, "SELECT experiment_id, name FROM experiments ORDER BY name")
-
-
-# Runs table ---------------------------------------------------------------------------
-
-
-def run_keys(ctx: ServerContext, experiment_id: str) -> tuple[list[str], list[str]]:
-    """Every param key and metric key logged in the experiment: the columns one can choose."""
-    rows = _rows(
-        ctx,
-        """SELECT 'p' AS kind, key FROM (SELECT DISTINCT p.key FROM params p JOIN runs r USING (run_id)
-                                          WHERE r.experiment_id = ?)
-           UNION ALL
-           SELECT 'm', key FROM (SELECT DISTINCT m.key FROM latest_metrics m JOIN runs r USING (run_id)
-                                 WHERE r.experiment_id = ?)
-           ORDER BY 1, 2""",
-        [experiment_id, experiment_id],
-    )
-    return [r["key"] for r in rows if r["kind"] == "p"], [r["key"] for r in rows if r["kind"] == "m"]
-
-
-# The fixed columns' sort: a run attribute, or an expression sorted as attributes are.
-FIXED_SORT = {"status": "status", "name": "run_name", "user": "user_id", "start": "start_time"}
-# two int64 times can differ by more than int64 holds
-SORT_EXPRESSIONS = {"duration": "r.end_time::HUGEINT - r.start_time"}
-SORT_ENTITIES = {"p": "param", "m": "metric"}
-
-
-def runs_page(ctx: ServerContext, experiment_id: str, table: RunsTable) -> None:
-    """Fills ``table.rows`` and ``table.total`` from the runs search's query, with a join per chosen
-    column. Raises ``projections.InvalidQuery`` for a filter that does not parse."""
-    q = table.query
-    query = runs.run_query([experiment_id], q.view_type).filter(q.filter)
-    columns = ["r.run_id", "r.run_name", "r.status", "r.user_id", "r.start_time", "r.end_time"]
-    for i, key in enumerate(table.params):
-        query.join(f"LEFT JOIN params p{i} ON p{i}.run_id = r.run_id AND p{i}.key = ?", key)
-        columns.append(f"p{i}.value AS p{i}")
-    for i, key in enumerate(table.metrics):
-        query.join(f"LEFT JOIN latest_metrics m{i} ON m{i}.run_id = r.run_id AND m{i}.key = ?", key)
-        columns.append(f"m{i}.value AS m{i}")
-
-    descending = q.direction == "desc"
-    kind, _, key = q.sort.partition(":")
-    if kind in SORT_ENTITIES:
-        query.order_keys([OrderKey(SORT_ENTITIES[kind], key, descending)])
-    elif q.sort in FIXED_SORT:
-        query.order_keys([OrderKey("attribute", FIXED_SORT[q.sort], descending)])
-    else:
-        query.then_by(sort_term(SORT_EXPRESSIONS[q.sort], descending))
-    query.then_by(runs.DEFAULT_ORDER)
-
-    rows, table.total = ctx.projection.query(query.window, ", ".join(columns), q.offset, q.per_page)
-    table.rows = [
-        {
-            "run_id": r["run_id"],
-            "name": r["run_name"],
-            "status": r["status"],
-            "user": r["user_id"],
-            "start_time": r["start_time"],
-            "duration": r["end_time"] - r["start_time"] if r["end_time"] and r["start_time"] else None,
-            "params": [r[f"p{i}"] for i in range(len(table.params))],
-            "metrics": [finite(r[f"m{i}"]) for i in range(len(table.metrics))],
-        }
-        for r in rows
-    ]
 
 
 # Run page -----------------------------------------------------------------------------
@@ -174,21 +107,49 @@ def _tree(prefix: str, files: list[dict]) -> list[dict]:
     return nodes(root, "")
 
 
+# Events with the names of what they concern (as the reader may see them: a name the reader may
+# not read stays empty) and the user the run's client claimed (its mlflow.user tag, else user_id).
+EVENTS_NAMED = """
+    SELECT ev.*, x.name AS experiment_name, r.run_name, m.name AS model_name,
+           coalesce(nullif(u.value, ''), nullif(r.user_id, '')) AS run_user
+    FROM events ev
+    LEFT JOIN experiments x ON x.experiment_id = ev.experiment_id
+    LEFT JOIN runs r ON r.run_id = ev.run_id
+    LEFT JOIN run_tags u ON u.run_id = ev.run_id AND u.key = 'mlflow.user'
+    LEFT JOIN logged_models m ON m.model_id = ev.model_id"""
+
+
 def run_events(ctx: ServerContext, run_id: str, model_ids: list[str], limit: int) -> list[dict]:
     """Every event about the run, and about the models it logged, newest first."""
     placeholders = ", ".join("?" for _ in model_ids) or "NULL"
     return _event_views(
         _rows(
             ctx,
-            f"""SELECT * FROM events WHERE run_id = ? OR model_id IN ({placeholders})
-            ORDER BY ts DESC, seq DESC LIMIT ?""",
+            f"""{EVENTS_NAMED} WHERE ev.run_id = ? OR ev.model_id IN ({placeholders})
+            ORDER BY ev.ts DESC, ev.seq DESC LIMIT ?""",
             [run_id, *model_ids, limit],
         )
     )
 
 
+# Epoch milliseconds inside an event's summary (a run's end time, a token's expiry).
+SUMMARY_TIMES = re.compile(r"\b(end_time=|expires )(-?\d{10,19})\b")
+
+
 def _event_views(rows: list[dict]) -> list[dict]:
-    return [{**r, "verified": r.get("actor_verified", False)} for r in rows]
+    """Rows of ``EVENTS_NAMED`` as the templates show them: times in the summary as UTC dates, and
+    ``claimed`` beside a verified actor: the event's ``claimed_actor`` (an import's source user),
+    else the user the run's client named where it differs from the actor."""
+    return [
+        {
+            **r,
+            "verified": r.get("actor_verified", False),
+            "summary": SUMMARY_TIMES.sub(lambda m: f"{m[1]}{format_time(int(m[2]))} UTC", r["summary"] or ""),
+            "claimed": r.get("claimed_actor")
+            or (r["run_user"] if r.get("actor_verified") and r["run_user"] != r["actor"] else None),
+        }
+        for r in rows
+    ]
 
 
 def model_events(ctx: ServerContext, registered_model_id: str, limit: int) -> list[dict]:
@@ -196,7 +157,7 @@ def model_events(ctx: ServerContext, registered_model_id: str, limit: int) -> li
     return _event_views(
         _rows(
             ctx,
-            "SELECT * FROM events WHERE registered_model_id = ? ORDER BY ts DESC, seq DESC LIMIT ?",
+            f"{EVENTS_NAMED} WHERE ev.registered_model_id = ? ORDER BY ev.ts DESC, ev.seq DESC LIMIT ?",
             [registered_model_id, limit],
         )
     )
@@ -221,10 +182,10 @@ def audit_events(
     return _event_views(
         _rows(
             ctx,
-            """SELECT * FROM events
-           WHERE (? = '' OR actor = ?) AND (? = '' OR type = ?) AND (? = '' OR experiment_id = ?)
-             AND ts >= coalesce(?, ts) AND ts <= coalesce(?, ts) AND (NOT ? OR actor_verified)
-           ORDER BY ts DESC, seq DESC LIMIT ? OFFSET ?""",
+            f"""{EVENTS_NAMED}
+           WHERE (? = '' OR ev.actor = ?) AND (? = '' OR ev.type = ?) AND (? = '' OR ev.experiment_id = ?)
+             AND ev.ts >= coalesce(?, ev.ts) AND ev.ts <= coalesce(?, ev.ts) AND (NOT ? OR ev.actor_verified)
+           ORDER BY ev.ts DESC, ev.seq DESC LIMIT ? OFFSET ?""",
             (
                 actor,
                 actor,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 from trackledger.api.context import ServerContext
-from trackledger.api.web import model_reads, reads
+from trackledger.api.web import model_reads, reads, runs_reads
 from trackledger.api.web.chart_views import (
     MAX_POINTS_PER_LINE,
     chart_lines,
@@ -57,10 +57,15 @@ def run_page(ctx: ServerContext, request: Request) -> Response:
     ]
     tags = key_values(data.get("tags"))
     note_text = next((value for key, value in tags if key == NOTE_TAG), "")
+    children, child_metrics, children_total = runs_reads.run_children(ctx, summary["run_id"])
     return render(
         request,
         "run.html",
         run=summary,
+        parent=runs_reads.parent_of(ctx, summary["run_id"]),
+        children=children,
+        child_metrics=child_metrics,
+        children_total=children_total,
         experiment=_experiment_for(ctx, summary["experiment_id"]),
         params=key_values(data.get("params")),
         metrics=sorted(data.get("metrics", []), key=lambda m: m["key"]),
