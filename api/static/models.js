@@ -50,6 +50,15 @@ function wireRegisterModel() {
   const togglePath = () => { path.hidden = source.value !== "runs"; path.required = !path.hidden; };
   source.addEventListener("change", togglePath);
   togglePath();
+  // A logged model's own "Register" button opens the form with that model chosen.
+  document.querySelectorAll("button.register-this").forEach((button) => {
+    button.addEventListener("click", () => {
+      source.value = `models:/${button.dataset.modelId}`;
+      togglePath();
+      form.closest("details").open = true;
+      form.querySelector("input[name=name]").focus();
+    });
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const name = form.querySelector("input[name=name]").value;

@@ -34,6 +34,13 @@ def registry_events(web_server) -> list[dict]:
     return [e for e in found["events"] if e["type"].startswith(("registered_model_", "model_version_"))]
 
 
+def saved(page, button) -> None:
+    """Press a form's button whose change reloads the page, and wait for the new page to load
+    (its scripts wired), so that the next action meets a live form."""
+    with page.expect_navigation():
+        button.click()
+
+
 def test_the_better_run_is_compared_registered_aliased_and_downloaded(page, two_runs, web_server, screenshot):
     page.goto("/")
     page.get_by_role("link", name="Churn Prediction").click()
@@ -47,10 +54,14 @@ def test_the_better_run_is_compared_registered_aliased_and_downloaded(page, two_
     better_id = better.get_attribute("href").rsplit("/", 1)[1]
     better_run = next(r for r in two_runs["runs"] if r["run_id"] == better_id)
     better.click()
+    page.wait_for_url(f"**/runs/{better_id}")  # loaded: the page's scripts have wired its buttons
 
-    page.locator("details.register-model summary").click()
+    page.locator(f"#models button.register-this[data-model-id='{better_run['model_id']}']").click()
+    expect(page.locator("#register-model")).to_be_visible()
+    expect(page.locator("#register-model select[name=source]")).to_have_value(
+        f"models:/{better_run['model_id']}"
+    )
     page.fill("#register-model input[name=name]", "churn")
-    expect(page.locator("#register-model select[name=source] option").first).to_contain_text("logged model")
     page.locator("#register-model button[type=submit]").click()
     page.wait_for_url(re.compile(r"/models/churn#version-1$"))
     version = page.locator("#version-1")
@@ -58,7 +69,7 @@ def test_the_better_run_is_compared_registered_aliased_and_downloaded(page, two_
     expect(version).to_contain_text(better_run["model_id"])
 
     version.locator(".set-alias input[name=alias]").fill("champion")
-    version.locator(".set-alias button").click()
+    saved(page, version.locator(".set-alias button"))
     expect(page.locator("#version-1 .version-head .alias")).to_have_text("@champion")
     expect(page.locator("#history")).to_contain_text("churn@champion -> v1")
 
@@ -125,28 +136,28 @@ def test_stage_tags_and_descriptions_edited_on_the_model_page_are_in_its_history
     page.goto("/models/audited")
     version = page.locator("#version-1")
     version.locator(".transition select").select_option("Staging")
-    version.locator(".transition button").click()
+    saved(page, version.locator(".transition button"))
     expect(page.locator("#version-1 .version-head .stage")).to_have_text("Staging")
 
     page.locator("#version-1 details.edit summary").click()
     page.fill("#version-1 .version-description textarea", "trained on March data")
-    page.locator("#version-1 .version-description button").click()
+    saved(page, page.locator("#version-1 .version-description button"))
     expect(page.locator("#version-1 .facts")).to_contain_text("trained on March data")
     page.locator("#version-1 details.edit summary").click()
     page.fill("#version-1 .set-tag input[name=key]", "validated")
     page.fill("#version-1 .set-tag input[name=value]", "yes")
-    page.locator("#version-1 .set-tag button").click()
+    saved(page, page.locator("#version-1 .set-tag button"))
     expect(page.locator("#version-1 .tag-chip")).to_contain_text("validated")
 
     page.locator("#model-description details.edit summary").click()
     page.fill("#model-description textarea", "churn classifier")
-    page.locator("#model-description button").click()
+    saved(page, page.locator("#model-description button"))
     expect(page.locator("#model-description .description-text")).to_have_text("churn classifier")
     page.fill("#model-tags input[name=key]", "owner")
     page.fill("#model-tags input[name=value]", "growth")
-    page.locator("#model-tags .set-tag button").click()
+    saved(page, page.locator("#model-tags .set-tag button"))
     expect(page.locator("#model-tags table")).to_contain_text("owner")
-    page.locator("#model-tags button[aria-label='delete tag owner']").click()
+    saved(page, page.locator("#model-tags button[aria-label='delete tag owner']"))
     expect(page.locator("#model-tags table")).to_have_count(0)
 
     history = page.locator("#history #events")
@@ -174,10 +185,10 @@ def test_an_alias_moves_to_the_version_it_is_set_on_and_is_deleted_with_its_butt
     expect(page.locator("article.version").first).to_have_id("version-2")  # newest first
     for number in (1, 2):
         page.fill(f"#version-{number} .set-alias input[name=alias]", "champion")
-        page.locator(f"#version-{number} .set-alias button").click()
+        saved(page, page.locator(f"#version-{number} .set-alias button"))
         expect(page.locator(f"#version-{number} .version-head .alias")).to_have_text("@champion")
     expect(page.locator("#version-1 .version-head .alias")).to_have_count(0)  # moved, not copied
-    page.locator("#version-2 button[aria-label='delete alias champion']").click()
+    saved(page, page.locator("#version-2 button[aria-label='delete alias champion']"))
     expect(page.locator("#history tbody tr").first).to_contain_text("registered model alias deleted")
     expect(page.locator(".version-head .alias")).to_have_count(0)
     expect(page.locator("#history")).to_contain_text("moving@champion -> v2")
