@@ -153,9 +153,9 @@ def _cpu_per_request(cpu: dict, name: str, pid: int, start: int | None, count: i
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--metrics", type=int, default=300, help="log-metric calls per round")
-    ap.add_argument("--batches", type=int, default=30, help="log-batch calls (1,000 points each) per round")
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--metrics", type=int, default=1500, help="log-metric calls per round")
+    ap.add_argument("--batches", type=int, default=150, help="log-batch calls (1,000 points each) per round")
     ap.add_argument("--searches", type=int, default=30, help="search-runs calls (100 of 201 runs) per round")
     counts = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
