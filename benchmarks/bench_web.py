@@ -85,13 +85,36 @@ def start_server(store: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("server did not start")
 
 
+def new_experiment(experiment_id: str, name: str, now: int):
+    from trackledger.ledger import new_event_id
+    from trackledger.ledger.events import ExperimentCreated
+
+    return ExperimentCreated(
+        id=new_event_id(),
+        experiment_id=experiment_id,
+        actor="bench",
+        name=name,
+        artifact_location=f"mlflow-artifacts:/{experiment_id}",
+        creation_time=now,
+    )
+
+
+def append_in_chunks(store: Path, events: list, chunk: int) -> None:
+    """Append to the store's ledger directly (the server catches up from it on start)."""
+    from trackledger.ledger import Ledger
+
+    ledger = Ledger(str(store), store / ".state")
+    for at in range(0, len(events), chunk):
+        ledger.append(events[at : at + chunk])
+    ledger.close()
+
+
 def write_runs(store: Path, n: int) -> str:
     """N finished runs appended straight to the ledger (the server catches up from it on start):
     this measures reading pages, so the store is filled without 30,000 HTTP calls."""
-    from trackledger.ledger import Ledger, new_event_id
+    from trackledger.ledger import new_event_id
     from trackledger.ledger.events import (
         BatchLogged,
-        ExperimentCreated,
         Metric,
         Param,
         RunCreated,
@@ -100,16 +123,7 @@ def write_runs(store: Path, n: int) -> str:
     )
 
     experiment_id, now = "1", int(time.time() * 1000)
-    events = [
-        ExperimentCreated(
-            id=new_event_id(),
-            experiment_id=experiment_id,
-            actor="bench",
-            name="bench-web",
-            artifact_location="mlflow-artifacts:/1",
-            creation_time=now,
-        )
-    ]
+    events = [new_experiment(experiment_id, "bench-web", now)]
     for i in range(n):
         run_id, start = uuid.uuid4().hex, now + i
         keys = {"experiment_id": experiment_id, "run_id": run_id, "actor": f"user{i % 7}"}
@@ -131,20 +145,16 @@ def write_runs(store: Path, n: int) -> str:
             ),
             RunUpdated(id=new_event_id(), **keys, status="FINISHED", end_time=start + 1000 + i),
         ]
-    ledger = Ledger(str(store), store / ".state")
-    for at in range(0, len(events), 5_000):
-        ledger.append(events[at : at + 5_000])
-    ledger.close()
+    append_in_chunks(store, events, 5_000)
     return experiment_id
 
 
 def write_sweep(store: Path, n: int) -> tuple[str, list[str]]:
     """A sweep of N runs with 300 steps of loss and val_acc each, appended to the ledger (the
     server catches up from it on start); returns the experiment id and the run ids."""
-    from trackledger.ledger import Ledger, new_event_id
+    from trackledger.ledger import new_event_id
     from trackledger.ledger.events import (
         BatchLogged,
-        ExperimentCreated,
         Metric,
         Param,
         RunCreated,
@@ -152,16 +162,7 @@ def write_sweep(store: Path, n: int) -> tuple[str, list[str]]:
     )
 
     experiment_id, now = "1", int(time.time() * 1000)
-    events = [
-        ExperimentCreated(
-            id=new_event_id(),
-            experiment_id=experiment_id,
-            actor="bench",
-            name="bench-sweep",
-            artifact_location="mlflow-artifacts:/1",
-            creation_time=now,
-        )
-    ]
+    events = [new_experiment(experiment_id, "bench-sweep", now)]
     run_ids = []
     for i in range(n):
         run_id, start = uuid.uuid4().hex, now + i * 60_000
@@ -184,10 +185,7 @@ def write_sweep(store: Path, n: int) -> tuple[str, list[str]]:
             BatchLogged(id=new_event_id(), **keys, params=params, metrics=metrics),
             RunUpdated(id=new_event_id(), **keys, status="FINISHED", end_time=start + STEPS * 200),
         ]
-    ledger = Ledger(str(store), store / ".state")
-    for at in range(0, len(events), 600):
-        ledger.append(events[at : at + 600])
-    ledger.close()
+    append_in_chunks(store, events, 600)  # a sweep's events are large: 600 points each
     return experiment_id, run_ids
 
 
@@ -227,12 +225,13 @@ def measure_charts(url: str, path: str, loads: int, before: bool) -> dict[str, l
 
 
 def sweep_report(url: str, experiment_id: str, run_ids: list[str], loads: int) -> None:
-    compare = "/compare?" + "&".join(f"run={run_id}" for run_id in run_ids[:10])
+    compared = run_ids[:10]
+    compare = "/compare?" + "&".join(f"run={run_id}" for run_id in compared)
     pages = [
-        ("200-run table", f"/experiments/{experiment_id}?per=200", False),
+        (f"{len(run_ids)}-run table", f"/experiments/{experiment_id}?per=200", False),
         ("run page with charts", f"/runs/{run_ids[0]}", True),
-        ("compare 10 runs", compare, True),
-        ("chart view, 200 runs", f"/experiments/{experiment_id}/charts", True),
+        (f"compare {len(compared)} runs", compare, True),
+        (f"chart view, {len(run_ids)} runs", f"/experiments/{experiment_id}/charts", True),
     ]
     print(f"cold loads, medians of {loads} (ms from navigation start)")
     for label, path, charts in pages:
