@@ -77,10 +77,15 @@ def web_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def two_runs(web_server):
-    """Alice's and Bob's runs (C=0.1 and C=0.5, each with an sklearn model), logged by a real
-    mlflow client in its own process, as a training script would."""
+    """Alice's and Bob's runs (C=0.1 and C=0.5, each with an sklearn model)."""
+    return run_logging_script("log_two_runs.py", web_server.url)
+
+
+def run_logging_script(name: str, url: str) -> dict:
+    """Run tests/web/<name> against the server at ``url``: a real mlflow client in its own process,
+    as a training script would log; returns the JSON its last line prints."""
     done = subprocess.run(
-        [sys.executable, str(HERE / "log_two_runs.py"), web_server.url],
+        [sys.executable, str(HERE / name), url],
         capture_output=True,
         text=True,
         timeout=600,

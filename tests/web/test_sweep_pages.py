@@ -4,21 +4,16 @@ entries with names, dates and links, and user data with markup shown as text eve
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from tests.web.conftest import run_logging_script
 from tests.web.log_hostile_run import MARKUP, SCRIPT
 from tests.web.sweep import log_sweep
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-HERE = Path(__file__).resolve().parent
 DATE_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 
 
@@ -29,15 +24,7 @@ def small_sweep(web_server, sweep):
 
 @pytest.fixture(scope="module")
 def hostile(web_server):
-    done = subprocess.run(
-        [sys.executable, str(HERE / "log_hostile_run.py"), web_server.url],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_logging_script("log_hostile_run.py", web_server.url)
 
 
 def tree_rows(page) -> list[dict]:
