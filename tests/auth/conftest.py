@@ -45,12 +45,24 @@ def create_admin(workdir, store: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("auth-server")
+def start_auth_server(workdir, users: tuple[tuple[str, str], ...] = ()) -> ServerProcess:
+    """``trackledger server --auth`` on a new store in ``workdir`` whose admin the CLI made offline,
+    with ``users`` (name, password) created by that admin."""
     store = str(workdir / "data")
     create_admin(workdir, store)
-    proc = ServerProcess(store, workdir, args=("--auth",)).start()
+    server = ServerProcess(store, workdir, args=("--auth",)).start()
+    with http_as(server, ADMIN) as admin:
+        for username, password in users:
+            created = admin.post(
+                "/api/2.0/mlflow/users/create", json={"username": username, "password": password}
+            )
+            assert created.status_code == 200, created.text
+    return server
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    proc = start_auth_server(tmp_path_factory.mktemp("auth-server"))
     yield proc
     if proc.proc.poll() is None:
         assert proc.stop() == 0, proc.read_log()

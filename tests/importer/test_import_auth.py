@@ -10,8 +10,8 @@ import pytest
 from trackledger.api.commands.events import format_line
 from trackledger.ledger.events import RunCreated
 
-from tests.api.conftest import ServerProcess, ledger_events, trackledger
-from tests.auth.conftest import ADMIN, BOB, create_admin, event_count, http_as
+from tests.api.conftest import ledger_events, trackledger
+from tests.auth.conftest import ADMIN, BOB, event_count, http_as, start_auth_server
 
 NO_CREDENTIALS = {"MLFLOW_TRACKING_USERNAME": "", "MLFLOW_TRACKING_PASSWORD": "", "MLFLOW_TRACKING_TOKEN": ""}
 
@@ -22,13 +22,7 @@ def as_user(user: tuple[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def auth_target(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("auth-target")
-    store = str(workdir / "data")
-    create_admin(workdir, store)
-    server = ServerProcess(store, workdir, args=("--auth",)).start()
-    with http_as(server, ADMIN) as admin:
-        created = admin.post("/api/2.0/mlflow/users/create", json={"username": BOB[0], "password": BOB[1]})
-        assert created.status_code == 200, created.text
+    server = start_auth_server(tmp_path_factory.mktemp("auth-target"), (BOB,))
     yield server
     assert server.stop() == 0, server.read_log()
 

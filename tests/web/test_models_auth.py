@@ -8,8 +8,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.api.conftest import API, ServerProcess
-from tests.auth.conftest import ADMIN, ALICE, BOB, create_admin
+from tests.api.conftest import API
+from tests.auth.conftest import ADMIN, ALICE, BOB, start_auth_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -28,15 +28,7 @@ def _run(client: httpx.Client, experiment: str) -> str:
 def registry_web(tmp_path_factory):
     """alice's private model (bob has NO_PERMISSIONS on it) and her shared one (bob may READ, as
     every user may by default), each with a version of alice's run; bob's own run."""
-    workdir = tmp_path_factory.mktemp("registry-web")
-    store = str(workdir / "data")
-    create_admin(workdir, store)
-    server = ServerProcess(store, workdir, args=("--auth",)).start()
-    with httpx.Client(base_url=server.url, auth=ADMIN, timeout=60) as admin:
-        for name, password in (ALICE, BOB):
-            admin.post(
-                f"{API}/users/create", json={"username": name, "password": password}
-            ).raise_for_status()
+    server = start_auth_server(tmp_path_factory.mktemp("registry-web"), (ALICE, BOB))
     ids = {}
     with httpx.Client(base_url=server.url, auth=ALICE, timeout=60) as alice:
         run_id = _run(alice, "alice-exp")

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.api.conftest import API, ServerProcess
-from tests.auth.conftest import ADMIN, ALICE, BOB, create_admin
+from tests.api.conftest import API
+from tests.auth.conftest import ALICE, BOB, start_auth_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 PARENT_TAG = "mlflow.parentRunId"
@@ -33,16 +33,8 @@ def create_run(client: httpx.Client, experiment_id: str, name: str, tags: dict[s
 def nested(tmp_path_factory):
     """alice's parent run in a shared experiment (bob: EDIT) with a child there and a child in her
     private experiment (bob: NO_PERMISSIONS); bob's run in the shared one, claiming to be carol."""
-    workdir = tmp_path_factory.mktemp("nested-auth")
-    store = str(workdir / "data")
-    create_admin(workdir, store)
-    server = ServerProcess(store, workdir, args=("--auth",)).start()
+    server = start_auth_server(tmp_path_factory.mktemp("nested-auth"), (ALICE, BOB))
     ids: dict[str, str] = {}
-    with httpx.Client(base_url=server.url, auth=ADMIN, timeout=60) as admin:
-        for user, password in (ALICE, BOB):
-            admin.post(
-                f"{API}/users/create", json={"username": user, "password": password}
-            ).raise_for_status()
     with httpx.Client(base_url=server.url, auth=ALICE, timeout=60) as alice:
         shared = alice.post(f"{API}/experiments/create", json={"name": "shared"}).json()["experiment_id"]
         private = alice.post(f"{API}/experiments/create", json={"name": "private"}).json()["experiment_id"]

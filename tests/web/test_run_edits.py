@@ -9,8 +9,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.api.conftest import API, ServerProcess, ledger_events
-from tests.auth.conftest import ADMIN, AUTH_API, create_admin
+from tests.api.conftest import API, ledger_events
+from tests.auth.conftest import ADMIN, ALICE, AUTH_API, BOB, start_auth_server
 from tests.web.test_sign_in import _sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -135,13 +135,7 @@ def test_the_description_renders_markdown_and_nothing_in_it_runs(page, run_id):
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory):
     """alice's run in an experiment bob may only read (the default permission, READ)."""
-    workdir = tmp_path_factory.mktemp("auth-edits")
-    store = str(workdir / "data")
-    create_admin(workdir, store)
-    server = ServerProcess(store, workdir, args=("--auth",)).start()
-    with httpx.Client(base_url=server.url, auth=ADMIN, timeout=60) as admin:
-        for name in ("alice", "bob"):
-            admin.post(f"{API}/users/create", json={"username": name, "password": f"{name}-password-1"})
+    server = start_auth_server(tmp_path_factory.mktemp("auth-edits"), (ALICE, BOB))
     runs = {}
     with httpx.Client(base_url=server.url, auth=("alice", "alice-password-1"), timeout=60) as alice:
         for name in ("alice-shared", "alice-hidden"):

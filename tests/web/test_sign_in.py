@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.api.conftest import API, ServerProcess
-from tests.auth.conftest import ADMIN, create_admin
+from tests.api.conftest import API
+from tests.auth.conftest import ADMIN, ALICE, BOB, start_auth_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -16,13 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 @pytest.fixture(scope="module")
 def auth_web(tmp_path_factory):
     """alice's private experiment (bob has NO_PERMISSIONS on it) and bob's own."""
-    workdir = tmp_path_factory.mktemp("auth-web")
-    store = str(workdir / "data")
-    create_admin(workdir, store)
-    server = ServerProcess(store, workdir, args=("--auth",)).start()
-    with httpx.Client(base_url=server.url, auth=ADMIN, timeout=60) as admin:
-        for name in ("alice", "bob"):
-            admin.post(f"{API}/users/create", json={"username": name, "password": f"{name}-password-1"})
+    server = start_auth_server(tmp_path_factory.mktemp("auth-web"), (ALICE, BOB))
     with httpx.Client(base_url=server.url, auth=("alice", "alice-password-1"), timeout=60) as alice:
         private = alice.post(f"{API}/experiments/create", json={"name": "alice-private"}).json()[
             "experiment_id"
