@@ -218,7 +218,8 @@ class Settings:
         env="TRACKLEDGER_SQL_MAX_BYTES",
         metavar="N",
         parse=positive_int,
-        help="answer size cap of `POST /api/sql`, bytes of Arrow data (the answer is cut and says so)",
+        help="answer size cap of `POST /api/sql`, bytes as sent (Parquet: of its Arrow data); "
+        "the answer is cut and says so",
         commands=frozenset({SERVER}),
     )
     sql_memory_mb: int = setting(

@@ -247,8 +247,23 @@ class Projection:
 
     def sql(self, query: str, limits: sandbox.SqlLimits = sandbox.DEFAULT_LIMITS, scope=None) -> pa.Table:
         """Run read-only ad-hoc SQL in the sandbox, within ``limits`` (see ``projections.sandbox``);
-        with a ``Scope``, over only the rows it may see."""
-        return sandbox.run_sandboxed(self._db, query, limits, scope)
+        with a ``Scope``, over only the rows it may see. Schema metadata ``truncated`` says whether
+        a cap cut the answer short, and ``truncated_by`` which one (``rows`` or ``bytes``)."""
+        answer = sandbox.ArrowAnswer()
+        cut_by = self.sql_into(answer, query, limits, scope)
+        metadata = {"truncated": "true" if cut_by else "false"} | ({"truncated_by": cut_by} if cut_by else {})
+        return answer.table().replace_schema_metadata(metadata)
+
+    def sql_into(
+        self,
+        answer: sandbox.Answer,
+        query: str,
+        limits: sandbox.SqlLimits = sandbox.DEFAULT_LIMITS,
+        scope=None,
+    ) -> str | None:
+        """``sql``, its rows encoded by ``answer`` as they are read (the bytes cap counts the
+        encoding); which cap cut the answer short, if one did."""
+        return sandbox.run_sandboxed(self._db, query, answer, limits, scope)
 
 
 def _select(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence) -> tuple[list[str], list[tuple]]:

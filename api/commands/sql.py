@@ -71,8 +71,12 @@ def parse_as_of(text: str | None) -> tuple[int | None, int | None]:
     return None, int(moment.timestamp() * 1000)
 
 
+CAP_FLAGS = {"rows": "--sql-max-rows", "bytes": "--sql-max-bytes"}  # what cut an answer: the server's flag
+
+
 def _fetch_from_server(args) -> pyarrow.Table:
-    """Run the query on the server's sandbox; Parquet keeps the column types for local formatting."""
+    """Run the query on the server's sandbox; Parquet keeps the column types for local formatting.
+    An answer a server cap cut short is said so on stderr."""
     body = json.dumps({"query": args.query, "format": "parquet"}).encode()
     request = urllib.request.Request(
         args.server.rstrip("/") + "/api/sql", data=body, headers={"Content-Type": "application/json"}
@@ -80,11 +84,27 @@ def _fetch_from_server(args) -> pyarrow.Table:
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             payload = response.read()
+            truncated_by = response.headers.get("x-trackledger-truncated", "false")
     except urllib.error.HTTPError as exc:
-        raise CommandError(f"{exc.code} {exc.read().decode(errors='replace')}") from None
+        raise CommandError(f"the server answered {exc.code}: {_error_message(exc.read())}") from None
     except urllib.error.URLError as exc:
         raise CommandError(f"cannot reach {args.server}: {exc.reason}") from None
-    return pyarrow.parquet.read_table(io.BytesIO(payload))
+    table = pyarrow.parquet.read_table(io.BytesIO(payload))
+    if truncated_by in CAP_FLAGS:
+        print(
+            f"note: the server cut the answer at {table.num_rows:,} rows, its {CAP_FLAGS[truncated_by]} cap",
+            file=sys.stderr,
+        )
+    return table
+
+
+def _error_message(body: bytes) -> str:
+    """An MLflow error's message on one line, or the body as it came."""
+    try:
+        message = json.loads(body)["message"]
+    except (ValueError, KeyError, TypeError):
+        message = body.decode(errors="replace")
+    return " ".join(str(message).split())
 
 
 def _query_offline(args, settings: Settings) -> pyarrow.Table | None:

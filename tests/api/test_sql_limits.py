@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.api.conftest import ServerProcess, mlflow_error
+from tests.api.conftest import ServerProcess, mlflow_error, trackledger
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +48,47 @@ def test_the_answer_stops_at_the_byte_cap_and_says_so(http):
         http.post("/api/sql", json={"query": "SELECT repeat('x', 3000000)"}), 400, "INVALID_PARAMETER_VALUE"
     )
     assert "byte cap" in one["message"]
+
+
+def test_the_byte_cap_holds_the_answer_as_sent(http, capped):
+    """Rows of control characters and quotes: 1 MB of Arrow data, 6 MB as JSON (each is sent as
+    \\u0001), 2 MB as CSV (quotes doubled). Counting Arrow bytes answered all of it; the bytes sent
+    are what the cap holds."""
+    query = "SELECT repeat(chr(1), 1000) AS s, repeat('\"', 1000) AS q FROM range(1000)"
+    answer = http.post("/api/sql", json={"query": query})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["truncated_by"] == "bytes" and 0 < answer.json()["row_count"] < 1000
+    assert len(answer.content) <= 2_000_000
+    csv = http.post("/api/sql", json={"query": query, "format": "csv"})
+    assert csv.headers["x-trackledger-truncated"] == "bytes" and len(csv.content) <= 2_000_000
+    too_wide = mlflow_error(
+        http.post("/api/sql", json={"query": "SELECT repeat(chr(1), 400000) AS s"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    assert "byte cap of 1.90735 MB" in too_wide["message"] and str(capped.workdir) not in too_wide["message"]
+    assert http.post("/api/sql", json={"query": "SELECT 1"}).status_code == 200
+
+
+def test_a_value_the_format_cannot_hold_is_a_400(http):
+    """A list has no CSV form: refused with the reason, as any query the server cannot answer."""
+    body = mlflow_error(
+        http.post("/api/sql", json={"query": "SELECT [1, 2] AS l", "format": "csv"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    assert body["message"].startswith("Query refused: ")
+
+
+def test_the_cli_says_the_cap_in_one_line(capped):
+    cut = trackledger(
+        "sql", "--server", capped.url, "--format", "csv", "SELECT repeat('x', 100000) FROM range(100)"
+    )
+    assert cut.returncode == 0 and 0 < len(cut.stdout.splitlines()) - 1 < 100
+    assert "--sql-max-bytes" in cut.stderr and len(cut.stderr.splitlines()) == 1
+    refused = trackledger("sql", "--server", capped.url, "SELECT repeat('x', 3000000)")
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert "400" in refused.stderr and "byte cap" in refused.stderr and "{" not in refused.stderr
 
 
 def test_a_complete_answer_says_it_is_complete(http):
