@@ -1,4 +1,4 @@
-"""Where blocking work (ledger syncs, DuckDB, fsspec) runs: one executor, off the event loop."""
+"""Where blocking work (ledger syncs, DuckDB, fsspec) runs: executors, off the event loop."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ T = TypeVar("T")
 
 # A plain executor hop is cheaper than anyio's to_thread.
 _executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="trackledger-io")
+# The WAL syncs of the writes staged on the event loop, one at a time (each serves every write staged
+# before it: group commit), on a thread of their own: never queued behind DuckDB work in the pool.
+wal_sync = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trackledger-wal-sync")
 
 
 async def blocking(fn: Callable[..., T], *args, **kwargs) -> T:

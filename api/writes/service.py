@@ -8,20 +8,23 @@ sees them in seq order. The sync (``ledger.wait_durable``) runs outside the lock
 concurrent requests (group commit).
 
 ``commit`` blocks; handlers await ``commit_off_loop``, which runs it in a thread. The hot paths
-(run creation, log-metric/param/tag, log-batch) await ``commit_on_loop``, which stages on the event
-loop itself and shares one sync among the writes of a loop iteration: no thread hop per call. A
-write that needs a projection read to be decided, or that finds the lock held, goes to the thread.
+(run creation, log-metric/param/tag, log-batch) await ``commit_on_loop``, which decides and stages on
+the event loop itself (no thread hop per call) and awaits a sync that runs in the WAL sync thread,
+one at a time, each serving every write staged before it started: while the disk flushes, the loop
+goes on reading, deciding and answering other requests. A write that needs a projection read to be
+decided, or that finds the lock held, goes to the thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
 from collections.abc import Callable
 
-from trackledger.api.threads import blocking
+from trackledger.api.threads import blocking, wal_sync
 from trackledger.api.writes import experiments
 from trackledger.api.writes.envelope import Envelope, Origin
 from trackledger.api.writes.write_index import NotInMemory, WriteIndex
@@ -71,8 +74,8 @@ class WriteService:
 
     async def commit_on_loop(self, origin: Origin, decide: Decide, *args, **kwargs) -> list[Event]:
         """``commit`` from the event loop: ``decide`` runs inline, from the index's memory only;
-        the sync is shared by every write staged in this loop iteration and runs inline too, once
-        they are all staged."""
+        the answer waits for a sync in the WAL sync thread, shared with the other writes staged
+        before it starts (``_LoopSync``)."""
         staged = self._stage(origin, decide, args, kwargs, on_loop=True)
         if staged is None:
             return await self.commit_off_loop(origin, decide, *args, **kwargs)
@@ -151,23 +154,42 @@ class WriteService:
 
 
 class _LoopSync:
-    """Group commit on the event loop: the first write staged in a loop iteration schedules one
-    sync after every handler ready in that iteration has staged, and it wakes them all."""
+    """Group commit for the writes staged on the event loop, synced off it. The first write staged
+    while no sync is under way schedules one for after every handler ready in that loop iteration
+    has staged; writes staged while a sync runs wait for the next one, started as soon as it ends.
+    Each sync covers every write staged before it started, and only then are their requests
+    answered (durable before acknowledged)."""
 
     def __init__(self, writes: WriteService) -> None:
         self._writes = writes
-        self._waiters: list[tuple[int, asyncio.Future]] = []
+        self._waiters: list[tuple[int, asyncio.Future]] = []  # for the next sync
+        self._syncing = False  # a sync is scheduled or running
 
     async def wait(self, seq: int) -> None:
-        future = asyncio.get_running_loop().create_future()
-        if not self._waiters:
-            asyncio.get_running_loop().call_soon(self._sync)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._waiters.append((seq, future))
+        if not self._syncing:
+            self._syncing = True
+            loop.call_soon(self._start, loop)
         await future
 
-    def _sync(self) -> None:
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         waiters, self._waiters = self._waiters, []
-        self._writes._wait_durable(max(seq for seq, _future in waiters))
+        seq = max(seq for seq, _future in waiters)
+        synced = loop.run_in_executor(wal_sync, self._writes._wait_durable, seq)
+        synced.add_done_callback(functools.partial(self._synced, loop, waiters))
+
+    def _synced(self, loop: asyncio.AbstractEventLoop, waiters: list, synced: asyncio.Future) -> None:
+        error = synced.exception()  # only if the server could not stop (see WriteService._fatal)
         for _seq, future in waiters:
-            if not future.cancelled():
+            if future.done():  # cancelled: its client went away (its write is synced all the same)
+                continue
+            if error is None:
                 future.set_result(None)
+            else:
+                future.set_exception(error)
+        if self._waiters:
+            self._start(loop)
+        else:
+            self._syncing = False

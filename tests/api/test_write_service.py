@@ -1,9 +1,11 @@
-"""The write service in-process: hot-path writes staged on the event loop share one sync, and
-writes that need the projection to validate take the thread path."""
+"""The write service in-process: hot-path writes staged on the event loop share one sync, run off
+the loop (which goes on answering meanwhile), and writes that need the projection to validate take
+the thread path."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
@@ -17,6 +19,8 @@ from trackledger.ledger import events as E
 from trackledger.projections import Projection
 from trackledger.projections import projection as projection_module
 from trackledger.projections import runs as run_reads
+
+from tests.api.conftest import API, in_process
 
 
 @pytest.fixture
@@ -87,6 +91,36 @@ def count_syncs(writes: WriteService, monkeypatch) -> list[int]:
     return calls
 
 
+class HeldSync:
+    """``os.fdatasync`` that counts its calls and holds the first one until ``release`` (10 s at
+    most: where the sync blocks the event loop, the test fails instead of hanging)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.calls = 0
+        self.entered, self.released = threading.Event(), threading.Event()
+        self._fdatasync = os.fdatasync
+        monkeypatch.setattr(os, "fdatasync", self)
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            self.entered.set()
+            self.released.wait(10)
+        self._fdatasync(fd)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+async def until(predicate, what: str) -> None:
+    """Let the loop turn until ``predicate()`` holds (bounded: fails rather than hangs)."""
+    for _ in range(1000):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never: {what}")
+
+
 def test_concurrent_log_calls_on_the_loop_share_one_sync(service, monkeypatch):
     create_run(service)
     syncs = count_syncs(service, monkeypatch)
@@ -103,6 +137,84 @@ def test_concurrent_log_calls_on_the_loop_share_one_sync(service, monkeypatch):
     assert service.projection.read("SELECT count(*), sum(step) FROM metrics") == [(20, sum(range(20)))]
     actors = service.projection.read("SELECT DISTINCT actor FROM events WHERE type = 'batch_logged'")
     assert actors == [("alice",)]
+
+
+def test_the_event_loop_goes_on_while_a_write_is_synced(service, monkeypatch):
+    """The sync runs off the loop: while the disk flushes, the loop turns (other requests are read
+    and answered), and the write is answered only once its sync is done."""
+    create_run(service)
+    held = HeldSync(monkeypatch)
+
+    async def log_while_syncing() -> int:
+        write = asyncio.ensure_future(log(service, Origin(), metrics=[E.Metric("m", 1.0, 1, 0)]))
+        await until(held.entered.is_set, "the sync started")
+        ticks = 0
+        while not write.done() and ticks < 20:
+            await asyncio.sleep(0.01)  # the loop keeps turning while the sync is held
+            ticks += 1
+        assert not write.done()
+        assert service.ledger.durable_seq < service.ledger.last_seq  # staged, not yet durable
+        held.release()
+        await write
+        return ticks
+
+    assert asyncio.run(log_while_syncing()) == 20
+    assert service.ledger.durable_seq == service.ledger.last_seq
+    service.projection.flush()
+    assert service.projection.read("SELECT count(*) FROM metrics") == [(1,)]
+
+
+def test_writes_staged_during_a_sync_share_the_next_one(service, monkeypatch):
+    """Group commit with the sync off the loop: the writes staged while one sync runs wait for the
+    next, one sync for all of them, and none is answered before its own sync is done."""
+    create_run(service)
+    held = HeldSync(monkeypatch)
+
+    async def ten_writes_during_a_sync() -> None:
+        first = asyncio.ensure_future(log(service, Origin(), metrics=[E.Metric("m", 0.0, 1, 0)]))
+        await until(held.entered.is_set, "the first sync started")
+        staged = service.ledger.last_seq
+        later = [
+            asyncio.ensure_future(log(service, Origin(), metrics=[E.Metric("m", float(i), 1, i)]))
+            for i in range(1, 11)
+        ]
+        await until(lambda: service.ledger.last_seq == staged + 10, "the ten writes staged")
+        assert not first.done() and not any(write.done() for write in later)
+        assert service.ledger.durable_seq < staged
+        held.release()
+        await asyncio.gather(first, *later)
+
+    asyncio.run(ten_writes_during_a_sync())
+    assert held.calls == 2
+    assert service.ledger.durable_seq == service.ledger.last_seq
+    service.projection.flush()
+    assert service.projection.read("SELECT count(*), sum(step) FROM metrics") == [(11, sum(range(11)))]
+
+
+def test_the_server_answers_other_requests_while_a_write_is_synced(tmp_path, monkeypatch):
+    """Over the app: a log-metric whose sync is held is not answered, while a health check and a
+    refused write (an unknown run) are; once the sync is done, the log-metric is answered 200."""
+    with in_process(tmp_path / "store") as client:
+        experiment_id = client.post(f"{API}/experiments/create", json={"name": "e"}).json()["experiment_id"]
+        created = client.post(f"{API}/runs/create", json={"experiment_id": experiment_id})
+        run_id = created.json()["run"]["info"]["run_id"]
+        held = HeldSync(monkeypatch)
+        answered: list[int] = []
+        body = {"run_id": run_id, "key": "m", "value": 1.0, "timestamp": 1, "step": 0}
+        logging_thread = threading.Thread(
+            target=lambda: answered.append(client.post(f"{API}/runs/log-metric", json=body).status_code)
+        )
+        logging_thread.start()
+        assert held.entered.wait(10)
+        assert client.get("/health").text == "OK"
+        unknown = {**body, "run_id": "0" * 32}
+        assert client.post(f"{API}/runs/log-metric", json=unknown).status_code == 404
+        assert answered == []  # still syncing: not acknowledged
+        held.release()
+        logging_thread.join(30)
+        assert answered == [200]
+        history = client.get(f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "m"})
+        assert [point["value"] for point in history.json()["metrics"]] == [1.0]
 
 
 def test_a_run_loaded_at_start_up_is_validated_from_the_projection(service):
