@@ -4,11 +4,7 @@
 "use strict";
 
 const PLOTLY_SRC = "/vendor/plotly.min.js";
-// Twenty colours that differ from one another on light and dark backgrounds; a 21st run repeats.
-const PALETTE = [
-  "#2f6fde", "#e8590c", "#2b8a3e", "#c2255c", "#7048e8", "#0c8599", "#f59f00", "#5c940d", "#862e9c", "#1864ab",
-  "#d9480f", "#087f5b", "#e64980", "#4263eb", "#a61e4d", "#74b816", "#845ef7", "#0b7285", "#b08900", "#868e96",
-];
+const PALETTE_SIZE = 20;  // style.css's --series-1 to --series-20; a 21st run repeats
 const MARKERS_UP_TO = 30;  // lines with more points than this are drawn without markers
 const LEGEND_UP_TO = 20;  // more runs than this: no legend beside the plot, names on hover
 const FADED = 0.15;
@@ -45,13 +41,18 @@ function cssVar(name, fallback) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 }
 
+// The runs' colours, from the stylesheet: they follow its light and dark themes.
+function palette() {
+  return Array.from({ length: PALETTE_SIZE }, (_, i) => cssVar(`--series-${i + 1}`));
+}
+
 // Colours come from style.css's custom properties, so the charts follow its light and dark themes.
 function baseLayout() {
   const ink = cssVar("--chart-ink", "#344054");
   const grid = cssVar("--chart-grid", "#eef1f5");
   const card = cssVar("--chart-bg", "#ffffff");
   return {
-    margin: { l: 60, r: 16, t: 8, b: 44 }, hovermode: "closest", colorway: PALETTE,
+    margin: { l: 60, r: 16, t: 8, b: 44 }, hovermode: "closest", colorway: palette(),
     font: { family: "system-ui, sans-serif", size: 12, color: ink },
     paper_bgcolor: card, plot_bgcolor: card,
     xaxis: { zeroline: false, gridcolor: grid, linecolor: grid, automargin: true },
@@ -125,9 +126,10 @@ function xValues(mode, run, steps, times) {
 }
 
 function lineTraces(runs, lines, controls) {
+  const colours = palette();
   return lines.map(([at, steps, times, values]) => {
     const run = runs[at];
-    const colour = PALETTE[at % PALETTE.length];
+    const colour = colours[at % colours.length];
     return {
       type: "scatter", name: plotText(run.label), meta: run.id, opacity: 1, connectgaps: false,
       x: xValues(controls.x, run, steps, times), y: smooth(values, controls.smoothing),
@@ -378,11 +380,12 @@ function drawBars(Plotly, data, key) {
   const canvas = document.getElementById("bars");
   const values = data.metrics[key];
   const order = data.runs.map((_, i) => i).filter((i) => values[i] !== null).sort((a, b) => values[b] - values[a]);
+  const colours = palette();
   const trace = {
     type: "bar",
     x: order.map((i) => plotText(data.runs[i].label)), y: order.map((i) => values[i]),
     customdata: order.map((i) => data.runs[i].id),
-    marker: { color: order.map((i) => PALETTE[i % PALETTE.length]) },
+    marker: { color: order.map((i) => colours[i % colours.length]) },
     text: order.map((i) => Number(values[i]).toPrecision(4)), textposition: order.length <= 40 ? "outside" : "none",
     cliponaxis: false,
     hovertemplate: `%{x}<br>${plotText(key)}: %{y:.5g}<extra></extra>`,

@@ -3,6 +3,8 @@ for children sharing a name, and names that look like HTML shown as text."""
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 
 import pytest
@@ -132,15 +134,84 @@ def test_children_sharing_a_name_are_told_apart_by_their_parents(page, sweep, sc
     screenshot(page, "compare")
 
 
-def test_the_chart_view_at_10_runs(page, web_server, screenshot):
+@pytest.fixture(scope="module")
+def ten_runs(web_server):
     from tests.web.sweep import log_sweep
 
-    small = log_sweep(web_server.url, 10, name="Ten runs", seed=3)
-    open_chart_view(page, small.experiment_id)
+    return log_sweep(web_server.url, 10, name="Ten runs", seed=3)
+
+
+def test_the_chart_view_at_10_runs(page, ten_runs, screenshot):
+    open_chart_view(page, ten_runs.experiment_id)
     expect(page.locator("#chart-limits")).to_contain_text("Showing all 10 runs")
     lines = plot(page, "#line-charts figure[data-key=val_acc] .chart-canvas")
     assert len(lines["data"]) == 10 and lines["layout"]["legend"] is True
     screenshot(page, "charts-10")
+
+
+def oklab(css_hex: str) -> tuple[float, float, float]:
+    """A ``#rrggbb`` colour in OKLab (Björn Ottosson's perceptual space): distances between colours
+    there follow how different people see them."""
+
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(int(css_hex[i : i + 2], 16)) for i in (1, 3, 5))
+    lms = (
+        0.4122214708 * r + 0.5363325363 * g + 0.0514459929 * b,
+        0.2119034982 * r + 0.6806995451 * g + 0.1073969566 * b,
+        0.0883024619 * r + 0.2817188376 * g + 0.6299787005 * b,
+    )
+    l_, m_, s_ = (math.copysign(abs(v) ** (1 / 3), v) for v in lms)
+    return (
+        0.2104542553 * l_ + 0.7936177850 * m_ - 0.0040720468 * s_,
+        1.9779984951 * l_ - 2.4285922050 * m_ + 0.4505937099 * s_,
+        0.0259040371 * l_ + 0.7827717662 * m_ - 0.8086757660 * s_,
+    )
+
+
+def closest_pair(colours: list[str]) -> tuple[float, str, str]:
+    return min((math.dist(oklab(a), oklab(b)), a, b) for a, b in itertools.combinations(colours, 2))
+
+
+# OKLab distances: about 0.02 is the smallest difference one notices side by side; lines crossing
+# a chart need several times that. The old palette's two blues were 0.085 apart, its greens 0.063.
+TEN_APART = 0.1
+TWENTY_APART = 0.045
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_ten_lines_of_a_ten_run_chart_differ_at_a_glance(
+    browser, web_server, ten_runs, scheme, screenshot
+):
+    context = browser.new_context(
+        base_url=web_server.url, viewport={"width": 1360, "height": 900}, color_scheme=scheme
+    )
+    try:
+        page = context.new_page()
+        open_chart_view(page, ten_runs.experiment_id)
+        canvas = "#line-charts figure[data-key=val_acc] .chart-canvas"
+        lines = page.evaluate(f"document.querySelector('{canvas}').data.map((t) => t.line.color)")
+        palette = page.evaluate(
+            "Array.from({length: 20}, (_, i) => getComputedStyle(document.documentElement)"
+            ".getPropertyValue(`--series-${i + 1}`).trim())"
+        )
+        background = page.evaluate(
+            "getComputedStyle(document.documentElement).getPropertyValue('--chart-bg')"
+        )
+        assert lines == palette[:10]  # the runs take the stylesheet's colours, in order
+        assert len(set(palette)) == 20 and all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in palette)
+        distance, a, b = closest_pair(lines)
+        assert distance > TEN_APART, (scheme, a, b, distance)
+        distance, a, b = closest_pair(palette)
+        assert distance > TWENTY_APART, (scheme, a, b, distance)
+        # Every line stands out from the chart's background.
+        assert min(math.dist(oklab(c), oklab(background.strip())) for c in palette) > 0.25
+        if scheme == "dark":  # the light one is charts-10
+            screenshot(page, "charts-10-dark")
+    finally:
+        context.close()
 
 
 HOSTILE = ["<script>window.__pwned = 1</script>", '<img src=x onerror="window.__pwned = 2">']
