@@ -148,14 +148,21 @@ def model_version_by_alias(con, name: str, alias: str) -> dict | None:
     return model_version(con, name, row[0]) if row else None
 
 
-def model_versions_of(con, name: str) -> list[dict]:
-    """Every live version of the model, newest first, with its aliases (none for no such model)."""
-    rows = con.execute(
-        f"SELECT {VERSION_COLUMNS}, {VERSION_ALIASES} FROM {VERSIONS} "
-        "WHERE r.name = ? AND NOT v.deleted ORDER BY v.version DESC",
-        [name],
-    ).fetchall()
-    return [_version_dict(row[:-1], row[-1]) for row in rows]
+def model_versions_page(con, name: str, offset: int, limit: int, scope=None) -> tuple[list[dict], int]:
+    """Live versions ``offset`` to ``offset + limit`` of the model, newest first, with their aliases,
+    and how many live versions it has in all (for a pager). ``scope``: only a model it may read."""
+    query = MODEL_VERSIONS.query().restrict("r.name = ?", name).restrict("NOT v.deleted")
+    if scope is not None:
+        query.restrict(*scope.registered_model_condition("v.registered_model_id"))
+    query.then_by("v.version DESC")
+    sql = query.sql(f"{VERSION_COLUMNS}, {VERSION_ALIASES}, count(*) OVER ()", limit=limit, offset=offset)
+    rows = con.execute(sql.text, list(sql.params)).fetchall()
+    if rows:
+        total = rows[0][-1]
+    else:  # past the last page, or none at all
+        count = query.sql("count(*)", ordered=False)
+        ((total,),) = con.execute(count.text, list(count.params)).fetchall()
+    return [_version_dict(row[:-2], row[-2]) for row in rows], total
 
 
 def _latest_versions(con, keys: list[str], order: str = "first_version") -> dict[str, list[tuple]]:

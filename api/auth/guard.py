@@ -294,19 +294,23 @@ async def _keys(request: Request, rest: str) -> Keys:
         raise invalid(f"Invalid request body: {exc}") from None
 
 
+def _rule(method: str, rest: str) -> tuple[Rule | None, dict]:
+    """The rule of a route (None: admins only) and the parts of its path the rule reads."""
+    rule = RULES.get((method, rest))
+    if rule is None:
+        for pattern, template in _PATTERNS:
+            if m := pattern.match(rest):
+                return RULES.get((method, template)), m.groupdict()
+    return rule, {}
+
+
 async def authorize(ctx, request: Request, rest: str) -> None:
     """Raise 403 unless the request's user may do what this MLflow route does."""
     username = user_of(request) or ""
     accounts = ctx.auth.accounts
     if accounts.is_admin(username):
         return
-    rule = RULES.get((request.method, rest))
-    params: dict = {}
-    if rule is None:
-        for pattern, template in _PATTERNS:
-            if m := pattern.match(rest):
-                rule, params = RULES.get((request.method, template)), m.groupdict()
-                break
+    rule, params = _rule(request.method, rest)
     if rule is None:
         raise denied(f"Only an admin may use {request.method} {request.url.path}")
     if not rule:
@@ -319,6 +323,29 @@ async def authorize(ctx, request: Request, rest: str) -> None:
             resources = resolve(ctx, keys, params)
         for resource_type, resource_id in resources:
             check(accounts, username, resource_type, resource_id, needed)
+
+
+def permits(ctx, request: Request, method: str, rest: str, **fields) -> bool:
+    """Whether ``authorize`` would let the request's user call the MLflow route ``rest`` with a
+    body naming ``fields`` (Keys' names): the web page asks it to show only the controls its user
+    may use. Blocks (a logged model may be read from the projection): call it off the event loop."""
+    if ctx.auth is None:
+        return True
+    username = user_of(request) or ""
+    accounts = ctx.auth.accounts
+    if accounts.is_admin(username):
+        return True
+    rule, params = _rule(method, rest)
+    if rule is None:
+        return False
+    keys = Keys(**fields)
+    try:
+        for resolve, needed in rule:
+            for resource_type, resource_id in resolve(ctx, keys, params):
+                check(accounts, username, resource_type, resource_id, needed)
+    except MlflowError:
+        return False
+    return True
 
 
 def authorize_registered_model(ctx, request: Request, name: str | None, needed: int) -> None:

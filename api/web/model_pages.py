@@ -1,5 +1,6 @@
 """The model registry in the web page: the Models list (MLflow's registry search, paged) and a
-model's page (its versions, their files, and its audit history).
+model's page (its aliases and stages, its versions a page at a time with their files, and its
+audit history).
 
 The pages only read. Their actions (register, aliases, stages, tags, descriptions) are JSON calls
 from ``static/models.js`` to the MLflow REST routes, so they go through the same validation, write
@@ -8,13 +9,15 @@ service and permission checks as the mlflow client's, with the page's user as th
 
 from __future__ import annotations
 
+import math
+
 from starlette.requests import Request
 from starlette.responses import Response
 from trackledger.api.auth.guard import scope_of
 from trackledger.api.context import ServerContext
 from trackledger.api.validation import integer
 from trackledger.api.web import model_reads, reads
-from trackledger.api.web.pages import NotFound
+from trackledger.api.web.pages import NotFound, permission_test
 from trackledger.api.web.templating import render
 from trackledger.api.web.views import key_values
 from trackledger.projections import InvalidQuery
@@ -22,6 +25,7 @@ from trackledger.projections import registry as registry_reads
 from trackledger.projections.search import MAX_ROWS, encode_page_token
 
 MODELS_PER_PAGE = 25
+VERSIONS_PER_PAGE = 25  # a version is a card: the runs table's smallest page
 MODEL_HISTORY_LIMIT = 1_000
 STAGES = registry_reads.STAGES
 
@@ -77,8 +81,16 @@ def model_page(ctx: ServerContext, request: Request) -> Response:
             f"There is no registered model named {name!r} that you may read.",
             "The Models page lists every registered model you may read.",
         )
-    creators = model_reads.version_creators(ctx, key)
-    found = ctx.projection.query(registry_reads.model_versions_of, name)
+    page = max(1, integer(request.query_params.get("page")) or 1)
+    offset = min((page - 1) * VERSIONS_PER_PAGE, MAX_ROWS)
+    found, total = ctx.projection.query(
+        registry_reads.model_versions_page,
+        name,
+        offset,
+        VERSIONS_PER_PAGE,
+        scope=scope_of(ctx, request),  # only the versions of a model the reader may read
+    )
+    creators = model_reads.version_creators(ctx, key, [int(v["version"]) for v in found])
     files = model_reads.version_files(ctx, found)
     versions = [
         {
@@ -92,6 +104,9 @@ def model_page(ctx: ServerContext, request: Request) -> Response:
         }
         for version in found
     ]
+    aliases = [(a["alias"], int(a["version"])) for a in model.get("aliases", [])]
+    latest = [(v["current_stage"], int(v["version"])) for v in model.get("latest_versions", [])]
+    pages = model_reads.version_pages(ctx, key, [v for _, v in aliases + latest], VERSIONS_PER_PAGE)
     return render(
         request,
         "model.html",
@@ -102,9 +117,17 @@ def model_page(ctx: ServerContext, request: Request) -> Response:
             "tags": key_values(model.get("tags")),
             "created": model.get("creation_timestamp"),
             "last_updated": model.get("last_updated_timestamp"),
+            "aliases": [(alias, version, pages[version]) for alias, version in aliases],
+            "latest": [(stage, version, pages[version]) for stage, version in latest],
         },
         versions=versions,
+        total_versions=total,
+        page=page,
+        pages=max(1, math.ceil(total / VERSIONS_PER_PAGE)),
+        first=offset + 1 if versions else 0,
+        last=offset + len(versions),
         stages=STAGES,
+        may=permission_test(ctx, request, name=model["name"]),
         events=reads.model_events(ctx, key, MODEL_HISTORY_LIMIT),
         events_empty="No events recorded for this model.",
     )

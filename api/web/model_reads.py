@@ -23,14 +23,25 @@ def model_names(ctx: ServerContext) -> list[str]:
     return [name for (name,) in ctx.projection.read("SELECT name FROM registered_models ORDER BY name")]
 
 
-def version_creators(ctx: ServerContext, key: str) -> dict[int, dict]:
-    """Who created each version, from the ledger: ``{version: {"actor", "verified"}}``."""
+def version_creators(ctx: ServerContext, key: str, versions: list[int]) -> dict[int, dict]:
+    """Who created each of ``versions``, from the ledger: ``{version: {"actor", "verified"}}``."""
     rows = ctx.projection.read_records(
         """SELECT version, actor, actor_verified FROM events
-           WHERE registered_model_id = ? AND type = 'model_version_created'""",
-        [key],
+           WHERE registered_model_id = ? AND type = 'model_version_created' AND list_contains(?, version)""",
+        [key, versions],
     )
     return {r["version"]: {"actor": r["actor"], "verified": r["actor_verified"]} for r in rows}
+
+
+def version_pages(ctx: ServerContext, key: str, versions: list[int], per_page: int) -> dict[int, int]:
+    """The page of the model's versions list (live versions, newest first, ``per_page`` to a page)
+    each of ``versions`` is on, for links to a version on another page."""
+    rows = ctx.projection.read(
+        """SELECT version, (row_number() OVER (ORDER BY version DESC) - 1) // ? + 1 FROM model_versions
+           WHERE registered_model_id = ? AND NOT deleted QUALIFY list_contains(?, version)""",
+        [per_page, key, versions],
+    )
+    return dict(rows)
 
 
 def run_registrations(ctx: ServerContext, run_id: str) -> list[dict]:

@@ -3,12 +3,13 @@ failures."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
-from trackledger.api.auth.guard import scope_of
+from trackledger.api.auth.guard import permits, scope_of
 from trackledger.api.context import ServerContext
 from trackledger.api.threads import read_after_writes
 from trackledger.api.web.templating import error_page
@@ -51,3 +52,15 @@ def page(ctx: ServerContext, build: PageFunction):
 
     endpoint.__name__ = build.__name__
     return endpoint
+
+
+def permission_test(ctx: ServerContext, request: Request, **about) -> Callable[[str, str], bool]:
+    """``may(method, route)``: whether the page's user may call that MLflow route on what ``about``
+    names (``run_id``, ``name``: the fields of its body), by the REST guard's own rule. The page
+    shows only the controls its user may use; the route still refuses the others."""
+
+    @functools.cache
+    def may(method: str, route: str) -> bool:
+        return permits(ctx, request, method, route, **about)
+
+    return may

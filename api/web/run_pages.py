@@ -14,7 +14,7 @@ from trackledger.api.web.chart_views import (
     runs_by_id,
 )
 from trackledger.api.web.notes import NOTE_TAG, render_note
-from trackledger.api.web.pages import NotFound
+from trackledger.api.web.pages import NotFound, permission_test
 from trackledger.api.web.runs_table import PAGE_SIZES
 from trackledger.api.web.templating import error_page, render
 from trackledger.api.web.views import comparison_rows, key_values, run_summary
@@ -81,6 +81,7 @@ def run_page(ctx: ServerContext, request: Request) -> Response:
         events_empty="No events recorded for this run.",
         registrations=model_reads.run_registrations(ctx, summary["run_id"]),
         model_names=model_reads.model_names(ctx),
+        may=permission_test(ctx, request, run_id=summary["run_id"]),
     )
 
 

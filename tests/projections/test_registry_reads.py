@@ -12,6 +12,7 @@ from trackledger.ledger.schema import events_to_table
 from trackledger.projections import InvalidQuery
 from trackledger.projections import registry as registry_reads
 from trackledger.projections.schema import create_tables
+from trackledger.projections.scope import IdSet, Scope
 from trackledger.projections.sources import apply_table
 
 from tests.projections.conftest import make
@@ -338,3 +339,29 @@ def test_a_rename_moves_the_last_update_of_the_versions_it_names_only():
         return con.execute("SELECT version, last_updated_timestamp FROM model_versions").fetchall()
 
     assert last_updated([stamped[:2], stamped[2:]]) == last_updated([stamped]) == [(1, 900)]
+
+
+def test_a_page_of_versions_is_newest_first_live_only_and_counts_what_the_scope_may_read(projection, log):
+    model = created("big")
+    hidden = created("hidden")
+    log(model, *[version(model, n) for n in range(1, 61)], hidden, version(hidden, 1))
+    log(on(model, E.ModelVersionDeleted, version=55))
+    log(on(model, E.RegisteredModelAliasSet, key="champion", version=3))
+    first, total = projection.query(registry_reads.model_versions_page, "big", 0, 25)
+    assert total == 59
+    assert [int(v["version"]) for v in first] == [*range(60, 55, -1), *range(54, 34, -1)]
+    last, total = projection.query(registry_reads.model_versions_page, "big", 50, 25)
+    assert [int(v["version"]) for v in last] == list(range(9, 0, -1)) and total == 59
+    assert last[-3]["aliases"] == ["champion"]
+    past_the_end, total = projection.query(registry_reads.model_versions_page, "big", 100, 25)
+    assert past_the_end == [] and total == 59
+
+    everything = IdSet(frozenset(), allow=False)
+    not_big = Scope(everything, IdSet(frozenset({model.registered_model_id}), allow=False))
+    for offset in (0, 25):
+        assert projection.query(registry_reads.model_versions_page, "big", offset, 25, scope=not_big) == (
+            [],
+            0,
+        )
+    found, total = projection.query(registry_reads.model_versions_page, "hidden", 0, 25, scope=not_big)
+    assert [v["version"] for v in found] == ["1"] and total == 1

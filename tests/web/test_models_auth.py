@@ -1,8 +1,12 @@
 """The model registry in the web page with --auth, in Chromium: bob sees only the models he may read
-(nothing of alice's private one, not even that it exists on its page), cannot change a model he may
-only read nor register into one, and the page's writes carry the signed-in user as their actor."""
+(nothing of alice's private one, not even that it exists on its page), is shown no control to change
+a model he may only read (and the routes refuse him anyway) but those of one he may edit, cannot
+register into a model he may only read, and the page's writes carry the signed-in user as their
+actor. A model of 120 versions is paged."""
 
 from __future__ import annotations
+
+import re
 
 import httpx
 import pytest
@@ -24,27 +28,41 @@ def _run(client: httpx.Client, experiment: str) -> str:
     return created.json()["run"]["info"]["run_id"]
 
 
+BIG_VERSIONS = 120  # of alice-big; version DELETED is deleted, CHAMPION has the alias, PRODUCTION the stage
+DELETED, CHAMPION, PRODUCTION = 110, 3, 50
+
+
 @pytest.fixture(scope="module")
 def registry_web(tmp_path_factory):
-    """alice's private model (bob has NO_PERMISSIONS on it) and her shared one (bob may READ, as
-    every user may by default), each with a version of alice's run; bob's own run."""
+    """alice's models, each with versions of alice's run: her private one (bob has NO_PERMISSIONS
+    on it; 30 versions), her shared one (bob may READ, as every user may by default), one bob may
+    EDIT, and alice-big with 120 versions (bob may READ); bob's own run."""
     server = start_auth_server(tmp_path_factory.mktemp("registry-web"), (ALICE, BOB))
     ids = {}
     with httpx.Client(base_url=server.url, auth=ALICE, timeout=60) as alice:
         run_id = _run(alice, "alice-exp")
-        for name in ("alice-private", "alice-shared"):
+        counts = {"alice-private": 30, "alice-shared": 1, "alice-editable": 1, "alice-big": BIG_VERSIONS}
+        for name, count in counts.items():
             alice.post(f"{API}/registered-models/create", json={"name": name, "description": SECRET})
             version = {"name": name, "source": f"runs:/{run_id}/model", "run_id": run_id}
-            alice.post(f"{API}/model-versions/create", json=version).raise_for_status()
-        alice.post(
-            "/api/3.0/mlflow/users/permissions/grant",
-            json={
-                "username": "bob",
-                "resource_type": "registered_model",
-                "resource_id": "alice-private",
-                "permission": "NO_PERMISSIONS",
-            },
-        ).raise_for_status()
+            for _ in range(count):
+                alice.post(f"{API}/model-versions/create", json=version).raise_for_status()
+        big = {"name": "alice-big"}
+        alice.delete(f"{API}/model-versions/delete", params={**big, "version": DELETED}).raise_for_status()
+        alias = {**big, "alias": "champion", "version": str(CHAMPION)}
+        alice.post(f"{API}/registered-models/alias", json=alias).raise_for_status()
+        stage = {**big, "version": str(PRODUCTION), "stage": "Production", "archive_existing_versions": False}
+        alice.post(f"{API}/model-versions/transition-stage", json=stage).raise_for_status()
+        for name, permission in (("alice-private", "NO_PERMISSIONS"), ("alice-editable", "EDIT")):
+            alice.post(
+                "/api/3.0/mlflow/users/permissions/grant",
+                json={
+                    "username": "bob",
+                    "resource_type": "registered_model",
+                    "resource_id": name,
+                    "permission": permission,
+                },
+            ).raise_for_status()
     with httpx.Client(base_url=server.url, auth=BOB, timeout=60) as bob:
         ids["bob_run"] = _run(bob, "bob-exp")
     yield server, ids
@@ -89,15 +107,98 @@ def test_bob_sees_neither_alices_private_model_nor_that_it_exists(bob_page, regi
     expect(page.locator("#history")).to_contain_text("registered model created")
 
 
-def test_bob_cannot_alias_a_model_he_may_only_read(bob_page, registry_web):
+def test_bob_is_shown_no_control_to_change_a_model_he_may_only_read(bob_page, registry_web, screenshot):
     server, _ = registry_web
     before = _registry_event_count(server)
     page = bob_page
     page.goto("/models/alice-shared")
-    page.fill("#version-1 .set-alias input[name=alias]", "bobs-pick")
-    page.locator("#version-1 .set-alias button").click()
-    expect(page.locator("#version-1 .set-alias .form-error")).to_contain_text("Permission denied")
+    expect(page.locator("#version-1 .facts")).to_contain_text("by alice")  # what he may read is there
+    expect(page.locator("form.registry-form")).to_have_count(0)
+    expect(page.locator("details.edit")).to_have_count(0)
+    expect(page.locator(".version-actions")).to_have_count(0)
+    page.mouse.move(0, 0)
+    screenshot(page, "model-reader")
+    # The route refuses him what the page does not offer.
+    refused = page.evaluate(
+        """async () => {
+             const alias = { name: "alice-shared", alias: "bobs-pick", version: "1" };
+             try { await postJson("/ajax-api/2.0/mlflow/registered-models/alias", alias); return null; }
+             catch (err) { return [err.status, err.message]; } }"""
+    )
+    assert refused is not None and refused[0] == 403 and "Permission denied" in refused[1]
     assert _registry_event_count(server) == before
+
+
+def test_bob_edits_a_model_he_may_edit_from_its_page(bob_page, registry_web):
+    page = bob_page
+    page.goto("/models/alice-editable")
+    for form in (
+        "#model-description form",
+        "#model-tags .set-tag",
+        "#version-1 .set-alias",
+        "#version-1 .transition",
+    ):
+        expect(page.locator(form)).to_have_count(1)
+    page.fill("#version-1 .set-alias input[name=alias]", "bobs-pick")
+    with page.expect_navigation():
+        page.locator("#version-1 .set-alias button").click()
+    expect(page.locator("#version-1 .version-head .alias")).to_have_text("@bobs-pick")
+    expect(page.locator("#version-1 .version-head form.alias-chip")).to_have_count(1)  # he may delete it
+    expect(page.locator("#history tbody tr").first).to_contain_text("bob")
+
+
+def _shown_versions(page) -> list[int]:
+    return [
+        int(v)
+        for v in page.locator("#versions article.version").evaluate_all("a => a.map(v => v.dataset.version)")
+    ]
+
+
+def test_a_model_of_120_versions_is_paged_newest_first(bob_page, registry_web, screenshot):
+    page = bob_page
+    live = [v for v in range(BIG_VERSIONS, 0, -1) if v != DELETED]
+    page.goto("/models/alice-big")
+    expect(page.locator(".page-head .meta")).to_contain_text(f"{len(live)} versions")
+    assert _shown_versions(page) == live[:25]
+    pager = page.locator("#versions .pager").first
+    expect(pager).to_contain_text(f"1\u201325 of {len(live)} versions")
+    expect(pager).to_contain_text("page 1 of 5")
+    expect(page.locator("#model-aliases")).to_contain_text(f"@champion version {CHAMPION}")
+    expect(page.locator("#model-stages")).to_contain_text(f"Production version {PRODUCTION}")
+    page.mouse.move(0, 0)
+    screenshot(page, "model-paged")
+
+    pager.get_by_role("link", name="Next →").click()
+    expect(page).to_have_url(re.compile(r"/models/alice-big\?page=2$"))
+    assert _shown_versions(page) == live[25:50]
+    expect(page.locator("#versions .pager").first).to_contain_text(f"26\u201350 of {len(live)} versions")
+
+    # The pointers lead to the page their version is on.
+    page.locator("#model-aliases a").click()
+    expect(page).to_have_url(re.compile(rf"\?page=5#version-{CHAMPION}$"))
+    expect(page.locator(f"#version-{CHAMPION} .version-head .alias")).to_have_text("@champion")
+    assert _shown_versions(page) == live[100:]
+    page.locator("#model-stages a", has_text=f"version {PRODUCTION}").click()
+    expect(page).to_have_url(re.compile(rf"\?page=3#version-{PRODUCTION}$"))
+    expect(page.locator(f"#version-{PRODUCTION} .version-head .stage")).to_have_text("Production")
+
+    page.goto("/models/alice-big?page=9")  # past the end: says where the versions are
+    expect(page.locator("#versions")).to_contain_text("No versions on this page")
+    expect(page.locator("#versions article.version")).to_have_count(0)
+
+
+def test_a_hidden_model_leaks_nothing_on_any_page(bob_page, registry_web):
+    page = bob_page
+    for query in ("", "?page=1", "?page=2"):
+        response = page.goto(f"/models/alice-private{query}")
+        assert response.status == 404
+        expect(page.locator("h1")).to_have_text("Model not found")
+        content = page.content()
+        assert (
+            SECRET not in content
+            and "version-" not in content
+            and "versions" not in content.split("<main")[1]
+        )
 
 
 def test_bob_registers_his_run_as_himself_but_not_into_alices_model(bob_page, registry_web):

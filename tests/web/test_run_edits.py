@@ -134,11 +134,12 @@ def test_the_description_renders_markdown_and_nothing_in_it_runs(page, run_id):
 
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory):
-    """alice's run in an experiment bob may only read (the default permission, READ)."""
+    """alice's runs: in an experiment bob may only read (the default permission, READ), one he may
+    not read, one he may edit."""
     server = start_auth_server(tmp_path_factory.mktemp("auth-edits"), (ALICE, BOB))
     runs = {}
     with httpx.Client(base_url=server.url, auth=("alice", "alice-password-1"), timeout=60) as alice:
-        for name in ("alice-shared", "alice-hidden"):
+        for name in ("alice-shared", "alice-hidden", "alice-editable"):
             exp = alice.post(f"{API}/experiments/create", json={"name": name}).json()["experiment_id"]
             body = {
                 "experiment_id": exp,
@@ -155,53 +156,94 @@ def auth_server(tmp_path_factory):
                 )
                 put.raise_for_status()
             runs[name] = (exp, run)
-        grant = {"username": "bob", "resource_type": "experiment", "resource_id": runs["alice-hidden"][0]}
-        alice.post(f"{AUTH_API}/grant", json={**grant, "permission": "NO_PERMISSIONS"}).raise_for_status()
+        for name, permission in (("alice-hidden", "NO_PERMISSIONS"), ("alice-editable", "EDIT")):
+            grant = {"username": "bob", "resource_type": "experiment", "resource_id": runs[name][0]}
+            alice.post(f"{AUTH_API}/grant", json={**grant, "permission": permission}).raise_for_status()
     yield server, runs
     if server.proc.poll() is None:
         assert server.stop() == 0, server.read_log()
 
 
-def test_a_reader_sees_every_edit_refused_inline_and_nothing_appended(browser, auth_server):
+# The run page's edit controls, each with the level the REST guard asks of its route.
+EDIT_CONTROLS = (
+    "#rename-button",
+    "#rename-form",
+    "#set-tag-form",
+    "#tags form.run-edit",
+    "#edit-note-button",
+    "#note-form",
+)
+MANAGE_CONTROLS = ("#delete-form",)
+
+
+def _signed_in_page(browser, server, user):
+    context = browser.new_context(base_url=server.url)
+    page = context.new_page()
+    _sign_in(page, server.url, *user)
+    page.wait_for_selector("#signed-in")
+    return context, page
+
+
+def test_a_reader_sees_no_edit_controls_and_the_server_still_refuses_edits(browser, auth_server):
     server, runs = auth_server
     run_id = runs["alice-shared"][1]
     with httpx.Client(base_url=server.url, auth=ADMIN, timeout=60) as admin:
         before = len(ledger_events(admin))
-    context = browser.new_context(base_url=server.url)
-    page = context.new_page()
+    context, page = _signed_in_page(browser, server, BOB)
     try:
-        _sign_in(page, server.url, "bob", "bob-password-1")
-        page.wait_for_selector("#signed-in")
         page.goto(f"/runs/{run_id}")
         expect(page.locator("h1")).to_contain_text("alice-run")
-
-        page.click("#rename-button")
-        page.fill("#rename-form input[name=run_name]", "bob-was-here")
-        page.click("#rename-form button[type=submit]")
-        status = page.locator("#run-actions .edit-status")
-        expect(status).to_contain_text("(403)")
-        expect(status).to_contain_text("Permission denied")
-
-        page.fill("#set-tag-form input[name=key]", "owner")
-        page.fill("#set-tag-form input[name=value]", "bob")
-        page.click("#set-tag-form button[type=submit]")
-        expect(page.locator("#set-tag-form .edit-status")).to_contain_text("(403)")
-
-        page.click("#delete-form button[type=submit]")
-        expect(status).to_contain_text("(403)")
-
-        page.click("#edit-note-button")
-        page.fill("#note-form textarea", "bob's note")
-        page.click("#note-form button[type=submit]")
-        expect(page.locator("#note-form .edit-status")).to_contain_text("(403)")
-
-        page.reload()
-        expect(page.locator("h1")).to_contain_text("alice-run")
-        expect(page.locator("#tags")).not_to_contain_text("owner")
+        expect(page.locator("#tags")).to_contain_text("growth")  # what he may read is all there
+        for control in (*EDIT_CONTROLS, *MANAGE_CONTROLS, "#run-actions"):
+            expect(page.locator(control)).to_have_count(0)
+        # He may register the run into a model of his own (READ on the run is what that needs).
+        expect(page.locator("#register-model")).to_have_count(1)
+        # The routes still refuse him what the page no longer offers.
+        for route, body in (
+            ("runs/update", {"run_name": "bob-was-here"}),
+            ("runs/set-tag", {"key": "owner", "value": "bob"}),
+            ("runs/delete", {}),
+        ):
+            refused = page.evaluate(
+                """async ([route, body]) => {
+                     try { await postJson("/ajax-api/2.0/mlflow/" + route, body); return null; }
+                     catch (err) { return [err.status, err.message]; } }""",
+                [route, {"run_id": run_id, **body}],
+            )
+            assert refused is not None and refused[0] == 403 and "Permission denied" in refused[1], route
     finally:
         context.close()
     with httpx.Client(base_url=server.url, auth=ADMIN, timeout=60) as admin:
         assert len(ledger_events(admin)) == before
+
+
+def test_an_editor_sees_the_controls_of_edit_and_the_owner_those_of_manage(browser, auth_server, screenshot):
+    server, runs = auth_server
+    run_id = runs["alice-editable"][1]
+    context, page = _signed_in_page(browser, server, BOB)  # EDIT on the experiment
+    try:
+        page.goto(f"/runs/{run_id}")
+        for control in EDIT_CONTROLS:
+            expect(page.locator(control)).not_to_have_count(0)
+        for control in MANAGE_CONTROLS:  # deleting a run needs MANAGE
+            expect(page.locator(control)).to_have_count(0)
+        page.click("#rename-button")
+        page.fill("#rename-form input[name=run_name]", "renamed-by-bob")
+        with page.expect_navigation():
+            page.click("#rename-form button[type=submit]")
+        expect(page.locator("h1")).to_contain_text("renamed-by-bob")
+        page.goto(f"/runs/{runs['alice-shared'][1]}")
+        page.mouse.move(0, 0)
+        screenshot(page, "run-reader")
+    finally:
+        context.close()
+    context, page = _signed_in_page(browser, server, ALICE)  # MANAGE: she created the experiment
+    try:
+        page.goto(f"/runs/{run_id}")
+        for control in (*EDIT_CONTROLS, *MANAGE_CONTROLS):
+            expect(page.locator(control)).not_to_have_count(0)
+    finally:
+        context.close()
 
 
 def test_a_reader_previews_what_they_may_read_and_nothing_of_a_hidden_run(browser, auth_server):
