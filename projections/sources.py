@@ -14,14 +14,20 @@ from typing import NamedTuple
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 from trackledger.ledger.schema import SEGMENT_SCHEMA
 from trackledger.ledger.segments import list_segments, parse_relpath
 from trackledger.ledger.store import Store
 from trackledger.projections.apply import apply_source
 from trackledger.projections.statements import literal
 
-SEGMENTS_PER_STEP = 16  # one transaction and one progress step per this many segments...
-EVENTS_PER_STEP = 50_000  # ...or per this many events of a bigger segment
+# One transaction and one progress step holds about this many items (an event, and each value of
+# its list columns: metric points, params, tags), whatever the segments: the apply statements'
+# temp tables, DuckDB's transaction-local data and its read buffers grow with it (a 5M-point
+# store caught up in one transaction peaked at ~1 GB). Row groups are the unit: a step holds
+# at least one, and a segment's writer bounds its row groups (ROLL_CHUNK_ITEMS for the WAL roll).
+ITEMS_PER_STEP = 500_000
+SEGMENTS_PER_STEP = 16  # and at most this many segments: each costs a footer read per statement
 
 Progress = Callable[[int, int], None]  # (events applied, events to apply)
 
@@ -63,46 +69,98 @@ def checkpoints(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 class Pending(NamedTuple):
-    """The events of one segment past the checkpoints: seqs ``first..last`` in the file at ``url``."""
+    """Events of one segment past the checkpoints: seqs ``first..last`` of ``writer`` in the file
+    at ``url``, holding about ``items`` items (see ``row_groups``)."""
 
+    writer: str
     first: int
     last: int
     url: str
+    items: int
 
     @property
     def events(self) -> int:
         return self.last - self.first + 1
 
 
-def pending_segments(store: Store, done: dict[str, int], as_of_seq: int | None = None) -> list[Pending]:
-    """Segments holding events past the checkpoints, in (writer, seq) order."""
-    found = []
-    for relpath in list_segments(store):
-        writer, first, last = parse_relpath(relpath)
-        if last > done.get(writer, 0) and (as_of_seq is None or first <= as_of_seq):
-            found.append(Pending(max(first, done.get(writer, 0) + 1), last, store.url(relpath)))
+class RowGroup(NamedTuple):
+    first: int
+    last: int
+    items: int
+
+
+def row_groups(store: Store, relpath: str, first: int, last: int) -> list[RowGroup]:
+    """The seq range and items of each row group of a segment, from its footer alone: its events
+    plus the values of their list columns (an empty list is one null value, so this bounds the
+    items from above). A segment without seq statistics is one span ``first..last``."""
+    with store.open(relpath) as f:
+        meta = pq.ParquetFile(f).metadata
+    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+    seq = meta.schema.names.index("seq")
+    stats = [group.column(seq).statistics for group in groups]
+    found = [
+        RowGroup(s.min, s.max, _items(group)) if s is not None and s.has_min_max else None
+        for group, s in zip(groups, stats, strict=True)
+    ]
+    if None in found:
+        return [RowGroup(first, last, sum(_items(group) for group in groups))]
     return found
 
 
-def steps(segments: list[Pending]) -> Iterator[tuple[list[Pending], str]]:
-    """The segments of each transaction, with a condition on seq: up to SEGMENTS_PER_STEP whole
-    segments, or EVENTS_PER_STEP events of a bigger one (so that a big segment shows progress)."""
-    batch: list[Pending] = []
-    for segment in segments:
-        if segment.events <= EVENTS_PER_STEP:
-            batch.append(segment)
-            if len(batch) == SEGMENTS_PER_STEP:
-                yield batch, "true"
-                batch = []
+def _items(group: pq.RowGroupMetaData) -> int:
+    """A row group's rows plus, for each list column, its values (those of its widest leaf)."""
+    values: dict[str, int] = {}
+    for c in range(group.num_columns):
+        column = group.column(c)
+        name, _, rest = column.path_in_schema.partition(".")
+        if rest.startswith("list."):
+            values[name] = max(values.get(name, 0), column.num_values)
+    return group.num_rows + sum(values.values())
+
+
+def pending_segments(store: Store, done: dict[str, int], as_of_seq: int | None = None) -> list[Pending]:
+    """The row groups of segments holding events past the checkpoints, in (writer, seq) order,
+    each cut to its events past the checkpoint."""
+    found = []
+    for relpath in list_segments(store):
+        writer, first, last = parse_relpath(relpath)
+        after = done.get(writer, 0)
+        if last <= after or (as_of_seq is not None and first > as_of_seq):
             continue
-        if batch:
-            yield batch, "true"
+        url = store.url(relpath)
+        for group in row_groups(store, relpath, first, last):
+            if group.last > after:
+                found.append(Pending(writer, max(group.first, after + 1), group.last, url, group.items))
+    return found
+
+
+def steps(pending: list[Pending]) -> Iterator[tuple[list[Pending], str]]:
+    """The row groups of each transaction, with a condition on writer and seq that selects their
+    events: row groups in order until ITEMS_PER_STEP items or SEGMENTS_PER_STEP segments."""
+    batch: list[Pending] = []
+    for group in pending:
+        urls = {p.url for p in batch} | {group.url}
+        if batch and (
+            sum(p.items for p in batch) + group.items > ITEMS_PER_STEP or len(urls) > SEGMENTS_PER_STEP
+        ):
+            yield batch, _selecting(batch)
             batch = []
-        for first in range(segment.first, segment.last + 1, EVENTS_PER_STEP):
-            last = min(first + EVENTS_PER_STEP - 1, segment.last)
-            yield [Pending(first, last, segment.url)], f"seq BETWEEN {first} AND {last}"
+        batch.append(group)
     if batch:
-        yield batch, "true"
+        yield batch, _selecting(batch)
+
+
+def _selecting(batch: list[Pending]) -> str:
+    """The events of ``batch``: one seq range per writer, as its row groups follow each other
+    (a writer's segments never share a seq)."""
+    ranges: dict[str, tuple[int, int]] = {}
+    for p in batch:
+        first, last = ranges.get(p.writer, (p.first, p.last))
+        ranges[p.writer] = (min(first, p.first), max(last, p.last))
+    return " OR ".join(
+        f"(writer = {literal(writer)} AND seq BETWEEN {first} AND {last})"
+        for writer, (first, last) in ranges.items()
+    )
 
 
 def register_store(con: duckdb.DuckDBPyConnection, store: Store) -> None:
@@ -126,8 +184,8 @@ def apply_segments(con, segments, where: str = "true", progress: Progress | None
     applied = done = 0
     total = sum(segment.events for segment in segments)
     for batch, in_step in steps(segments):
-        urls = ", ".join(literal(segment.url) for segment in batch)
-        source = f"SELECT * FROM ({_segments_relation(con, urls)}) WHERE {where} AND {in_step}"
+        urls = ", ".join(literal(url) for url in dict.fromkeys(p.url for p in batch))
+        source = f"SELECT * FROM ({_segments_relation(con, urls)}) WHERE {where} AND ({in_step})"
         # Statements read the segments through a view: each reads only its columns from Parquet.
         applied += apply_in_transaction(con, source, copy=False)
         done += sum(segment.events for segment in batch)

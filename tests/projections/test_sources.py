@@ -1,13 +1,18 @@
-"""Rebuilds read segments written before the newest columns existed."""
+"""Catch-up from segments: segments of older schemas, and steps bounded by the items they hold."""
 
 from __future__ import annotations
 
+import duckdb
 import pyarrow.parquet as pq
 from trackledger.ledger import Ledger
 from trackledger.ledger import events as E
+from trackledger.ledger import ledger as ledger_module
 from trackledger.ledger.schema import events_to_table
-from trackledger.ledger.segments import segment_relpath
+from trackledger.ledger.segments import list_segments, segment_relpath
+from trackledger.ledger.store import open_store
 from trackledger.projections import sources
+from trackledger.projections.schema import create_tables
+from trackledger.projections.sources import catch_up
 
 from tests.projections.conftest import make
 from trackledger import projections
@@ -83,38 +88,110 @@ def test_a_registry_from_before_schema_version_2_rebuilds_with_what_came_after(t
     assert con.execute("SELECT alias FROM registered_model_aliases").fetchall() == [("champion",)]
 
 
-def test_a_big_segment_is_applied_in_steps_that_count_events(tmp_path, monkeypatch):
-    """Progress counts events, and a segment past EVENTS_PER_STEP moves it more than once; the
-    tables are the same as when it is applied in one step."""
-    with Ledger(tmp_path / "store", tmp_path / "state") as ledger:
-        ledger.append(
-            [make(E.ExperimentCreated, experiment_id="1", name="e", artifact_location="a", creation_time=1)]
-        )
+def _log_points(ledger, runs: int, batches: int, points: int, prefix: str = "r") -> None:
+    """``runs`` runs of experiment 1, each with ``batches`` events of ``points`` metric points."""
+    for r in range(runs):
+        run_id = f"{prefix}{r}"
         ledger.append(
             [
                 make(
                     E.RunCreated,
                     experiment_id="1",
-                    run_id="r",
-                    name="n",
+                    run_id=run_id,
+                    name=run_id,
                     user_id="u",
                     start_time=1,
                     artifact_uri="u",
                 )
             ]
         )
-        for step in range(5):
+        for b in range(batches):
+            metrics = [E.Metric(f"m{i % 3}", (b * points + i) / 7, i, b * points + i) for i in range(points)]
             ledger.append(
-                [make(E.BatchLogged, run_id="r", metrics=[E.Metric("loss", step / 10, step, step)])]
+                [make(E.BatchLogged, run_id=run_id, metrics=metrics, params=[E.Param(f"p{b}", str(b))])]
             )
+
+
+def _create_experiment(ledger) -> None:
+    ledger.append(
+        [make(E.ExperimentCreated, experiment_id="1", name="e", artifact_location="a", creation_time=1)]
+    )
+
+
+def _same_tables(one, other) -> None:
+    for table in ("runs", "params", "run_tags", "metrics", "latest_metrics", "events", "checkpoints"):
+        query = f"SELECT * FROM {table} ORDER BY ALL"
+        assert one.execute(query).fetchall() == other.execute(query).fetchall(), table
+
+
+def test_a_segment_of_few_events_but_many_points_is_applied_in_steps_of_bounded_items(tmp_path, monkeypatch):
+    """Steps are bounded by items (events and their metric points), not by events: a segment of
+    9 events holding 1,600 points, in row groups of ~100 items, is applied ~200 items at a time.
+    Progress counts events and moves at each step; the tables are those of a one-step apply."""
+    monkeypatch.setattr(ledger_module, "ROLL_CHUNK_ITEMS", 100)
+    with Ledger(tmp_path / "store", tmp_path / "state") as ledger:
+        _create_experiment(ledger)
+        _log_points(ledger, runs=2, batches=4, points=200)
         ledger.roll()
+    assert len(list_segments(open_store(tmp_path / "store"))) == 1
     whole = projections.connect(tmp_path / "store")
-    monkeypatch.setattr(sources, "EVENTS_PER_STEP", 3)
+    monkeypatch.setattr(sources, "ITEMS_PER_STEP", 250)
     calls = []
     stepped = projections.connect(
         tmp_path / "store", progress=lambda done, total: calls.append((done, total))
     )
-    assert calls == [(3, 7), (6, 7), (7, 7)]
-    for table in ("runs", "metrics", "latest_metrics", "events"):
-        query = f"SELECT * FROM {table} ORDER BY ALL"
-        assert stepped.execute(query).fetchall() == whole.execute(query).fetchall(), table
+    done = [d for d, _ in calls]
+    assert len(calls) >= 8 and done == sorted(set(done)) and calls[-1] == (11, 11), calls
+    _same_tables(stepped, whole)
+    assert stepped.execute("SELECT count(*) FROM metrics").fetchall() == [(1600,)]
+
+
+def test_a_step_spans_segments_and_resumes_inside_a_row_group(tmp_path, monkeypatch):
+    """Small segments share a step, up to the item bound; a catch-up that stopped inside a row
+    group (here: at ``as_of_seq``) goes on from the next event and ends with the same tables."""
+    monkeypatch.setattr(ledger_module, "ROLL_CHUNK_ITEMS", 100)
+    with Ledger(tmp_path / "store", tmp_path / "state") as ledger:
+        _create_experiment(ledger)
+        _log_points(ledger, runs=1, batches=2, points=30, prefix="a")  # seqs 1-4: one row group
+        ledger.roll()
+        _log_points(ledger, runs=1, batches=2, points=30, prefix="b")  # 5-7
+        ledger.roll()
+        _log_points(ledger, runs=2, batches=3, points=150, prefix="c")  # 8-15: a row group per batch
+        ledger.roll()
+    store = open_store(tmp_path / "store")
+    assert len(list_segments(store)) == 3
+    whole = projections.connect(tmp_path / "store")
+    monkeypatch.setattr(sources, "ITEMS_PER_STEP", 200)
+    con = duckdb.connect()
+    create_tables(con)
+    catch_up(con, store, as_of_seq=2)
+    assert sources.checkpoints(con) == {ledger.writer: 2}
+    calls = []
+    catch_up(con, store, progress=lambda done, total: calls.append((done, total)))
+    # Seqs 3-7 in one step, then each row group of the third segment: a run and its first batch share one.
+    assert [done for done, _ in calls] == [5, 7, 8, 9, 11, 12, 13] and calls[-1] == (13, 13)
+    _same_tables(con, whole)
+
+
+def test_row_groups_count_items_from_the_footer(tmp_path, monkeypatch):
+    """Each row group's seq range and items (events plus list values) come from the footer; a
+    segment written without statistics is one span of all its items."""
+    monkeypatch.setattr(ledger_module, "ROLL_CHUNK_ITEMS", 100)
+    with Ledger(tmp_path / "store", tmp_path / "state") as ledger:
+        _create_experiment(ledger)
+        _log_points(ledger, runs=1, batches=3, points=100)
+        info = ledger.roll()
+    store = open_store(tmp_path / "store")
+    groups = sources.row_groups(store, info.path, info.first_seq, info.last_seq)
+    assert [(g.first, g.last) for g in groups] == [(1, 3), (4, 4), (5, 5)]
+    # Rows, plus per list column its values (an empty list is one null value): metrics, params,
+    # and the 7 other list columns (tags, datasets, ...) empty in every event.
+    assert [g.items for g in groups] == [3 + 102 + 3 + 7 * 3, 1 + 100 + 1 + 7, 1 + 100 + 1 + 7]
+    table = pq.read_table(tmp_path / "store" / info.path)
+    pq.write_table(table, tmp_path / "store" / info.path, write_statistics=False, row_group_size=1)
+    assert sources.row_groups(store, info.path, info.first_seq, info.last_seq) == [
+        sources.RowGroup(1, 5, sum(g.items for g in groups))
+    ]
+    assert projections.connect(tmp_path / "store").execute("SELECT count(*) FROM metrics").fetchall() == [
+        (300,)
+    ]
