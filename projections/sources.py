@@ -26,7 +26,7 @@ from trackledger.projections.statements import literal
 # temp tables, DuckDB's transaction-local data and its read buffers grow with it (a 5M-point
 # store caught up in one transaction peaked at ~1 GB). Row groups are the unit: a step holds
 # at least one, and a segment's writer bounds its row groups (ROLL_CHUNK_ITEMS for the WAL roll).
-ITEMS_PER_STEP = 500_000
+ITEMS_PER_STEP = 1_000_000
 SEGMENTS_PER_STEP = 16  # and at most this many segments: each costs a footer read per statement
 
 Progress = Callable[[int, int], None]  # (events applied, events to apply)
