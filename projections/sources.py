@@ -129,7 +129,7 @@ def pending_segments(store: Store, done: dict[str, int], as_of_seq: int | None =
             continue
         url = store.url(relpath)
         for group in row_groups(store, relpath, first, last):
-            if group.last > after:
+            if group.last > after and (as_of_seq is None or group.first <= as_of_seq):
                 found.append(Pending(writer, max(group.first, after + 1), group.last, url, group.items))
     return found
 
@@ -138,14 +138,15 @@ def steps(pending: list[Pending]) -> Iterator[tuple[list[Pending], str]]:
     """The row groups of each transaction, with a condition on writer and seq that selects their
     events: row groups in order until ITEMS_PER_STEP items or SEGMENTS_PER_STEP segments."""
     batch: list[Pending] = []
+    items = 0
+    urls: set[str] = set()
     for group in pending:
-        urls = {p.url for p in batch} | {group.url}
-        if batch and (
-            sum(p.items for p in batch) + group.items > ITEMS_PER_STEP or len(urls) > SEGMENTS_PER_STEP
-        ):
+        if batch and (items + group.items > ITEMS_PER_STEP or len(urls | {group.url}) > SEGMENTS_PER_STEP):
             yield batch, _selecting(batch)
-            batch = []
+            batch, items, urls = [], 0, set()
         batch.append(group)
+        items += group.items
+        urls.add(group.url)
     if batch:
         yield batch, _selecting(batch)
 
