@@ -3,13 +3,16 @@
 1. Sequential log-metric calls/s with no webhook, then with three webhooks that hear every kind:
    one to a healthy receiver, one to a closed port (every attempt refused, retried) and one to a
    receiver that never answers (every attempt times out). Delivery runs in worker threads off the
-   write path; the ratio says what it costs the writes on this machine.
+   write path; the ratio says what it costs the writes on this machine. Then with ``--webhooks``
+   more healthy ones: calls/s and the server's CPU seconds per 1,000 calls (each logged event is
+   read by the webhooks' delivery, whether or not it makes a notification).
 2. Delivery latency: from the acknowledgement of ``create_registered_model`` to the healthy
    receiver's receipt, median of N.
 3. A stream consumer that never reads: the server's RSS growth while 300k points are logged with
    it open, against the growth without it.
 
-    python benchmarks/bench_webhooks.py [--calls 2000] [--repeats 3] [--latency 50]
+    python benchmarks/bench_webhooks.py [--calls 2000] [--repeats 3] [--latency 50] [--webhooks 10]
+        [--python OTHER_VENV/bin/python]  # serve from another checkout, to compare versions
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import json
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -60,12 +64,33 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+SETTLE_S = 1.0  # after the calls, for the delivery workers to read what was logged (its CPU counted)
+
+
 def log_metrics(client: Conn, run_id: str, calls: int) -> float:
     started = time.perf_counter()
     for step in range(calls):
         body = {"run_id": run_id, "key": "loss", "value": 1.0 / (step + 1), "timestamp": 1, "step": step}
         client.ok("POST", "/api/2.0/mlflow/runs/log-metric", body)
     return calls / (time.perf_counter() - started)
+
+
+def timed_rounds(
+    server: ServerProcess, client: Conn, calls: int, repeats: int
+) -> tuple[list[float], list[float]]:
+    """Calls/s of each round, and the server's CPU seconds per 1,000 calls (the settling included)."""
+    rates, cpu = [], []
+    for _ in range(repeats):
+        run_id = new_run(client)
+        before = server.cpu_s()
+        rates.append(log_metrics(client, run_id, calls))
+        time.sleep(SETTLE_S)
+        cpu.append((server.cpu_s() - before) * 1000 / calls)
+    return rates, cpu
+
+
+def figures(values: list[float], digits: int = 0) -> str:
+    return f"median {statistics.median(values):,.{digits}f} ({', '.join(f'{x:,.{digits}f}' for x in values)})"
 
 
 def new_run(client: Conn) -> str:
@@ -79,22 +104,31 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--latency", type=int, default=50)
+    parser.add_argument("--webhooks", type=int, default=10, help="healthy webhooks added for the CPU figure")
+    parser.add_argument("--python", default=sys.executable, help="the interpreter whose trackledger serves")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
     port = free_port()
     flags = ("--webhook-allow-private", "--webhook-timeout", "5", "--webhook-retry-max", "2")
-    server = ServerProcess("trackledger", trackledger_command(workdir / "data", port, *flags), port, workdir)
+    command = trackledger_command(workdir / "data", port, *flags, python=args.python)
+    server = ServerProcess("trackledger", command, port, workdir)
     server.start()
     try:
         client = Conn(port)
         process = psutil.Process(server.proc.pid)
 
-        without = [log_metrics(client, new_run(client), args.calls) for _ in range(args.repeats)]
+        without, cpu_without = timed_rounds(server, client, args.calls, args.repeats)
         healthy, hanging = Receiver(), Receiver(hang=True)
         closed = f"http://127.0.0.1:{free_port()}/hook"
         for name, url in (("healthy", healthy.url), ("closed", closed), ("hanging", hanging.url)):
             client.ok("POST", "/api/2.0/mlflow/webhooks", {"name": name, "url": url, "events": KINDS})
-        with_hooks = [log_metrics(client, new_run(client), args.calls) for _ in range(args.repeats)]
+        with_hooks, cpu_with = timed_rounds(server, client, args.calls, args.repeats)
+        more = [Receiver() for _ in range(args.webhooks)]
+        for i, receiver in enumerate(more):
+            client.ok(
+                "POST", "/api/2.0/mlflow/webhooks", {"name": f"h{i}", "url": receiver.url, "events": KINDS}
+            )
+        with_many, cpu_many = timed_rounds(server, client, args.calls, args.repeats)
 
         latencies = []
         for i in range(args.latency):
@@ -105,14 +139,18 @@ def main() -> None:
                 time.sleep(0.002)
             latencies.append((healthy.arrivals[name] - sent) * 1000)
 
+        batch_cpu: list[float] = []
+
         def grows_by() -> float:
-            """MB of server RSS added by logging 300 batches of 1,000 points."""
-            before = process.memory_info().rss
+            """MB of server RSS added by logging 300 batches of 1,000 points (and the server's CPU
+            seconds for it, delivery's reading of those large events included, in ``batch_cpu``)."""
+            before, cpu_before = process.memory_info().rss, server.cpu_s()
             run_id = new_run(client)
             batch = [{"key": "m", "value": float(i), "timestamp": 1, "step": i} for i in range(1000)]
             for _ in range(300):
                 client.ok("POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": run_id, "metrics": batch})
             time.sleep(2)
+            batch_cpu.append(server.cpu_s() - cpu_before)
             return (process.memory_info().rss - before) / 2**20
 
         alone = grows_by()
@@ -122,15 +160,26 @@ def main() -> None:
         stalled = grows_by()
         idle.close()
 
-        a, b = statistics.median(without), statistics.median(with_hooks)
-        print(f"log-metric calls/s, no webhook: median {a:,.0f} ({', '.join(f'{x:,.0f}' for x in without)})")
+        a, b, c = (statistics.median(rates) for rates in (without, with_hooks, with_many))
+        print(f"log-metric calls/s, no webhook: {figures(without)}")
         print(
-            f"log-metric calls/s, 3 webhooks (healthy, refused, hanging): median {b:,.0f} "
-            f"({', '.join(f'{x:,.0f}' for x in with_hooks)}); ratio {b / a:.2f}"
+            f"log-metric calls/s, 3 webhooks (healthy, refused, hanging): {figures(with_hooks)}; "
+            f"ratio {b / a:.2f}"
         )
+        print(f"log-metric calls/s, {3 + args.webhooks} webhooks: {figures(with_many)}; ratio {c / a:.2f}")
+        for label, cpu in (
+            ("no webhook", cpu_without),
+            ("3 webhooks", cpu_with),
+            (f"{3 + args.webhooks} webhooks", cpu_many),
+        ):
+            print(f"server CPU s per 1,000 log-metric calls, {label}: {figures(cpu, 2)}")
         print(
             f"delivery latency, request sent to receipt: median {statistics.median(latencies):.0f} ms, "
             f"p90 {statistics.quantiles(latencies, n=10)[-1]:.0f} ms ({len(latencies)} events)"
+        )
+        print(
+            f"server CPU s for 300 log-batches of 1,000 points, {3 + args.webhooks} webhooks: "
+            f"{batch_cpu[0]:.2f} (again with a stalled stream consumer: {batch_cpu[1]:.2f})"
         )
         print(
             f"server RSS growth over 300k points logged: {alone:.0f} MB without a stream consumer, "

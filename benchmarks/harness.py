@@ -27,8 +27,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def trackledger_command(store: Path, port: int, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "trackledger", "server", "--store", str(store), "--port", str(port), *flags]
+def trackledger_command(store: Path, port: int, *flags: str, python: str = sys.executable) -> list[str]:
+    """``python``: the interpreter whose installed trackledger serves (another checkout's venv, to
+    compare two versions in one run)."""
+    return [python, "-m", "trackledger", "server", "--store", str(store), "--port", str(port), *flags]
 
 
 class Conn:

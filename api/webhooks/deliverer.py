@@ -1,6 +1,7 @@
 """Delivery from the ledger: one worker thread per webhook, each following the ledger from its
 durable cursor, so a slow or dead receiver holds back only its own webhook, and the write path
-never waits for any of them.
+never waits for any of them. The workers read the ledger through one ``SharedFeed``, which decodes
+each event once for all of them (a worker that falls behind it reads the ledger on its own).
 
 Per webhook, events are delivered in ledger order, at least once: the cursor moves past an event
 only once its deliveries are done (delivered, or failed for good), so after a restart or a kill -9
@@ -27,7 +28,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from trackledger.api.sealing import Sealer, SealError
-from trackledger.api.webhooks.catalog import TAG_KINDS, example, notifications
+from trackledger.api.webhooks.catalog import TAG_KINDS, example
+from trackledger.api.webhooks.feed import BATCH_EVENTS, Item, SharedFeed, items_of
 from trackledger.api.webhooks.history import DeliveryHistory
 from trackledger.api.webhooks.sender import Outcome, Sender, signed_headers
 from trackledger.ledger.events import Event, WebhookDeleted, WebhookUpdated
@@ -35,8 +37,11 @@ from trackledger.ledger.follow import Follower
 
 log = logging.getLogger("trackledger.webhooks")
 _DELIVERY_NS = uuid.UUID("3b8f2a7e-4c61-4f0e-9a55-0d2c8e9b7a14")
-BATCH_EVENTS = 500  # events read from the ledger per poll
 RETRY_BASE_S = 1.0
+# How often a worker saves the cursor it moved past events it had nothing to send for (synced
+# SQLite commits; every worker wakes at each batch the feed reads). A delivery saves it at once.
+CURSOR_SAVE_S = 2.0
+WAIT_S = 1.0  # the longest a worker waits for news before looking again (the feed wakes it sooner)
 # A receiver may refuse an event for good: a 4xx other than these is not retried.
 RETRYABLE_4XX = {408, 409, 425, 429}
 
@@ -45,7 +50,7 @@ RETRYABLE_4XX = {408, 409, 425, 429}
 class DeliveryPolicy:
     max_age_s: float = 24 * 3600.0
     retry_max_s: float = 600.0
-    poll_s: float = 0.2
+    poll_s: float = 0.05  # the shared feed's: one thread, and idle it only compares two seqs
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,7 @@ class Deliverer:
         self.history = history
         self.sender = sender
         self.policy = policy
+        self.feed: SharedFeed | None = None  # started with the first workers, at the oldest cursor
         self._workers: dict[str, _Worker] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -133,6 +139,10 @@ class Deliverer:
         with self._lock:
             if self._closed:
                 return
+            if self.feed is None:
+                starts = [cursors.get(webhook_id, row["created_seq"]) for webhook_id, row in rows.items()]
+                after = min(starts, default=self.ledger.durable_seq)
+                self.feed = SharedFeed(self.ledger, self.policy.poll_s, after)
             for webhook_id, row in rows.items():
                 target = Target(row["url"], row["secret_sealed"])
                 worker = self._workers.get(webhook_id)
@@ -173,8 +183,12 @@ class Deliverer:
             self._workers.clear()
         for worker in workers:
             worker.stop()
+        if self.feed is not None:
+            self.feed.stop()
         for worker in workers:
             worker.join(timeout=2)
+        if self.feed is not None:
+            self.feed.join(timeout=2)
         self.sender.close()
         self.history.close()
 
@@ -194,36 +208,53 @@ class _Worker(threading.Thread):
 
     def run(self) -> None:
         d = self.deliverer
-        follower = Follower(d.ledger, self.cursor)
+        own: Follower | None = None  # reading the ledger itself, while behind the shared feed
+        saved, saved_at = self.cursor, time.monotonic()
         while not self._stopped.is_set():
-            try:
-                batch = follower.poll(BATCH_EVENTS)
-            except Exception:  # a read racing a roll, a store hiccup: start again from the cursor
-                log.exception("webhook %s: reading the ledger failed; retrying", self.webhook_id)
-                follower = Follower(d.ledger, self.cursor)
-                self._stopped.wait(1.0)
-                continue
-            if not batch:
-                self._stopped.wait(d.policy.poll_s)
-                continue
-            for event in batch:
-                if not self._handle(event):
+            if own is None:
+                read = d.feed.read(self.cursor, WAIT_S)
+                if read is None:
+                    own = Follower(d.ledger, self.cursor)
+                    continue
+                items, position = read
+            else:
+                try:
+                    events = own.poll(BATCH_EVENTS)
+                except Exception:  # a read racing a roll, a store hiccup: start again from the cursor
+                    log.exception("webhook %s: reading the ledger failed; retrying", self.webhook_id)
+                    own = None
+                    self._stopped.wait(1.0)
+                    continue
+                if not events:  # at the end of the ledger: the shared feed has it
+                    own = None
+                    continue
+                items, position = items_of(events), events[-1].seq
+            for item in items:
+                if not self._handle(item):
                     return
-                self.cursor = event.seq
-            d.history.move_cursor(self.webhook_id, self.cursor)
+                self.cursor = item.event.seq
+            self.cursor = max(self.cursor, position)
+            if self.cursor != saved and time.monotonic() >= saved_at + CURSOR_SAVE_S:
+                d.history.move_cursor(self.webhook_id, self.cursor)
+                saved, saved_at = self.cursor, time.monotonic()
+            if own is not None and d.feed.read(self.cursor, 0) is not None:
+                own = None  # back within the shared feed
 
-    def _handle(self, event: Event) -> bool:
+    def _handle(self, item: Item) -> bool:
         """Deal with one event; False when the worker must stop before moving past it."""
-        if isinstance(event, WebhookUpdated | WebhookDeleted) and event.webhook_id == self.webhook_id:
+        event = item.event
+        if isinstance(event, WebhookUpdated | WebhookDeleted):
+            if event.webhook_id != self.webhook_id:
+                return True
             if isinstance(event, WebhookDeleted):
                 self.deliverer.forget(self.webhook_id)
                 return False
             self.hearing = self.hearing.updated(event)
             return True
-        if not self.hearing.active or event.imported_from:
-            return True  # imported history happened elsewhere, before: it triggers nothing here
+        if not self.hearing.active:
+            return True
         delivered = False
-        for index, (kind, data) in enumerate(notifications(event)):
+        for index, (kind, data) in enumerate(item.notes):
             if self.hearing.hears(kind, event, data):
                 if not self._deliver(event, index, kind, data):
                     return False
