@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import http.client
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,49 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import Conn, ServerProcess, free_port, trackledger_command
+
 API = "/api/2.0/mlflow"
 USER, PASSWORD = "bench", "bench-password-1"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Conn:
-    def __init__(self, port: int, headers: dict) -> None:
-        self.http = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        self.http.connect()
-        self.http.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.headers = {"Content-Type": "application/json", **headers}
-
-    def post(self, path: str, body: dict | bytes) -> dict:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.http.request("POST", API + path, body=data, headers=self.headers)
-        resp = self.http.getresponse()
-        payload = resp.read()
-        if resp.status != 200:
-            raise RuntimeError(f"{path}: {resp.status} {payload[:200]!r}")
-        return json.loads(payload or b"{}")
-
-
-def start(store: Path, args: list[str]) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "trackledger", "server", "--store", str(store), "--port", str(port), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the server did not start")
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def loop_cpu_ns(pid: int) -> int | None:
@@ -82,9 +45,10 @@ def loop_cpu_ns(pid: int) -> int | None:
         return None
 
 
-def setup(root: Path, auth: bool) -> tuple[subprocess.Popen, int, dict]:
-    store = root / ("on" if auth else "off")
-    headers = {}
+def setup(root: Path, auth: bool) -> tuple[ServerProcess, dict]:
+    """A server without auth, or with it and a non-admin user; the headers its requests carry."""
+    mode = "on" if auth else "off"
+    store = root / mode
     if auth:
         admin_password = root / "admin-password"
         admin_password.write_text("admin-password-1\n")
@@ -93,32 +57,37 @@ def setup(root: Path, auth: bool) -> tuple[subprocess.Popen, int, dict]:
              "--password-file", str(admin_password), "--store", str(store)],
             check=True, capture_output=True,
         )  # fmt: skip
-    proc, port = start(store, ["--auth"] if auth else [])
-    if auth:
-        admin = Conn(port, {"Authorization": "Basic " + base64.b64encode(b"admin:admin-password-1").decode()})
-        admin.post("/users/create", {"username": USER, "password": PASSWORD})
-        headers = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
-    return proc, port, headers
+    port = free_port()
+    command = trackledger_command(store, port, *(["--auth"] if auth else []))
+    server = ServerProcess(f"auth-{mode}", command, port, root).start()
+    if not auth:
+        return server, {}
+    admin = Conn(port, basic("admin", "admin-password-1"))
+    admin.ok("POST", f"{API}/users/create", {"username": USER, "password": PASSWORD})
+    return server, basic(USER, PASSWORD)
 
 
 def one_round(
-    pid: int, port: int, headers: dict, counts: argparse.Namespace, tag: str
+    server: ServerProcess, headers: dict, counts: argparse.Namespace, tag: str
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Median wall ms per request, and the server event loop's mean CPU us per request."""
-    conn = Conn(port, headers)
-    experiment_id = conn.post("/experiments/create", {"name": f"bench-{tag}"})["experiment_id"]
-    run_id = conn.post("/runs/create", {"experiment_id": experiment_id, "start_time": 0})["run"]["info"][
-        "run_id"
-    ]
+    pid = server.proc.pid
+    conn = Conn(server.port, headers)
+
+    def post(path: str, body: dict | bytes) -> dict:
+        return conn.ok("POST", API + path, body)
+
+    experiment_id = post("/experiments/create", {"name": f"bench-{tag}"})["experiment_id"]
+    run_id = post("/runs/create", {"experiment_id": experiment_id, "start_time": 0})["run"]["info"]["run_id"]
     for i in range(200):  # runs to search over
-        conn.post("/runs/create", {"experiment_id": experiment_id, "start_time": i, "run_name": f"r{i}"})
+        post("/runs/create", {"experiment_id": experiment_id, "start_time": i, "run_name": f"r{i}"})
     times: dict[str, list[float]] = {"log-metric": [], "log-batch": [], "search": []}
     cpu: dict[str, float] = {}
     cpu_start = loop_cpu_ns(pid)
     for step in range(counts.metrics):
         body = {"run_id": run_id, "key": "loss", "value": 1.0 / (step + 1), "timestamp": step, "step": step}
         started = time.perf_counter()
-        conn.post("/runs/log-metric", body)
+        post("/runs/log-metric", body)
         times["log-metric"].append(time.perf_counter() - started)
     cpu_start = _cpu_per_request(cpu, "log-metric", pid, cpu_start, counts.metrics)
     for batch in range(counts.batches):
@@ -127,7 +96,7 @@ def one_round(
         ]
         body = json.dumps({"run_id": run_id, "metrics": metrics}).encode()
         started = time.perf_counter()
-        conn.post("/runs/log-batch", body)
+        post("/runs/log-batch", body)
         times["log-batch"].append(time.perf_counter() - started)
     cpu_start = _cpu_per_request(cpu, "log-batch", pid, cpu_start, counts.batches)
     search = {
@@ -137,10 +106,10 @@ def one_round(
     }
     for _ in range(counts.searches):
         started = time.perf_counter()
-        conn.post("/runs/search", search)
+        post("/runs/search", search)
         times["search"].append(time.perf_counter() - started)
     _cpu_per_request(cpu, "search", pid, cpu_start, counts.searches)
-    conn.http.close()
+    conn.c.close()
     return {name: statistics.median(values) * 1000 for name, values in times.items()}, cpu
 
 
@@ -166,14 +135,13 @@ def main() -> int:
         try:
             for i in range(counts.rounds):
                 for mode in ("off", "on"):
-                    proc, port, headers = servers[mode]
-                    wall, cpu = one_round(proc.pid, port, headers, counts, f"{mode}-{i}")
+                    server, headers = servers[mode]
+                    wall, cpu = one_round(server, headers, counts, f"{mode}-{i}")
                     rounds[mode].append(wall)
                     cpu_rounds[mode].append(cpu)
         finally:
-            for proc, _port, _headers in servers.values():
-                proc.terminate()
-                proc.wait(timeout=60)
+            for server, _headers in servers.values():
+                server.stop()
     report("median wall per request (ms)", rounds)
     if all(cpu_rounds["off"]):
         report("server loop CPU per request (us)", cpu_rounds)

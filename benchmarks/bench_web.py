@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-import httpx
+from harness import ServerProcess, free_port, trackledger_command
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -39,7 +36,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-REPO = Path(__file__).resolve().parents[1]
 # The paint entry can land just after the load event: wait for it rather than read it once.
 PAINT = """(name) => new Promise((resolve) => new PerformanceObserver((list) => {
   const entry = list.getEntriesByName(name)[0];
@@ -51,38 +47,11 @@ OLD_HEAD = '<script src="/vendor/plotly.min.js" defer></script>'
 STEPS = 300
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(store: Path) -> tuple[subprocess.Popen, str]:
+def start_server(store: Path) -> tuple[ServerProcess, str]:
+    """A server on ``store``, its log next to it; its URL."""
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "trackledger",
-            "server",
-            "--store",
-            str(store),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not start")
+    command = trackledger_command(store, port, "--log-level", "warning")
+    return ServerProcess("trackledger", command, port, store.parent).start(), f"http://127.0.0.1:{port}"
 
 
 def new_experiment(experiment_id: str, name: str, now: int):
@@ -280,18 +249,17 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             store = Path(tmp) / "data"
             experiment_id, run_ids = write_sweep(store, args.sweep_runs)
-            proc, url = start_server(store)
+            server, url = start_server(store)
             try:
                 sweep_report(url, experiment_id, run_ids, args.loads)
             finally:
-                proc.terminate()
-                proc.wait(timeout=60)
+                server.stop()
     if not args.runs:
         return
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "data"
         experiment_id = write_runs(store, args.runs)
-        proc, url = start_server(store)
+        server, url = start_server(store)
         try:
             for label, path in (
                 ("runs table, default sort", f"/experiments/{experiment_id}"),
@@ -299,15 +267,14 @@ def main() -> None:
                 ("runs table, filtered", f"/experiments/{experiment_id}?filter=params.layers+%3D+%273%27"),
                 ("experiments list", "/"),
             ):
-                paints, server = measure(url, path, args.loads)
+                paints, html_ms = measure(url, path, args.loads)
                 print(
                     f"{label:32s} first paint median {statistics.median(paints):7.1f} ms "
                     f"(min {min(paints):.1f}, max {max(paints):.1f}); "
-                    f"HTML from the server median {statistics.median(server):.1f} ms"
+                    f"HTML from the server median {statistics.median(html_ms):.1f} ms"
                 )
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+            server.stop()
 
 
 if __name__ == "__main__":
