@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -40,6 +41,7 @@ from trackledger.ledger.events import ExperimentDeleted, ExperimentTagSet
 METRIC_CHUNK = 5_000  # points per event
 RUN_PAGE = 200  # runs whose completion is asked in one query
 PREFETCH_CHUNKS = 4  # metric chunks read ahead of the appends, at most
+SWITCH_INTERVAL_S = 0.0002
 DEFAULT_EXPERIMENT = ("0", "Default")
 PHASES = ("experiments", "logged models", "runs", "metric points", "artifacts", "registered models")
 
@@ -168,10 +170,21 @@ class Importer:
     # Running ---------------------------------------------------------------------------
 
     def run(self) -> Report:
+        # The thread reading points ahead needs the GIL briefly and often; behind this thread's
+        # Python work it would wait the default 5 ms each time (measured: reading at a third of its
+        # speed). Switching every 0.2 ms costs this thread nothing measurable.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        try:
+            return self._run()
+        finally:
+            sys.setswitchinterval(switch_interval)
+
+    def _run(self) -> Report:
         started = time.monotonic()
         planned = self.plan()
         exp_ids = [exp.experiment_id for exp, _ in planned]
-        runs, points = self.source.count_runs(exp_ids) if exp_ids else (0, 0)
+        runs = self.source.count_runs(exp_ids) if exp_ids else 0
         self.progress.start("experiments", len(planned))
         for _exp, unit in planned:
             if unit is None:
@@ -182,7 +195,7 @@ class Importer:
             self.progress.advance("experiments")
         self._logged_models(exp_ids)
         self.progress.start("runs", runs)
-        self.progress.start("metric points", points)
+        self.progress.start("metric points", None)
         self._runs(exp_ids)
         self._registry()
         if self.target:
@@ -190,9 +203,9 @@ class Importer:
         self.report.seconds = time.monotonic() - started
         return self.report
 
-    def _append(self, events) -> None:
+    def _append(self, events, points=None) -> None:
         if self.target is not None and not self.options.dry_run and events:
-            self.report.events += self.target.append(events)
+            self.report.events += self.target.append(events, points)
 
     def _copy(self, uri: str, into: str, key: str) -> list[CopiedFile]:
         copied = []
@@ -241,7 +254,8 @@ class Importer:
             done = self._done([run_marker(r.run_id) for r in page])
             self.report.skipped["runs"] += sum(run_marker(r.run_id) in done for r in page)
             self.progress.advance("runs", sum(run_marker(r.run_id) in done for r in page))
-            todo = [r for r in page if run_marker(r.run_id) not in done]
+            # In run id order: a source reads a page's points in one pass of its index.
+            todo = sorted((r for r in page if run_marker(r.run_id) not in done), key=lambda r: r.run_id)
             chunks = _Prefetch(self.source, todo)
             for run in todo:
                 target_exp = self.mapping[run.experiment_id]
@@ -249,7 +263,7 @@ class Importer:
                 events = RunEvents(run, target_exp, f"mlflow-artifacts:/{location}", self.origin)
                 self._append(events.head())
                 for chunk in chunks.of(run):
-                    self._append([events.metrics(chunk)])
+                    self._append([events.metrics()], {0: chunk})
                     counts["metric points"] += len(chunk)
                     self.progress.advance("metric points", len(chunk))
                 copied = self._copy(run.artifact_uri, location, events.key)
@@ -259,8 +273,6 @@ class Importer:
                 counts["tags"] += len(run.tags)
                 counts["dataset inputs"] += len(run.datasets)
                 self.progress.advance("runs")
-            if self.target is not None and not self.options.dry_run:
-                self.target.sync()
 
     def _registry(self) -> None:
         self.progress.start("registered models", None)
@@ -315,28 +327,35 @@ class _Prefetch:
     """The metric chunks of a page's runs, read ahead by a thread (bounded): reading the source
     (SQLite and HTTP release the GIL) overlaps making and appending the events."""
 
-    _END = object()
-
     def __init__(self, source: Source, runs: list):
         self._queue: queue.Queue = queue.Queue(maxsize=PREFETCH_CHUNKS)
+        self._next: tuple[str, object] | None = None
         self._thread = threading.Thread(target=self._read, args=(source, runs), daemon=True)
         self._thread.start()
 
     def _read(self, source: Source, runs: list) -> None:
         try:
-            for run in runs:
-                for chunk in source.metric_chunks(run, METRIC_CHUNK):
-                    self._queue.put(chunk)
-                self._queue.put(self._END)
+            for item in source.metric_chunks(runs, METRIC_CHUNK):
+                self._queue.put(item)
+            self._queue.put(_END)
         except BaseException as exc:  # handed to the importing thread, which raises it
             self._queue.put(exc)
 
-    def of(self, run) -> Iterator[list]:
+    def of(self, run) -> Iterator:
         """The next run's chunks (runs come in the order given)."""
-        while (item := self._queue.get()) is not self._END:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        while True:
+            if self._next is None:
+                item = self._queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                self._next = item
+            if self._next is _END or self._next[0] != run.run_id:
+                return
+            yield self._next[1]
+            self._next = None
+
+
+_END = ("", None)  # after the last chunk
 
 
 def _pages(items: Iterator, size: int) -> Iterator[list]:

@@ -31,7 +31,6 @@ from trackledger.ledger.events import (
     InputsLogged,
     LoggedModelCreated,
     LoggedModelDeleted,
-    Metric,
     ModelVersionCreated,
     ModelVersionDeleted,
     ModelVersionStageChanged,
@@ -96,7 +95,7 @@ def experiment_events(exp: SourceExperiment, target_id: str, location: str, orig
 
 class RunEvents:
     """A run's events in order: created (with tags), params, metric chunks, inputs and outputs,
-    end, lifecycle. Metric chunks are produced lazily; ``marker`` needs only the count of chunks."""
+    end, lifecycle. Metric chunks are made as the source's chunks arrive, as Arrow rows."""
 
     def __init__(self, run: SourceRun, target_experiment: str, artifact_uri: str, origin: str):
         self.run = run
@@ -131,8 +130,10 @@ class RunEvents:
             events.append(self._event(BatchLogged, params=list(run.params), source_time=run.start_time))
         return events
 
-    def metrics(self, chunk: list[Metric]) -> Event:
-        return self._event(BatchLogged, metrics=chunk)
+    def metrics(self) -> Event:
+        """The event of the run's next chunk of metric points; the points go beside it, as Arrow
+        (``Target.append``'s ``points``)."""
+        return self._event(BatchLogged)
 
     def tail(self, artifacts: list[CopiedFile]) -> list[Event]:
         """The rest, after the metric chunks (``artifacts``: the run's copied files), ending with

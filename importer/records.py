@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from typing import Protocol
 
 import msgspec
-from trackledger.ledger.events import Dataset, Metric, ModelOutput, Param, Tag
+import pyarrow as pa
+from trackledger.ledger.events import Dataset, ModelOutput, Param, Tag
 
 
 class SourceExperiment(msgspec.Struct, frozen=True):
@@ -92,14 +93,17 @@ class Source(Protocol):
 
     def experiments(self) -> list[SourceExperiment]: ...
 
-    def count_runs(self, experiment_ids: list[str]) -> tuple[int, int]:
-        """(runs, metric points) of these experiments, for progress and ``--dry-run``."""
+    def count_runs(self, experiment_ids: list[str]) -> int:
+        """The runs of these experiments, for progress. Metric points are counted as they are
+        read: counting them first cost a third of the time of an import from SQLite."""
         ...
 
     def runs(self, experiment_ids: list[str]) -> Iterator[SourceRun]: ...
 
-    def metric_chunks(self, run: SourceRun, size: int) -> Iterator[list[Metric]]:
-        """The run's metric points in a stable order, ``size`` at most per list."""
+    def metric_chunks(self, runs: list[SourceRun], size: int) -> Iterator[tuple[str, pa.StructArray]]:
+        """(run id, chunk) of the metric points (METRIC_TYPE) of ``runs``, run after run in the
+        order given (runs without points yield nothing), each run's in a stable order, ``size``
+        per chunk but its last: a rerun must cut the same chunks (their events' ids depend on it)."""
         ...
 
     def logged_models(self, experiment_ids: list[str]) -> Iterator[SourceLoggedModel]: ...

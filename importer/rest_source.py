@@ -18,6 +18,7 @@ import os
 import urllib.parse
 from collections.abc import Iterator
 
+import pyarrow as pa
 import urllib3
 from trackledger.importer.records import (
     SourceError,
@@ -29,6 +30,7 @@ from trackledger.importer.records import (
 )
 from trackledger.importer.sqlite_source import _model_id_of
 from trackledger.ledger.events import Dataset, Metric, ModelOutput, Param, Tag
+from trackledger.ledger.schema import metrics_array
 
 API = "/api/2.0/mlflow"
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
@@ -160,9 +162,8 @@ class RestSource:
             "runs",
         )
 
-    def count_runs(self, experiment_ids: list[str]) -> tuple[int, int | None]:
-        runs = sum(1 for _ in self._search_runs(experiment_ids))
-        return runs, None  # a history's length is known only once it is read
+    def count_runs(self, experiment_ids: list[str]) -> int:
+        return sum(1 for _ in self._search_runs(experiment_ids))
 
     def runs(self, experiment_ids: list[str]) -> Iterator[SourceRun]:
         for raw in self._search_runs(experiment_ids):
@@ -201,7 +202,12 @@ class RestSource:
             )
             yield run
 
-    def metric_chunks(self, run: SourceRun, size: int) -> Iterator[list[Metric]]:
+    def metric_chunks(self, runs: list[SourceRun], size: int) -> Iterator[tuple[str, pa.StructArray]]:
+        for run in runs:
+            for chunk in self._run_chunks(run, size):
+                yield run.run_id, chunk
+
+    def _run_chunks(self, run: SourceRun, size: int) -> Iterator[pa.StructArray]:
         latest = (
             self.call("GET", "/runs/get", {"run_id": run.run_id})["run"].get("data", {}).get("metrics", [])
         )
@@ -218,10 +224,10 @@ class RestSource:
                 link = linked.get((key, ts, step, value))
                 chunk.append(Metric(key, value, ts, step, *(link or ())))
                 if len(chunk) >= size:
-                    yield chunk
+                    yield metrics_array(chunk)
                     chunk = []
         if chunk:
-            yield chunk
+            yield metrics_array(chunk)
 
     # Logged models and the registry ----------------------------------------------------
 

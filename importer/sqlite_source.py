@@ -2,28 +2,19 @@
 
 The file is opened with ``mode=ro`` (nothing, not even a journal, is written to it), and checked to
 be an MLflow database (its tables and columns) before anything is read. Runs stream from one
-cursor; each run's params, tags and inputs are read by key (MLflow indexes them by run), and its
-metric points in chunks in index order, so memory stays bounded by one chunk whatever the file.
-
-Metric points are the bulk of a store (millions of rows): they are read through ADBC's SQLite
-driver, which hands over Arrow batches made in C, and made into points column by column. That was
-1.2-2.5x faster here than ``sqlite3``'s Python tuple per row (same runs). SQLite itself walks a run's
-index at about half the speed of a scan of the whole table, but the scan yields the runs' points
-interleaved: grouping them per run would mean sorting the table first.
+cursor; each run's params, tags and inputs are read by key (MLflow indexes them by run). Metric
+points, the bulk, are read in Arrow batches by a process of their own (``sqlite_points``), so
+memory stays bounded by a few batches whatever the file.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
 
-import adbc_driver_manager
-import adbc_driver_sqlite.dbapi
 import pyarrow as pa
-import pyarrow.compute as pc
 from trackledger.importer.records import (
     SourceError,
     SourceExperiment,
@@ -32,7 +23,8 @@ from trackledger.importer.records import (
     SourceRegisteredModel,
     SourceRun,
 )
-from trackledger.ledger.events import Dataset, Metric, ModelOutput, Param, Tag
+from trackledger.importer.sqlite_points import PointsProcess, sql_in
+from trackledger.ledger.events import Dataset, ModelOutput, Param, Tag
 
 # Tables and columns read here: a file without them is not an MLflow 3 store.
 REQUIRED = {
@@ -61,22 +53,11 @@ LOGGED_MODEL_STATUS = {
     2: "LOGGED_MODEL_READY",
     3: "LOGGED_MODEL_UPLOAD_FAILED",
 }
-NAN = math.nan
 CACHE_KB = 64 * 1024  # SQLite's page cache, per connection (its default is 2 MB)
-# In the order of MLflow's (run_uuid, key, step) index, ties in the table's order: the same order
-# for the same file, and no sort.
-POINTS = (
-    "SELECT key, CAST(value AS REAL) AS value, timestamp, step, is_nan FROM metrics "
-    "WHERE run_uuid = ? ORDER BY key, step"
-)
 # Tables left out of the check before the import: checking every page of the metric points would
 # read the whole file first (6 s of a 1.3 GB store's import); a damaged page there is reported
 # when its run is read.
 UNCHECKED = {"metrics"}
-
-
-def _in(values: list[str]) -> str:
-    return "(" + ",".join("?" * len(values)) + ")"
 
 
 class SqliteSource:
@@ -89,11 +70,9 @@ class SqliteSource:
         try:
             self.con = self._connect()
             self._check()
-            self.metrics_con = self._connect()  # metric points are read ahead by another thread
         except sqlite3.DatabaseError as exc:
             raise SourceError(f"{self.path} is not a readable SQLite database ({exc})") from None
-        # Autocommit: no read transaction is held between runs (a running MLflow server may write).
-        self.points = adbc_driver_sqlite.dbapi.connect(self.uri, autocommit=True)
+        self.points = PointsProcess(self.path, self.uri)
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.uri, uri=True, check_same_thread=False)
@@ -123,7 +102,6 @@ class SqliteSource:
 
     def close(self) -> None:
         self.con.close()
-        self.metrics_con.close()
         self.points.close()
 
     # Experiments and runs ------------------------------------------------------------
@@ -150,24 +128,19 @@ class SqliteSource:
             )
         ]
 
-    def count_runs(self, experiment_ids: list[str]) -> tuple[int, int]:
+    def count_runs(self, experiment_ids: list[str]) -> int:
         ids = [int(e) for e in experiment_ids]
         (runs,) = self.con.execute(
-            f"SELECT count(*) FROM runs WHERE experiment_id IN {_in(ids)}", ids
+            f"SELECT count(*) FROM runs WHERE experiment_id IN {sql_in(ids)}", ids
         ).fetchone()
-        (points,) = self.con.execute(
-            f"SELECT count(*) FROM metrics WHERE run_uuid IN "
-            f"(SELECT run_uuid FROM runs WHERE experiment_id IN {_in(ids)})",
-            ids,
-        ).fetchone()
-        return runs, points
+        return runs
 
     def runs(self, experiment_ids: list[str]) -> Iterator[SourceRun]:
         ids = [int(e) for e in experiment_ids]
         cursor = self.con.cursor()  # its own cursor: the per-run reads below use the connection's
         cursor.execute(
             "SELECT run_uuid, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, "
-            f"artifact_uri, deleted_time FROM runs WHERE experiment_id IN {_in(ids)} "
+            f"artifact_uri, deleted_time FROM runs WHERE experiment_id IN {sql_in(ids)} "
             "ORDER BY experiment_id, start_time, run_uuid",
             ids,
         )
@@ -230,39 +203,9 @@ class SqliteSource:
             )
         ]
 
-    def metric_chunks(self, run: SourceRun, size: int) -> Iterator[list[Metric]]:
-        # Points logged against a logged model (MLflow writes them to both tables) keep their model
-        # and dataset: one small read per run, and a lookup per point only when the run has any.
-        linked = {
-            (key, ts, step, value): (model_id, ds_name, ds_digest)
-            for model_id, key, ts, step, value, ds_name, ds_digest in self.metrics_con.execute(
-                "SELECT model_id, metric_name, metric_timestamp_ms, metric_step, metric_value, dataset_name, "
-                "dataset_digest FROM logged_model_metrics WHERE run_id = ?",
-                (run.run_id,),
-            )
-        }
-        buffered: list[Metric] = []
-        for batch in self._point_batches(run.run_id, size):
-            buffered.extend(_metrics_of(batch))
-            while len(buffered) >= size:
-                chunk, buffered = buffered[:size], buffered[size:]
-                yield [_linked(m, linked) for m in chunk] if linked else chunk
-        if buffered:
-            yield [_linked(m, linked) for m in buffered] if linked else buffered
-
-    def _point_batches(self, run_id: str, size: int) -> Iterator[pa.RecordBatch]:
-        cursor = self.points.cursor()
-        try:
-            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(size)})
-            cursor.execute(POINTS, (run_id,))
-            yield from cursor.fetch_record_batch()
-        except adbc_driver_manager.Error as exc:
-            message = str(exc).splitlines()[0]
-            raise SourceError(
-                f"{self.path}: the metric points of run {run_id} cannot be read ({message})"
-            ) from None
-        finally:
-            cursor.close()
+    def metric_chunks(self, runs: list[SourceRun], size: int) -> Iterator[tuple[str, pa.StructArray]]:
+        """In run id order (see ``sqlite_points``)."""
+        return self.points.chunks([run.run_id for run in runs], size)
 
     # Logged models and the registry ----------------------------------------------------
 
@@ -271,7 +214,8 @@ class SqliteSource:
         rows = self.con.execute(
             "SELECT model_id, experiment_id, name, artifact_location, creation_timestamp_ms, "
             "last_updated_timestamp_ms, status, lifecycle_stage, model_type, source_run_id "
-            f"FROM logged_models WHERE experiment_id IN {_in(ids)} ORDER BY creation_timestamp_ms, model_id",
+            f"FROM logged_models WHERE experiment_id IN {sql_in(ids)} "
+            "ORDER BY creation_timestamp_ms, model_id",
             ids,
         ).fetchall()
         for model_id, exp_id, name, location, created, updated, status, stage, kind, run_id in rows:
@@ -362,30 +306,6 @@ class SqliteSource:
                 )
             )
         return versions
-
-
-def _metrics_of(batch: pa.RecordBatch) -> list[Metric]:
-    """Points of a batch of (key, value, timestamp, step, is_nan); MLflow stores NaN as 0 and a flag."""
-    values = batch.column(1)
-    is_nan = pc.not_equal(batch.column(4), 0)
-    if pc.any(is_nan).as_py():
-        values = pc.if_else(is_nan, NAN, values)
-    return list(
-        map(
-            Metric,
-            batch.column(0).to_pylist(),
-            values.to_pylist(),
-            batch.column(2).to_pylist(),
-            batch.column(3).to_pylist(),
-        )
-    )
-
-
-def _linked(metric: Metric, linked: dict) -> Metric:
-    """The point with the logged model and dataset it was logged for, if any (NaN keyed as None)."""
-    value = None if metric.value != metric.value else metric.value
-    link = linked.get((metric.key, metric.timestamp, metric.step, value))
-    return Metric(metric.key, metric.value, metric.timestamp, metric.step, *link) if link else metric
 
 
 def _model_id_of(source: str | None, storage_location: str | None) -> str | None:

@@ -2,8 +2,9 @@
 
 A target answers three questions and takes two writes: which experiments it has, which of some
 event ids it holds (an entity's marker: is it imported already?), and which experiment an event
-was for (so a rerun finds where a remapped experiment went); it appends already-formed events and
-stores artifact files.
+was for (so a rerun finds where a remapped experiment went); it appends already-formed events
+(their metric points as Arrow arrays) and stores artifact files. When an append is durable is
+the target's affair; ``sync`` makes everything durable.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import msgspec
+import pyarrow as pa
 import urllib3
 from trackledger.importer.artifacts import CHUNK, ArtifactSink
 from trackledger.importer.records import SourceError
 from trackledger.importer.rest_source import credentials, credentials_named
 from trackledger.ledger import Ledger
+from trackledger.ledger.bulk import BulkWriter
 from trackledger.ledger.events import Event
+from trackledger.ledger.schema import metrics_list
 from trackledger.projections import Projection
 
 
@@ -34,8 +38,9 @@ class Target(Protocol):
         """Of these event ids, those in the ledger, with their experiment id."""
         ...
 
-    def append(self, events: list[Event]) -> int:
-        """Append already-formed events (ids kept); returns how many were new."""
+    def append(self, events: list[Event], points: dict[int, pa.Array] | None = None) -> int:
+        """Append already-formed events (ids kept); returns how many were new. ``points``: the
+        metric points of some of them (by position), as Arrow arrays of METRIC_TYPE."""
         ...
 
     def sync(self) -> None:
@@ -50,9 +55,9 @@ class Target(Protocol):
 
 
 class StoreTarget:
-    """The store itself, with the server stopped: the ledger (its WAL in the server's state dir, so
-    the server finds the events when it starts) and the projection, read to find what is there
-    already and brought up to date at the end."""
+    """The store itself, with the server stopped: events go straight into segments through the
+    ledger's bulk writer (no WAL: see ``ledger.bulk``), published by size and age and at the end;
+    the projection is read to find what is there already and brought up to date at the end."""
 
     def __init__(
         self,
@@ -75,7 +80,7 @@ class StoreTarget:
             ) from None
         self.projection = Projection(self.ledger, self.state_dir / "projections.duckdb")
         self.sink = ArtifactSink(artifacts, artifact_options)
-        self._last_seq = 0
+        self._bulk: BulkWriter | None = None  # opened by the first append (a dry run writes nothing)
 
     def experiments(self) -> dict[str, str]:
         return dict(self.projection.read("SELECT experiment_id, name FROM experiments"))
@@ -90,25 +95,31 @@ class StoreTarget:
             )
         return found
 
-    def append(self, events: list[Event]) -> int:
-        stamped = self.ledger.stage(events)
-        if stamped:
-            self._last_seq = stamped[-1].seq
-        return len(stamped)
+    def _writer(self) -> BulkWriter:
+        if self._bulk is None:
+            self._bulk = self.ledger.bulk()
+        return self._bulk
+
+    def append(self, events: list[Event], points: dict[int, pa.Array] | None = None) -> int:
+        return self._writer().add(events, points)
 
     def sync(self) -> None:
-        self.ledger.wait_durable(self._last_seq)
+        if self._bulk is not None:
+            self._bulk.publish()
 
     def write_artifact(self, path: str, stream: BinaryIO, idempotency_key: str) -> tuple[int, str]:
         return self.sink.write(path, stream)
 
     def close(self) -> None:
-        """Roll the WAL into segments and catch the projection up (SQL over them, as a rebuild)."""
-        self.sync()
-        self.projection.close()
-        self.ledger.roll()
-        Projection(self.ledger, self.state_dir / "projections.duckdb").close()
-        self.ledger.close()
+        """Publish what is left and catch the projection up (SQL over the segments, as a rebuild)."""
+        try:
+            if self._bulk is not None:
+                self._bulk.close()
+        finally:
+            self.projection.close()
+            self.ledger.roll()
+            Projection(self.ledger, self.state_dir / "projections.duckdb").close()
+            self.ledger.close()
 
 
 class ServerTarget:
@@ -188,7 +199,12 @@ class ServerTarget:
             found.update(self._call("POST", "/api/ledger/import/known", body)["known"])
         return found
 
-    def append(self, events: list[Event]) -> int:
+    def append(self, events: list[Event], points: dict[int, pa.Array] | None = None) -> int:
+        if points:
+            events = [
+                msgspec.structs.replace(e, metrics=metrics_list(points[i])) if i in points else e
+                for i, e in enumerate(events)
+            ]
         body = self._encoder.encode({"events": events})
         return self._call("POST", "/api/ledger/import", body, "application/msgpack")["appended"]
 

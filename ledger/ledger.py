@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 from trackledger.ledger import segments as seg
+from trackledger.ledger.bulk import BulkWriter
 from trackledger.ledger.events import BatchLogged, Event
 from trackledger.ledger.schema import default_overrides, events_to_table
 from trackledger.ledger.store import Store, fsync_dir, open_store
@@ -80,6 +81,7 @@ class Ledger:
         self._info_cache: dict[str, seg.SegmentInfo] = {}
         self._sealed: list[str] = []
         self._closed = False
+        self._bulk = False  # a BulkWriter is open: no appends through the WAL
         self.roll_error: BaseException | None = None  # last background roll failure, for health checks
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -181,6 +183,8 @@ class Ledger:
         with self._lock:
             if self._closed:
                 raise RuntimeError("ledger is closed")
+            if self._bulk:
+                raise RuntimeError("a bulk writer is open: append through it")
             batch_ids: set[str] = set()
             fresh = []
             for event in events:
@@ -250,6 +254,36 @@ class Ledger:
         self._active_since = None
         self._wake.set()
 
+    # Bulk writing ------------------------------------------------------------------
+
+    def bulk(self, **options) -> BulkWriter:
+        """A writer of events straight into segments, for bulk loaders (see ``ledger.bulk``);
+        ``options``: segment_items, segment_seconds."""
+        return BulkWriter(self, **options)
+
+    def _begin_bulk(self) -> int:
+        """Empty the WAL into segments and take appends over; the last seq so far."""
+        self.roll()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("ledger is closed")
+            if self._bulk:
+                raise RuntimeError("a bulk writer is open already")
+            self._bulk = True
+            return self._last_seq
+
+    def _publish_bulk(self, encoded: tuple[bytes, seg.SegmentInfo], ids: dict[str, None]) -> seg.SegmentInfo:
+        with self._roll_lock:
+            info = self._publish(encoded)
+        with self._lock:
+            self._last_seq = self._written_seq = self._durable_seq = info.last_seq
+            self._remember(ids)
+        return info
+
+    def _end_bulk(self) -> None:
+        with self._lock:
+            self._bulk = False
+
     # Rolling -------------------------------------------------------------------------
 
     def roll(self) -> seg.SegmentInfo | None:
@@ -273,24 +307,28 @@ class Ledger:
                 encoded = seg.encode_segment(
                     self.store, self.writer, chunks, self._prev_digest, self._prev_file_sha256
                 )
-                info = None
-                if encoded:
-                    data, info = encoded
-                    try:
-                        self.store.publish(info.path, data)
-                    except FileExistsError:
-                        if self._info(info.path).digest != info.digest:
-                            raise
-                        data = self.store.read_bytes(info.path)
-                    self._info_cache[info.path] = info
-                    made = info
+                info = self._publish(encoded) if encoded else None
+                made = info or made
                 with self._lock:
-                    if info:
-                        self._segment_last_seq, self._prev_digest = info.last_seq, info.digest
-                        self._prev_file_sha256 = seg.file_sha256(data)
                     self._sealed.pop(0)
                 os.unlink(path)
                 fsync_dir(self.wal_dir)
+
+    def _publish(self, encoded: tuple[bytes, seg.SegmentInfo]) -> seg.SegmentInfo:
+        """Store a segment (create-only) and make it the chain's newest. A segment already
+        there with the same digest is this one, published before a crash."""
+        data, info = encoded
+        try:
+            self.store.publish(info.path, data)
+        except FileExistsError:
+            if self._info(info.path).digest != info.digest:
+                raise
+            data = self.store.read_bytes(info.path)
+        self._info_cache[info.path] = info
+        with self._lock:
+            self._segment_last_seq, self._prev_digest = info.last_seq, info.digest
+            self._prev_file_sha256 = seg.file_sha256(data)
+        return info
 
     def _roll_loop(self) -> None:
         interval = max(0.05, min(self.roll_seconds / 4, 5.0))

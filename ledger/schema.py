@@ -10,16 +10,25 @@ becomes seven flat child arrays plus list offsets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from itertools import accumulate
 from operator import attrgetter
 from typing import Any
 
 import msgspec
 import msgspec.inspect as mi
 import pyarrow as pa
-from trackledger.ledger.events import EVENT_TYPES, SCHEMA_VERSION, TYPE_BY_TAG, Event
+from trackledger.ledger.events import EVENT_TYPES, SCHEMA_VERSION, TYPE_BY_TAG, Event, Metric
 
-__all__ = ["SCHEMA_VERSION", "SEGMENT_SCHEMA", "events_to_table", "table_to_events"]
+__all__ = [
+    "METRIC_TYPE",
+    "SCHEMA_VERSION",
+    "SEGMENT_SCHEMA",
+    "events_to_table",
+    "metrics_array",
+    "metrics_list",
+    "table_to_events",
+]
 
 _SCALARS = {
     mi.StrType: pa.string(),
@@ -92,6 +101,7 @@ SEGMENT_SCHEMA, _STRUCT_CLASSES = _build_schema()
 _TAG_TO_FIELDS: dict[str, frozenset[str]] = {
     tag: frozenset(cls.__struct_fields__) for tag, cls in TYPE_BY_TAG.items()
 }
+METRIC_TYPE: pa.StructType = SEGMENT_SCHEMA.field("metrics").type.value_type
 _RISKY_DEFAULTS = {tag: _identity_defaults(cls) for tag, cls in TYPE_BY_TAG.items()}
 for _cls in _STRUCT_CLASSES.values():
     if _identity_defaults(_cls):  # canonical() only fixes top-level fields
@@ -128,11 +138,18 @@ def _to_arrow(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
     if pa.types.is_struct(arrow_type):
         children = [_to_arrow(list(map(attrgetter(f.name), values)), f.type) for f in arrow_type]
         return pa.StructArray.from_arrays(children, fields=list(arrow_type))
+    if values.count(None) == len(values):  # most columns of a row are other event types' fields
+        return pa.nulls(len(values), arrow_type)
     return pa.array(values, type=arrow_type)
 
 
-def events_to_table(events: Sequence[Event]) -> pa.Table:
-    """Events to a table of SEGMENT_SCHEMA, one row per event."""
+def events_to_table(events: Sequence[Event], points: Mapping[int, pa.Array] | None = None) -> pa.Table:
+    """Events to a table of SEGMENT_SCHEMA, one row per event.
+
+    ``points`` gives some rows (BatchLogged events with no ``metrics`` of their own) their
+    metric points as Arrow arrays of METRIC_TYPE: bulk loaders build them from their source's
+    columns without making a Python object per point.
+    """
     arrays = []
     for field in SEGMENT_SCHEMA:
         if field.name == "type":
@@ -140,8 +157,42 @@ def events_to_table(events: Sequence[Event]) -> pa.Table:
         else:
             name = field.name
             values = [getattr(e, name, None) for e in events]
-        arrays.append(_to_arrow(values, field.type))
+        array = _to_arrow(values, field.type)
+        if points and field.name == "metrics":
+            array = _with_points(array, points)
+        arrays.append(array)
     return pa.Table.from_arrays(arrays, schema=SEGMENT_SCHEMA)
+
+
+def _with_points(own: pa.ListArray, points: Mapping[int, pa.Array]) -> pa.ListArray:
+    """The ``metrics`` column with the given rows' points in place of their own (empty) lists."""
+    offsets = own.offsets.to_pylist()
+    pieces, lengths = [], []
+    start = 0  # the first row of a stretch keeping its own points
+    for row in sorted(points):
+        pieces.append(own.values.slice(offsets[start], offsets[row] - offsets[start]))
+        pieces.append(points[row])
+        start = row + 1
+    pieces.append(own.values.slice(offsets[start], offsets[-1] - offsets[start]))
+    lengths = [
+        len(points[row]) if row in points else offsets[row + 1] - offsets[row] for row in range(len(own))
+    ]
+    return pa.ListArray.from_arrays(
+        pa.array(list(accumulate(lengths, initial=0)), pa.int32()),
+        pa.concat_arrays(pieces),
+        type=own.type,
+        mask=own.is_null() if own.null_count else None,
+    )
+
+
+def metrics_array(metrics: Sequence[Metric]) -> pa.StructArray:
+    """Points as one Arrow array of METRIC_TYPE."""
+    return _to_arrow(list(metrics), METRIC_TYPE)
+
+
+def metrics_list(points: pa.Array) -> list[Metric]:
+    """An Arrow array of METRIC_TYPE as points."""
+    return _to_python(points, METRIC_TYPE, "metrics")
 
 
 # Arrow -> events ---------------------------------------------------------------------

@@ -27,6 +27,7 @@ from trackledger.ledger.store import Store
 
 __all__ = [
     "SEGMENTS_DIR",
+    "SegmentEncoder",
     "SegmentInfo",
     "chain_digest",
     "chain_hash",
@@ -115,6 +116,72 @@ def _writer_options(schema: pa.Schema) -> dict:
 _WRITE_OPTIONS = _writer_options(SEGMENT_SCHEMA)
 
 
+class SegmentEncoder:
+    """One segment being written: row groups added in seq order, then the footer.
+
+    Each row group is a table of stamped events with the canonical bytes of those same events
+    (what the digest covers); the digest and the seq range go into the footer at ``finish``.
+    """
+
+    def __init__(self, store: Store, writer: str, prev_digest: str, prev_file_sha256: str):
+        self.store = store
+        self.writer = writer
+        self.prev_digest = prev_digest
+        self.prev_file_sha256 = prev_file_sha256
+        self.first_seq: int | None = None
+        self.last_seq: int | None = None
+        self.count = 0
+        self._hash = chain_hash(prev_digest, prev_file_sha256)
+        self._sink = pa.BufferOutputStream()
+        self._parquet = pq.ParquetWriter(self._sink, SEGMENT_SCHEMA, **_WRITE_OPTIONS)
+
+    def add_events(self, events: Sequence[Event]) -> None:
+        if events:
+            self.add(events_to_table(events), [canonical_bytes(events)])
+
+    def add(self, table: pa.Table, canonical: Iterable[bytes]) -> None:
+        """A row group: ``table``'s events (seqs contiguous with the previous row group) and
+        their canonical bytes, in parts."""
+        seqs = table.column("seq")
+        for part in canonical:
+            self._hash.update(part)
+        self._parquet.write_table(table, row_group_size=table.num_rows)
+        self.first_seq = seqs[0].as_py() if self.first_seq is None else self.first_seq
+        self.last_seq = seqs[-1].as_py()
+        self.count += table.num_rows
+
+    def finish(self) -> tuple[bytes, SegmentInfo] | None:
+        """The Parquet bytes and info of the segment, None if it holds no event."""
+        if not self.count:
+            self._parquet.close()
+            return None
+        digest = self._hash.hexdigest()
+        self._parquet.add_key_value_metadata(
+            {
+                "writer": self.writer,
+                "first_seq": str(self.first_seq),
+                "last_seq": str(self.last_seq),
+                "schema_version": str(SCHEMA_VERSION),
+                "digest": digest,
+                "prev_digest": self.prev_digest,
+                "prev_file_sha256": self.prev_file_sha256,
+            }
+        )
+        self._parquet.close()
+        relpath = segment_relpath(self.writer, self.first_seq, self.last_seq)
+        info = SegmentInfo(
+            relpath,
+            self.store.url(relpath),
+            self.writer,
+            self.first_seq,
+            self.last_seq,
+            self.count,
+            digest,
+            self.prev_digest,
+        )
+        return self._sink.getvalue().to_pybytes(), info
+
+
 def encode_segment(
     store: Store,
     writer: str,
@@ -124,37 +191,11 @@ def encode_segment(
 ) -> tuple[bytes, SegmentInfo] | None:
     """The Parquet bytes and info of a segment of the events in ``chunks`` (stamped, contiguous
     seqs), None if there are none. One row group per chunk, so only one chunk's events are in
-    memory at a time; the digest and the seq range go into the footer once all are written."""
-    h = chain_hash(prev_digest, prev_file_sha256)
-    first_seq = last_seq = None
-    count = 0
-    sink = pa.BufferOutputStream()
-    with pq.ParquetWriter(sink, SEGMENT_SCHEMA, **_WRITE_OPTIONS) as parquet:
-        for chunk in chunks:
-            if not chunk:
-                continue
-            h.update(canonical_bytes(chunk))
-            parquet.write_table(events_to_table(chunk), row_group_size=len(chunk))
-            first_seq = chunk[0].seq if first_seq is None else first_seq
-            last_seq = chunk[-1].seq
-            count += len(chunk)
-        if not count:
-            return None
-        digest = h.hexdigest()
-        parquet.add_key_value_metadata(
-            {
-                "writer": writer,
-                "first_seq": str(first_seq),
-                "last_seq": str(last_seq),
-                "schema_version": str(SCHEMA_VERSION),
-                "digest": digest,
-                "prev_digest": prev_digest,
-                "prev_file_sha256": prev_file_sha256,
-            }
-        )
-    relpath = segment_relpath(writer, first_seq, last_seq)
-    info = SegmentInfo(relpath, store.url(relpath), writer, first_seq, last_seq, count, digest, prev_digest)
-    return sink.getvalue().to_pybytes(), info
+    memory at a time."""
+    encoder = SegmentEncoder(store, writer, prev_digest, prev_file_sha256)
+    for chunk in chunks:
+        encoder.add_events(chunk)
+    return encoder.finish()
 
 
 def read_metadata(store: Store, relpath: str) -> tuple[dict[str, str], int]:

@@ -2,4 +2,5 @@
 
 from trackledger.api.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned process (the import's point reader) imports it
+    main()

@@ -14,6 +14,7 @@ import time
 import duckdb
 import pytest
 from mlflow import MlflowClient
+from trackledger.ledger.bulk import BULK_SEGMENT_ITEMS
 
 from tests.api.conftest import ServerProcess
 from tests.importer.compare import differences, reads
@@ -35,6 +36,10 @@ def segment_events(store) -> list[tuple]:
     )
     assert out.returncode == 0, out.stderr
     return [tuple(row.values()) for row in json.loads(out.stdout or "[]")]
+
+
+def verify(store):
+    return trackledger("verify", "--store", str(store))
 
 
 def import_db(source, store, *extra):
@@ -96,10 +101,17 @@ def test_a_second_run_appends_nothing(mlflow_source, imported):
     assert "already there" in out.stdout
 
 
+@pytest.fixture(scope="module")
+def big_db(tmp_path_factory):
+    """2.4M points: more than two of the import's segments (BULK_SEGMENT_ITEMS each)."""
+    db = tmp_path_factory.mktemp("big") / "big.db"
+    generate(db, runs=60, points_per_run=40_000)
+    return db
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
-def test_killed_midway_and_run_again_nothing_is_twice(tmp_path, sig):
-    db = tmp_path / "big.db"
-    generate(db, runs=60, points_per_run=20_000)
+def test_killed_midway_and_run_again_nothing_is_twice(tmp_path, big_db, sig):
+    assert 2 * BULK_SEGMENT_ITEMS < 60 * 40_000
     store = tmp_path / "data"
     cmd = [
         sys.executable,
@@ -107,16 +119,15 @@ def test_killed_midway_and_run_again_nothing_is_twice(tmp_path, sig):
         "trackledger",
         "import",
         "--from",
-        f"sqlite:///{db}",
+        f"sqlite:///{big_db}",
         "--store",
         str(store),
         "--artifacts-from",
         str(tmp_path / "no-artifacts"),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wal = store / ".state" / "wal"
     deadline = time.monotonic() + 120
-    while sum(f.stat().st_size for f in wal.glob("*")) < 2_000_000 if wal.exists() else True:
+    while not list(store.glob("segments/*/*.parquet")):  # killed once the first segment is out
         assert proc.poll() is None and time.monotonic() < deadline, (
             "the import ended before it could be killed"
         )
@@ -128,11 +139,15 @@ def test_killed_midway_and_run_again_nothing_is_twice(tmp_path, sig):
         assert err.strip().splitlines()[-1] == (
             "trackledger import: error: interrupted: run the same command again to continue"
         )
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    partial = segment_events(store)
+    assert len(partial) > 0
 
     out = trackledger(*cmd[3:])
     assert out.returncode == 0, out.stderr
     ids = [row[0] for row in segment_events(store)]
-    assert len(ids) == len(set(ids))
+    assert len(ids) == len(set(ids)) > len(partial)
     counts = trackledger(
         "sql",
         "--store",
@@ -142,7 +157,8 @@ def test_killed_midway_and_run_again_nothing_is_twice(tmp_path, sig):
         "SELECT (SELECT count(*) FROM metrics) AS points, (SELECT count(*) FROM runs) AS runs, "
         "(SELECT count(*) FROM params) AS params",
     )
-    assert json.loads(counts.stdout) == [{"points": 60 * 20_000, "runs": 60, "params": 600}]
+    assert json.loads(counts.stdout) == [{"points": 60 * 40_000, "runs": 60, "params": 600}]
+    assert verify(store).returncode == 0
 
 
 def test_an_experiment_id_or_name_taken_in_the_target_is_refused(mlflow_source, tmp_path):
@@ -174,9 +190,10 @@ def test_an_experiment_id_or_name_taken_in_the_target_is_refused(mlflow_source, 
     finally:
         server.stop()
     # Rerun with the same flag: the remapped experiment is found where it went, nothing is added.
+    before_again = segment_events(store)
     again = import_db(mlflow_source, store, "--remap-experiment-ids")
     assert again.returncode == 0, again.stderr
-    assert segment_events(store)[-1] == segment_events(store)[-1]
+    assert segment_events(store) == before_again
 
     store2 = tmp_path / "named"
     server = ServerProcess(str(store2), tmp_path).start()
