@@ -5,6 +5,8 @@ Usage: python3 ledger_child.py MODE STORE STATE_DIR [N]
   append N  append N single-metric events, then die without closing
   roll-then-restore  append N events, copy the WAL aside, roll, put the WAL copy back, then die:
             the state left by a crash between publishing a segment and deleting its WAL file
+  bulk-loop  add units of two events through a bulk writer forever, publishing every third add;
+            after each publish, print the ids published (acknowledged)
 """
 
 from __future__ import annotations
@@ -32,9 +34,30 @@ def batch(i: int) -> list:
     return events
 
 
+def bulk_loop(ledger: Ledger) -> None:
+    bulk = ledger.bulk()
+    added: list[str] = []
+    i = 0
+    while True:
+        run = RunCreated(
+            id=new_event_id(), run_id=f"r{i}", name="n", user_id="u", start_time=i, artifact_uri="a"
+        )
+        unit = [batch(i)[0], run]
+        bulk.add(unit)
+        added.extend(e.id for e in unit)
+        i += 1
+        if i % 3 == 0:
+            bulk.publish()
+            sys.stdout.write(" ".join(added) + "\n")
+            sys.stdout.flush()
+            added = []
+
+
 def main() -> None:
     mode, store, state_dir = sys.argv[1:4]
     ledger = Ledger(store, state_dir, roll_bytes=32 * 1024, roll_seconds=3600)
+    if mode == "bulk-loop":
+        bulk_loop(ledger)
     if mode == "loop":
         i = 0
         while True:

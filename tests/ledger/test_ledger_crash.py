@@ -72,6 +72,31 @@ def test_kill_9_while_appending_loses_no_acknowledged_event(tmp_path):
     assert len(segments) > 1, "the test should cross WAL-to-segment rolls"
 
 
+def test_kill_9_while_bulk_writing_loses_nothing_published_and_no_add_in_part(tmp_path):
+    store, state_dir = str(tmp_path / "store"), str(tmp_path / "state")
+    acknowledged: list[str] = []
+    for _round in range(4):
+        child = subprocess.Popen(
+            [sys.executable, CHILD, "bulk-loop", store, state_dir],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(random.randint(1, 40)):
+            acknowledged.extend(child.stdout.readline().split())
+        os.kill(child.pid, signal.SIGKILL)
+        acknowledged.extend(child.stdout.read().split())
+        child.wait()
+        assert_intact(store, state_dir, acknowledged)
+        with Ledger(store, state_dir) as ledger:
+            events = list(ledger.read())
+        # Units of two (a batch, then a run): never one without the other.
+        assert len(events) % 2 == 0
+        assert all(type(a).__name__ == "BatchLogged" for a in events[::2])
+        assert all(type(b).__name__ == "RunCreated" for b in events[1::2])
+    assert acknowledged
+
+
 @pytest.mark.parametrize(
     "tail",
     [b"\x10", FRAME.pack(100, 0) + b"short", FRAME.pack(4, 12345) + b"abcd"],
