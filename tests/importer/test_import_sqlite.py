@@ -101,6 +101,20 @@ def test_a_second_run_appends_nothing(mlflow_source, imported):
     assert "already there" in out.stdout
 
 
+def point_readers_of(db) -> list[int]:
+    """Pids of the processes reading ``db``'s metric points for an import."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"trackledger.importer.sqlite_points" in command and str(db).encode() in command:
+            found.append(int(pid))
+    return found
+
+
 @pytest.fixture(scope="module")
 def big_db(tmp_path_factory):
     """2.4M points: more than two of the import's segments (BULK_SEGMENT_ITEMS each)."""
@@ -141,6 +155,10 @@ def test_killed_midway_and_run_again_nothing_is_twice(tmp_path, big_db, sig):
         )
     else:
         assert proc.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while point_readers_of(big_db):  # the reading process ends with its importer
+        assert time.monotonic() < deadline, "the import's point reader outlived it"
+        time.sleep(0.05)
     partial = segment_events(store)
     assert len(partial) > 0
 
