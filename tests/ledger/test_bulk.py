@@ -127,3 +127,15 @@ def test_an_id_twice_in_one_add_is_appended_once(tmp_path):
     fresh = [BatchLogged(id=str(uuid.uuid4()), run_id="r", experiment_id="1") for _ in range(3)]
     with Ledger(str(tmp_path / "store"), str(tmp_path / "state")) as ledger, ledger.bulk() as bulk:
         assert bulk.add(fresh + fresh[:1]) == 3
+
+
+def test_a_slow_trickle_is_published_by_age(tmp_path):
+    """Few events, far from a full segment: each add finding the oldest unpublished one too old
+    publishes, so a slow source's events do not wait for a size they may never reach."""
+    with (
+        Ledger(str(tmp_path / "store"), str(tmp_path / "state")) as ledger,
+        ledger.bulk(segment_seconds=0) as bulk,
+    ):
+        for i in range(3):
+            bulk.add([batch(f"slow-{i}", 0, 1)])
+            assert [info.last_seq for info in ledger.segments()] == list(range(1, i + 2))
