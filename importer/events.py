@@ -95,7 +95,8 @@ def experiment_events(exp: SourceExperiment, target_id: str, location: str, orig
 
 class RunEvents:
     """A run's events in order: created (with tags), params, metric chunks, inputs and outputs,
-    end, lifecycle. Metric chunks are made as the source's chunks arrive, as Arrow rows."""
+    end, lifecycle. A metric chunk's event is made as the source's chunk arrives; its points stay
+    Arrow (``Target.append``'s ``points``)."""
 
     def __init__(self, run: SourceRun, target_experiment: str, artifact_uri: str, origin: str):
         self.run = run
@@ -131,8 +132,7 @@ class RunEvents:
         return events
 
     def metrics(self) -> Event:
-        """The event of the run's next chunk of metric points; the points go beside it, as Arrow
-        (``Target.append``'s ``points``)."""
+        """The event of the run's next chunk of metric points (the points go beside it)."""
         return self._event(BatchLogged)
 
     def tail(self, artifacts: list[CopiedFile]) -> list[Event]:
