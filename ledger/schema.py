@@ -212,6 +212,8 @@ def _to_python(array: pa.Array, arrow_type: pa.DataType, path: str) -> list[Any]
         cls = _STRUCT_CLASSES[path]
         children = [_to_python(array.field(i), f.type, f"{path}.{f.name}") for i, f in enumerate(arrow_type)]
         return list(map(cls, *children))
+    if array.null_count == len(array):  # e.g. points' model and dataset, mostly none
+        return [None] * len(array)
     return array.to_pylist()
 
 
