@@ -79,6 +79,7 @@ class Ledger:
         self._ids: set[str] = set()
         self._id_order: deque[str] = deque()
         self._info_cache: dict[str, seg.SegmentInfo] = {}
+        self._newest_segment: seg.SegmentInfo | None = None  # published by this process
         self._sealed: list[str] = []
         self._closed = False
         self._bulk = False  # a BulkWriter is open: no appends through the WAL
@@ -289,17 +290,20 @@ class Ledger:
     def roll(self) -> seg.SegmentInfo | None:
         """Turn everything in the WAL into segment(s) now; returns the newest one made, if any."""
         with self._lock:
+            before = self._segment_last_seq
             if self._active.size > HEADER.size:
                 self._rotate_locked()
-        return self._roll_sealed()
+        self._roll_sealed()
+        # The background roller, woken by the rotation, may have rolled the file first.
+        with self._lock:
+            return self._newest_segment if self._segment_last_seq > before else None
 
-    def _roll_sealed(self) -> seg.SegmentInfo | None:
-        made = None
+    def _roll_sealed(self) -> None:
         with self._roll_lock:
             while True:
                 with self._lock:
                     if not self._sealed:
-                        return made
+                        return
                     path = self._sealed[0]
                 chunks = _chunks(
                     e for frame in iter_frames(path) for e in frame if e.seq > self._segment_last_seq
@@ -307,8 +311,8 @@ class Ledger:
                 encoded = seg.encode_segment(
                     self.store, self.writer, chunks, self._prev_digest, self._prev_file_sha256
                 )
-                info = self._publish(encoded) if encoded else None
-                made = info or made
+                if encoded:
+                    self._publish(encoded)
                 with self._lock:
                     self._sealed.pop(0)
                 os.unlink(path)
@@ -328,6 +332,7 @@ class Ledger:
         with self._lock:
             self._segment_last_seq, self._prev_digest = info.last_seq, info.digest
             self._prev_file_sha256 = seg.file_sha256(data)
+            self._newest_segment = info
         return info
 
     def _roll_loop(self) -> None:

@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 from trackledger.ledger import Ledger, verify
@@ -131,3 +132,22 @@ def test_crash_between_segment_publish_and_wal_delete_duplicates_nothing(tmp_pat
         stamped = ledger.append([BatchLogged(id=new_event_id(), metrics=[Metric("k", 1.0, 1)])])
         assert stamped[0].seq == len(events) + 1
     assert verify(store).ok
+
+
+def test_roll_returns_the_segment_the_background_roller_made_first(tmp_path, monkeypatch):
+    """``roll`` rotates the WAL, which wakes the background roller: when the roller rolls the
+    file before ``roll`` gets to it, ``roll`` still returns that segment (it returned None)."""
+    with Ledger(str(tmp_path / "store"), str(tmp_path / "state")) as ledger:
+        stamped = ledger.append([BatchLogged(id=new_event_id(), run_id="r", metrics=[Metric("m", 1.0, 1)])])
+        rolling = ledger._roll_sealed
+
+        def roller_first():
+            roller = threading.Thread(target=rolling)
+            roller.start()
+            roller.join()
+            rolling()
+
+        monkeypatch.setattr(ledger, "_roll_sealed", roller_first)
+        info = ledger.roll()
+        assert info is not None and info.last_seq == stamped[-1].seq
+        assert ledger.roll() is None  # nothing new since
