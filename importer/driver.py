@@ -4,7 +4,9 @@ artifacts), the model registry.
 Each phase streams from the source and appends entity by entity, so memory holds one page of runs
 and one chunk of points. Before a page is written, the target is asked which of its entities are
 complete already (their marker events): those are skipped, and a partly written one is written
-again, its events carrying the same ids, so the ledger keeps one copy of each.
+again, its events carrying the same ids, so the ledger keeps one copy of each. A run imported
+before and changed in the source since gets what it lacks (``delta``; its points are read whole,
+so memory holds that run's points).
 """
 
 from __future__ import annotations
@@ -19,10 +21,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from trackledger.importer.artifacts import ArtifactFiles, CopiedFile
+from trackledger.importer.delta import (
+    RunDelta,
+    new_points,
+    points_table,
+    state_event,
+    state_marker,
+    struct_points,
+)
 from trackledger.importer.events import (
     KEY_PREFIX,
     RunEvents,
     Unit,
+    artifact_event,
     experiment_events,
     logged_model_events,
     registered_model_events,
@@ -34,9 +45,10 @@ from trackledger.importer.records import (
     SourceExperiment,
     SourceModelVersion,
     SourceRegisteredModel,
+    SourceRun,
 )
 from trackledger.importer.target import Target
-from trackledger.ledger.events import ExperimentDeleted, ExperimentTagSet
+from trackledger.ledger.events import ExperimentDeleted, ExperimentTagSet, RunTagDeleted
 
 METRIC_CHUNK = 5_000  # points per event
 RUN_PAGE = 200  # runs whose completion is asked in one query
@@ -208,9 +220,12 @@ class Importer:
         if self.target is not None and not self.options.dry_run and events:
             self.report.events += self.target.append(events, points)
 
-    def _copy(self, uri: str, into: str, key: str) -> list[CopiedFile]:
+    def _copy(self, uri: str, into: str, key: str, skip: set[str] = frozenset()) -> list[CopiedFile]:
+        """Copy the files under ``uri`` (but those in ``skip``) to ``into``."""
         copied = []
         for relpath in self.files.files(uri):
+            if relpath in skip:
+                continue
             path = f"{into}/{relpath}"
             file_key = f"{key}/artifact/{relpath}"
             if self.options.dry_run:
@@ -252,9 +267,12 @@ class Importer:
     def _runs(self, exp_ids: list[str]) -> None:
         counts = self.report.counts
         for page in _pages(self.source.runs(exp_ids), RUN_PAGE):
-            done = self._done([run_marker(r.run_id) for r in page])
-            self.report.skipped["runs"] += sum(run_marker(r.run_id) in done for r in page)
-            self.progress.advance("runs", sum(run_marker(r.run_id) in done for r in page))
+            states = {r.run_id: state_marker(r) for r in page}
+            done = self._done([run_marker(r.run_id) for r in page] + list(states.values()))
+            current = [r for r in page if states[r.run_id] in done]
+            changed = [r for r in page if states[r.run_id] not in done and run_marker(r.run_id) in done]
+            self.report.skipped["runs"] += len(current)
+            self.progress.advance("runs", len(current))
             # In run id order: a source reads a page's points in one pass of its index.
             todo = sorted((r for r in page if run_marker(r.run_id) not in done), key=lambda r: r.run_id)
             chunks = _Prefetch(self.source, todo)
@@ -268,12 +286,44 @@ class Importer:
                     counts["metric points"] += len(chunk)
                     self.progress.advance("metric points", len(chunk))
                 copied = self._copy(run.artifact_uri, location, events.key)
-                self._append(events.tail(copied))
+                self._append([*events.tail(copied), state_event(run, events.common, self.origin)])
                 counts["runs"] += 1
                 counts["params"] += len(run.params)
                 counts["tags"] += len(run.tags)
                 counts["dataset inputs"] += len(run.datasets)
                 self.progress.advance("runs")
+            for run in changed:
+                self._catch_up(run)
+                self.progress.advance("runs")
+
+    def _catch_up(self, run: SourceRun) -> None:
+        """A run imported before and changed since: what the target lacks, then its state marker
+        (see ``delta``)."""
+        counts = self.report.counts
+        target_exp = self.mapping[run.experiment_id]
+        location = f"{target_exp}/{run.run_id}/artifacts"
+        held = self.target.held(run.run_id, location)
+        if held is None:
+            raise SourceError(f"run {run.run_id} was imported but the target has no such run")
+        common = {"experiment_id": target_exp, "run_id": run.run_id, "actor": run.user_id}
+        delta = RunDelta(run, held, common, self.origin)
+        head = delta.head()
+        self._append(head)
+        for event in head:
+            counts["params"] += len(getattr(event, "params", ()))
+            counts["tags"] += len(getattr(event, "tags", ())) + isinstance(event, RunTagDeleted)
+            counts["dataset inputs"] += len(getattr(event, "datasets", ()))
+        source_points = points_table([chunk for _, chunk in self.source.metric_chunks([run], METRIC_CHUNK)])
+        fresh = new_points(source_points, held.points)
+        for start in range(0, len(fresh), METRIC_CHUNK):
+            chunk = struct_points(fresh.slice(start, METRIC_CHUNK))
+            self._append([delta.points(chunk)], {0: chunk})
+            counts["metric points"] += len(chunk)
+            self.progress.advance("metric points", len(chunk))
+        copied = self._copy(run.artifact_uri, location, delta.key, skip=held.artifacts)
+        tail = [artifact_event(a, common, self.origin) for a in copied]
+        self._append([*tail, *delta.lifecycle(), state_event(run, common, self.origin)])
+        counts["runs updated"] += 1
 
     def _registry(self) -> None:
         self.progress.start("registered models", None)

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import msgspec
 import pyarrow as pa
-from trackledger.ledger.events import Dataset, ModelOutput, Param, Tag
+from trackledger.ledger.events import Dataset, Metric, ModelOutput, Param, Tag
 
 
 class SourceExperiment(msgspec.Struct, frozen=True):
@@ -41,6 +41,7 @@ class SourceRun(msgspec.Struct, frozen=True):
     datasets: list[Dataset] = []
     model_inputs: list[ModelOutput] = []
     model_outputs: list[ModelOutput] = []
+    latest: list[Metric] = []  # each key's latest point (MLflow's latest_metrics): for reruns
 
 
 class SourceLoggedModel(msgspec.Struct, frozen=True):

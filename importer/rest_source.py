@@ -167,40 +167,12 @@ class RestSource:
 
     def runs(self, experiment_ids: list[str]) -> Iterator[SourceRun]:
         for raw in self._search_runs(experiment_ids):
-            info, data, inputs = raw["info"], raw.get("data", {}), raw.get("inputs", {})
-            run = SourceRun(
-                run_id=info["run_id"],
-                experiment_id=info["experiment_id"],
-                name=info.get("run_name", ""),
-                user_id=info.get("user_id", ""),
-                status=info.get("status", "RUNNING"),
-                start_time=int(info.get("start_time", 0)),
-                end_time=int(info["end_time"]) if info.get("end_time") is not None else None,
-                lifecycle_stage=info.get("lifecycle_stage", "active"),
-                artifact_uri=info.get("artifact_uri", ""),
-                params=sorted(
-                    (Param(p["key"], p.get("value", "")) for p in data.get("params", [])), key=lambda p: p.key
-                ),
-                tags=_tags(data.get("tags")),
-                datasets=[
-                    Dataset(
-                        d["dataset"]["name"],
-                        d["dataset"]["digest"],
-                        d["dataset"].get("source_type", ""),
-                        d["dataset"].get("source", ""),
-                        d["dataset"].get("schema"),
-                        d["dataset"].get("profile"),
-                        _tags(d.get("tags")),
-                    )
-                    for d in inputs.get("dataset_inputs", [])
-                ],
-                model_inputs=[ModelOutput(m["model_id"]) for m in inputs.get("model_inputs", [])],
-                model_outputs=[
-                    ModelOutput(m["model_id"], int(m.get("step", 0)))
-                    for m in raw.get("outputs", {}).get("model_outputs", [])
-                ],
-            )
-            yield run
+            yield run_record(raw)
+
+    def run(self, run_id: str) -> SourceRun | None:
+        """One run (deleted ones too), None if the server has no such run."""
+        found = self.call("GET", "/runs/get", {"run_id": run_id}, allow=(404,))
+        return run_record(found["run"]) if found else None
 
     def metric_chunks(self, runs: list[SourceRun], size: int) -> Iterator[tuple[str, pa.StructArray]]:
         for run in runs:
@@ -294,6 +266,50 @@ class RestSource:
                 aliases=sorted((a["alias"], int(a["version"])) for a in raw.get("aliases", [])),
                 versions=sorted(versions, key=lambda v: v.version),
             )
+
+
+def run_record(raw: dict) -> SourceRun:
+    """A run as REST shows it (``runs/search``, ``runs/get``)."""
+    info, data, inputs = raw["info"], raw.get("data", {}), raw.get("inputs", {})
+    return SourceRun(
+        run_id=info["run_id"],
+        experiment_id=info["experiment_id"],
+        name=info.get("run_name", ""),
+        user_id=info.get("user_id", ""),
+        status=info.get("status", "RUNNING"),
+        start_time=int(info.get("start_time", 0)),
+        end_time=int(info["end_time"]) if info.get("end_time") is not None else None,
+        lifecycle_stage=info.get("lifecycle_stage", "active"),
+        artifact_uri=info.get("artifact_uri", ""),
+        params=sorted(
+            (Param(p["key"], p.get("value", "")) for p in data.get("params", [])), key=lambda p: p.key
+        ),
+        tags=_tags(data.get("tags")),
+        datasets=[
+            Dataset(
+                d["dataset"]["name"],
+                d["dataset"]["digest"],
+                d["dataset"].get("source_type", ""),
+                d["dataset"].get("source", ""),
+                d["dataset"].get("schema"),
+                d["dataset"].get("profile"),
+                _tags(d.get("tags")),
+            )
+            for d in inputs.get("dataset_inputs", [])
+        ],
+        model_inputs=[ModelOutput(m["model_id"]) for m in inputs.get("model_inputs", [])],
+        model_outputs=[
+            ModelOutput(m["model_id"], int(m.get("step", 0)))
+            for m in raw.get("outputs", {}).get("model_outputs", [])
+        ],
+        latest=sorted(
+            (
+                Metric(m["key"], _float(m.get("value")), int(m.get("timestamp", 0)), int(m.get("step", 0)))
+                for m in data.get("metrics", [])
+            ),
+            key=lambda m: m.key,
+        ),
+    )
 
 
 class ProxyFiles:

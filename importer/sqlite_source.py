@@ -9,6 +9,7 @@ memory stays bounded by a few batches whatever the file.
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import urllib.parse
@@ -24,7 +25,7 @@ from trackledger.importer.records import (
     SourceRun,
 )
 from trackledger.importer.sqlite_points import PointsProcess, sql_in
-from trackledger.ledger.events import Dataset, ModelOutput, Param, Tag
+from trackledger.ledger.events import Dataset, Metric, ModelOutput, Param, Tag
 
 # Tables and columns read here: a file without them is not an MLflow 3 store.
 REQUIRED = {
@@ -34,6 +35,7 @@ REQUIRED = {
     "params": {"key", "value", "run_uuid"},
     "tags": {"key", "value", "run_uuid"},
     "metrics": {"key", "value", "timestamp", "step", "is_nan", "run_uuid"},
+    "latest_metrics": {"key", "value", "timestamp", "step", "is_nan", "run_uuid"},
     "datasets": {"dataset_uuid", "name", "digest", "dataset_source_type", "dataset_source"},
     "inputs": {"input_uuid", "source_type", "source_id", "destination_type", "destination_id"},
     "input_tags": {"input_uuid", "name", "value"},
@@ -171,6 +173,14 @@ class SqliteSource:
                 datasets=self._datasets(run_id),
                 model_inputs=self._models(run_id, "RUN_INPUT"),
                 model_outputs=self._models(run_id, "RUN_OUTPUT"),
+                latest=[
+                    Metric(k, math.nan if nan else float(v), ts, step)
+                    for k, v, ts, step, nan in self.con.execute(
+                        "SELECT key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid = ? "
+                        "ORDER BY key",
+                        (run_id,),
+                    )
+                ],
             )
 
     def _datasets(self, run_id: str) -> list[Dataset]:

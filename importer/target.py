@@ -1,8 +1,9 @@
 """Where imported events go: a store opened offline (like ``rebuild``), or a running server.
 
-A target answers three questions and takes two writes: which experiments it has, which of some
+A target answers four questions and takes two writes: which experiments it has, which of some
 event ids it holds (an entity's marker: is it imported already?), and which experiment an event
-was for (so a rerun finds where a remapped experiment went); it appends already-formed events
+was for (so a rerun finds where a remapped experiment went), and what it holds for a run imported
+before (a rerun appends what changed since, see ``delta``); it appends already-formed events
 (their metric points as Arrow arrays) and stores artifact files. When an append is durable is
 the target's affair; ``sync`` makes everything durable.
 """
@@ -19,9 +20,16 @@ from typing import BinaryIO, Protocol
 import msgspec
 import pyarrow as pa
 import urllib3
-from trackledger.importer.artifacts import CHUNK, ArtifactSink
+from trackledger.importer.artifacts import CHUNK, ArtifactSink, FsspecFiles
+from trackledger.importer.delta import POINT_COLUMNS, TargetRun, points_table
 from trackledger.importer.records import SourceError
-from trackledger.importer.rest_source import credentials, credentials_named
+from trackledger.importer.rest_source import (
+    HISTORY_PAGE,
+    ProxyFiles,
+    RestSource,
+    credentials,
+    credentials_named,
+)
 from trackledger.ledger import Ledger
 from trackledger.ledger.bulk import BulkWriter
 from trackledger.ledger.events import Event
@@ -36,6 +44,11 @@ class Target(Protocol):
 
     def known(self, ids: list[str]) -> dict[str, str | None]:
         """Of these event ids, those in the ledger, with their experiment id."""
+        ...
+
+    def held(self, run_id: str, folder: str) -> TargetRun | None:
+        """What the target holds for an imported run whose artifacts are under ``folder`` (a path
+        under the artifact root); None if it has no such run."""
         ...
 
     def append(self, events: list[Event], points: dict[int, pa.Array] | None = None) -> int:
@@ -95,6 +108,30 @@ class StoreTarget:
             )
         return found
 
+    def held(self, run_id: str, folder: str) -> TargetRun | None:
+        read = self.projection.read
+        found = read("SELECT status, end_time, lifecycle_stage FROM runs WHERE run_id = ?", [run_id])
+        if not found:
+            return None
+        (status, end_time, stage) = found[0]
+        prefix = f"{folder}/"
+        return TargetRun(
+            status=status,
+            end_time=end_time,
+            lifecycle_stage=stage,
+            params=dict(read("SELECT key, value FROM params WHERE run_id = ?", [run_id])),
+            tags=dict(read("SELECT key, value FROM run_tags WHERE run_id = ?", [run_id])),
+            datasets=set(read("SELECT name, digest FROM dataset_inputs WHERE run_id = ?", [run_id])),
+            model_inputs=set(read("SELECT model_id, step FROM model_inputs WHERE run_id = ?", [run_id])),
+            model_outputs=set(read("SELECT model_id, step FROM model_outputs WHERE run_id = ?", [run_id])),
+            artifacts={
+                path.removeprefix(prefix)
+                for (path,) in read("SELECT path FROM artifacts WHERE run_id = ?", [run_id])
+                if path.startswith(prefix)
+            },
+            points=self.projection.query(_points_of, run_id),
+        )
+
     def _writer(self) -> BulkWriter:
         if self._bulk is None:
             self._bulk = self.ledger.bulk()
@@ -145,6 +182,7 @@ class ServerTarget:
         )
         self._encoder = msgspec.msgpack.Encoder()
         self.headers = credentials()
+        self._rest: RestSource | None = None  # the server read as an MLflow server, for ``held``
 
     def _call(
         self,
@@ -199,6 +237,28 @@ class ServerTarget:
             found.update(self._call("POST", "/api/ledger/import/known", body)["known"])
         return found
 
+    def held(self, run_id: str, folder: str) -> TargetRun | None:
+        """Read as an mlflow client reads it: the run, its metric histories, its artifact listing."""
+        if self._rest is None:
+            self._rest = RestSource(self.url)
+        run = self._rest.run(run_id)
+        if run is None:
+            return None
+        chunks = [chunk for _, chunk in self._rest.metric_chunks([run], HISTORY_PAGE)]
+        files = ProxyFiles(self._rest, FsspecFiles(None))
+        return TargetRun(
+            status=run.status,
+            end_time=run.end_time,
+            lifecycle_stage=run.lifecycle_stage,
+            params={p.key: p.value for p in run.params},
+            tags={t.key: t.value for t in run.tags},
+            datasets={(d.name, d.digest) for d in run.datasets},
+            model_inputs={(m.model_id, m.step) for m in run.model_inputs},
+            model_outputs={(m.model_id, m.step) for m in run.model_outputs},
+            artifacts=set(files.files(f"mlflow-artifacts:/{folder}")),
+            points=points_table(chunks).select(list(POINT_COLUMNS)),
+        )
+
     def append(self, events: list[Event], points: dict[int, pa.Array] | None = None) -> int:
         if points:
             events = [
@@ -232,6 +292,14 @@ class ServerTarget:
 
     def close(self) -> None:
         self.http.clear()
+        if self._rest is not None:
+            self._rest.close()
+
+
+def _points_of(cursor, run_id: str) -> pa.Table:
+    return cursor.sql(
+        "SELECT key, value, timestamp, step FROM metrics WHERE run_id = ?", params=[run_id]
+    ).to_arrow_table()
 
 
 class _Hashing:
