@@ -62,8 +62,9 @@ def _version(v) -> dict:
     }
 
 
-def reads(url: str, workdir: Path) -> dict:
-    """What a user sees through the mlflow client at ``url``."""
+def reads(url: str, workdir: Path, registry: bool = True) -> dict:
+    """What a user sees through the mlflow client at ``url`` (``registry``: also the registry of
+    ``mlflow_history.py`` and its models' predictions)."""
     client = MlflowClient(url)
     exps = client.search_experiments(view_type=ViewType.ALL, order_by=["name"])
     out: dict = {
@@ -107,6 +108,26 @@ def reads(url: str, workdir: Path) -> dict:
         for r in out["runs_all"]
         for key in r["metrics"]
     }
+    out["artifacts"] = {}
+    for r in out["runs_all"]:
+        folder = workdir / f"{r['run_id']}-{abs(hash(url))}"
+        local = (
+            client.download_artifacts(r["run_id"], "", str(folder))
+            if client.list_artifacts(r["run_id"])
+            else None
+        )
+        if local:
+            out["artifacts"][r["run_id"]] = {
+                str(p.relative_to(local)): p.read_bytes()
+                for p in sorted(Path(local).rglob("*"))
+                if p.is_file()
+            }
+    if registry:
+        _registry_reads(client, url, ids, out)
+    return out
+
+
+def _registry_reads(client: MlflowClient, url: str, ids: list[str], out: dict) -> None:
     out["registered"] = [
         (
             m.name,
@@ -136,20 +157,6 @@ def reads(url: str, workdir: Path) -> dict:
         )
         for m in client.search_logged_models(ids)
     )
-    out["artifacts"] = {}
-    for r in out["runs_all"]:
-        folder = workdir / f"{r['run_id']}-{abs(hash(url))}"
-        local = (
-            client.download_artifacts(r["run_id"], "", str(folder))
-            if client.list_artifacts(r["run_id"])
-            else None
-        )
-        if local:
-            out["artifacts"][r["run_id"]] = {
-                str(p.relative_to(local)): p.read_bytes()
-                for p in sorted(Path(local).rglob("*"))
-                if p.is_file()
-            }
     import mlflow
 
     mlflow.set_tracking_uri(url)
@@ -157,7 +164,6 @@ def reads(url: str, workdir: Path) -> dict:
         uri: mlflow.pyfunc.load_model(uri).predict(X).tolist()
         for uri in ("models:/classifier/1", "models:/classifier@champion")
     }
-    return out
 
 
 def differences(a: dict, b: dict) -> list[str]:
