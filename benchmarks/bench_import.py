@@ -13,7 +13,9 @@ reports medians over repeats:
   points: on a shared machine whose other work takes the CPUs, wall-clock rates say more about
   that work than about the import;
 - the peak RSS of the importing process until durable and in all, and of its reading process
-  (the largest of the repeats).
+  (the largest of the repeats);
+- a rerun over the imported store with nothing changed in the source (every run found current by
+  its state marker), in runs/s of the whole command.
 Targets (issue 15): >= 1,000,000 metric points/s and >= 200 runs/s with their params and tags.
 ``--profile`` prints cProfile's top functions of one more import of the points store.
 """
@@ -61,9 +63,11 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def import_once(db: Path, workdir: Path) -> Result:
+def import_once(db: Path, workdir: Path, fresh: bool = True) -> Result:
+    """``fresh``: into an empty store; else into the store of the last import (a rerun)."""
     store = workdir / "data"
-    shutil.rmtree(store, ignore_errors=True)
+    if fresh:
+        shutil.rmtree(store, ignore_errors=True)
     started, cpu_started = time.perf_counter(), cpu_seconds()
     source, files = open_source(f"sqlite:///{db}", str(workdir / "no-artifacts"))
     target = StoreTarget(str(store), store / ".state", str(store / "artifacts"))
@@ -85,11 +89,11 @@ def import_once(db: Path, workdir: Path) -> Result:
     )
 
 
-def import_in_child(db: Path, workdir: Path) -> Result:
+def import_in_child(db: Path, workdir: Path, fresh: bool = True) -> Result:
     """``import_once`` in a fresh process, so that its peak RSS is its own."""
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(import_once, db, workdir).result()
+        return pool.submit(import_once, db, workdir, fresh).result()
 
 
 def profile(db: Path, workdir: Path) -> None:
@@ -141,6 +145,14 @@ def main() -> None:
                 f"{runs / seconds:>6,.0f} runs/s"
                 f"   per CPU-second: {points / cpu_seconds:>11,.0f} points {runs / cpu_seconds:>6,.0f} runs"
             )
+        reruns = [import_in_child(db, workdir, fresh=False) for _ in range(args.repeats)]
+        assert all(r.counts.get("runs", 0) == 0 for r in reruns), "a rerun imported runs again"
+        seconds = statistics.median(r.seconds for r in reruns)
+        cpu_seconds = statistics.median(r.cpu for r in reruns)
+        print(
+            f"  {'rerun, nothing changed':<30} {seconds:6.1f} s {runs / seconds:>6,.0f} runs/s"
+            f"   per CPU-second: {runs / cpu_seconds:>6,.0f} runs"
+        )
     if args.profile:
         profile(stores["points"], workdir)
     if not args.workdir:
