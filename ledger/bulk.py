@@ -24,7 +24,8 @@ import msgspec
 import pyarrow as pa
 from trackledger.ledger import segments as seg
 from trackledger.ledger.events import Event
-from trackledger.ledger.schema import default_overrides, events_to_table, metrics_list
+from trackledger.ledger.points_msgpack import points_msgpack
+from trackledger.ledger.schema import default_overrides, events_to_table
 
 if TYPE_CHECKING:
     from trackledger.ledger.ledger import Ledger
@@ -142,7 +143,9 @@ class BulkWriter:
         # threads (one relaying its source's points) for as long as it lasts.
         canonical = (
             _ENCODER.encode(
-                msgspec.structs.replace(event, metrics=metrics_list(points[row])) if row in points else event
+                msgspec.structs.replace(event, metrics=msgspec.Raw(points_msgpack(points[row])))
+                if row in points and len(points[row])
+                else event
             )
             for row, event in enumerate(events)
         )
