@@ -9,13 +9,18 @@ the HTTP server.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from trackledger.importer.artifacts import ArtifactFiles, FsspecFiles
-from trackledger.importer.records import Source, SourceError
+if TYPE_CHECKING:  # nothing heavy at import: the reading process of SQLite points is in this package
+    from trackledger.importer.artifacts import ArtifactFiles
+    from trackledger.importer.records import Source
 
 
 def open_source(url: str, artifacts_from: str | None) -> tuple[Source, ArtifactFiles]:
     """The source named by ``--from`` and where its artifact files are read."""
+    from trackledger.importer.artifacts import FsspecFiles
+    from trackledger.importer.records import SourceError
+
     if url.startswith("sqlite:///"):
         from trackledger.importer.sqlite_source import SqliteSource
 
@@ -35,4 +40,4 @@ def open_source(url: str, artifacts_from: str | None) -> tuple[Source, ArtifactF
     )
 
 
-__all__ = ["SourceError", "open_source"]
+__all__ = ["open_source"]

@@ -75,6 +75,7 @@ class SqliteSource:
         except sqlite3.DatabaseError as exc:
             raise SourceError(f"{self.path} is not a readable SQLite database ({exc})") from None
         self.points = PointsProcess(self.path, self.uri)
+        self.points.start()  # it loads its libraries while the importer reads experiments and runs
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.uri, uri=True, check_same_thread=False)

@@ -62,8 +62,9 @@ def _open_target(args: argparse.Namespace, settings: Settings):
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
-    from trackledger.importer import SourceError, open_source
+    from trackledger.importer import open_source
     from trackledger.importer.driver import Importer, Options
+    from trackledger.importer.records import SourceError
 
     console = Console(stderr=True)
     source = target = None
