@@ -1,8 +1,9 @@
 """The import, phase by phase: experiments, logged models, runs (with their metric points and
 artifacts), the model registry.
 
-Each phase streams from the source and appends entity by entity, so memory holds one page of runs
-and one chunk of points. Before a page is written, the target is asked which of its entities are
+Each phase streams from the source and appends entity by entity, so memory holds two pages of runs
+(the next one is read, and its points asked for, before this one is written) and PREFETCH_CHUNKS
+chunks of points. Before a page is written, the target is asked which of its entities are
 complete already (their marker events): those are skipped, and a partly written one is written
 again, its events carrying the same ids, so the ledger keeps one copy of each. A run imported
 before and changed in the source since gets what it lacks (``delta``; its points are read whole,
@@ -11,15 +12,14 @@ so memory holds that run's points).
 
 from __future__ import annotations
 
-import queue
 import re
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from trackledger.importer.artifacts import ArtifactFiles, CopiedFile
 from trackledger.importer.delta import (
     RunDelta,
@@ -39,6 +39,7 @@ from trackledger.importer.events import (
     registered_model_events,
     run_marker,
 )
+from trackledger.importer.prefetch import PointsPrefetch
 from trackledger.importer.records import (
     Source,
     SourceError,
@@ -52,7 +53,7 @@ from trackledger.ledger.events import ExperimentDeleted, ExperimentTagSet, RunTa
 
 METRIC_CHUNK = 5_000  # points per event
 RUN_PAGE = 200  # runs whose completion is asked in one query
-PREFETCH_CHUNKS = 4  # metric chunks read ahead of the appends, at most
+PREFETCH_CHUNKS = 32  # metric chunks read ahead of the appends, at most (~6 MB)
 SWITCH_INTERVAL_S = 0.0002
 DEFAULT_EXPERIMENT = ("0", "Default")
 PHASES = ("experiments", "logged models", "runs", "metric points", "artifacts", "registered models")
@@ -265,38 +266,48 @@ class Importer:
                 self.report.counts["logged models"] += 1
 
     def _runs(self, exp_ids: list[str]) -> None:
-        counts = self.report.counts
-        for page in _pages(self.source.runs(exp_ids), RUN_PAGE):
-            states = {r.run_id: state_marker(r) for r in page}
-            done = self._done([run_marker(r.run_id) for r in page] + list(states.values()))
-            current = [r for r in page if states[r.run_id] in done]
-            changed = [r for r in page if states[r.run_id] not in done and run_marker(r.run_id) in done]
-            self.report.skipped["runs"] += len(current)
-            self.progress.advance("runs", len(current))
-            # In run id order: a source reads a page's points in one pass of its index.
-            todo = sorted((r for r in page if run_marker(r.run_id) not in done), key=lambda r: r.run_id)
-            chunks = _Prefetch(self.source, todo)
-            for run in todo:
-                target_exp = self.mapping[run.experiment_id]
-                location = f"{target_exp}/{run.run_id}/artifacts"
-                events = RunEvents(run, target_exp, f"mlflow-artifacts:/{location}", self.origin)
-                self._append(events.head())
-                for chunk in chunks.of(run):
-                    self._append([events.metrics()], {0: chunk})
-                    counts["metric points"] += len(chunk)
-                    self.progress.advance("metric points", len(chunk))
-                copied = self._copy(run.artifact_uri, location, events.key)
-                self._append([*events.tail(copied), state_event(run, events.common, self.origin)])
-                counts["runs"] += 1
-                counts["params"] += len(run.params)
-                counts["tags"] += len(run.tags)
-                counts["dataset inputs"] += len(run.datasets)
-                self.progress.advance("runs")
-            for run in changed:
-                self._catch_up(run)
-                self.progress.advance("runs")
+        plans = map(self._plan_page, _pages(self.source.runs(exp_ids), RUN_PAGE))
+        with PointsPrefetch(self.source, METRIC_CHUNK, PREFETCH_CHUNKS) as prefetch:
+            for plan in _one_ahead(plans, lambda plan: plan.want(prefetch)):
+                self._import_page(plan, prefetch)
 
-    def _catch_up(self, run: SourceRun) -> None:
+    def _plan_page(self, page: list[SourceRun]) -> _PagePlan:
+        """Which of a page's runs to import, which to bring up to date, and how many are current."""
+        states = {r.run_id: state_marker(r) for r in page}
+        done = self._done([run_marker(r.run_id) for r in page] + list(states.values()))
+        # In run id order: a source reads a page's points in one pass of its index.
+        todo = sorted((r for r in page if run_marker(r.run_id) not in done), key=lambda r: r.run_id)
+        changed = sorted(
+            (r for r in page if states[r.run_id] not in done and run_marker(r.run_id) in done),
+            key=lambda r: r.run_id,
+        )
+        return _PagePlan(todo, changed, sum(states[r.run_id] in done for r in page))
+
+    def _import_page(self, plan: _PagePlan, prefetch: PointsPrefetch) -> None:
+        counts = self.report.counts
+        self.report.skipped["runs"] += plan.current
+        self.progress.advance("runs", plan.current)
+        for run in plan.todo:
+            target_exp = self.mapping[run.experiment_id]
+            location = f"{target_exp}/{run.run_id}/artifacts"
+            events = RunEvents(run, target_exp, f"mlflow-artifacts:/{location}", self.origin)
+            self._append(events.head())
+            for chunk in prefetch.of(run):
+                self._append([events.metrics()], {0: chunk})
+                counts["metric points"] += len(chunk)
+                self.progress.advance("metric points", len(chunk))
+            copied = self._copy(run.artifact_uri, location, events.key)
+            self._append([*events.tail(copied), state_event(run, events.common, self.origin)])
+            counts["runs"] += 1
+            counts["params"] += len(run.params)
+            counts["tags"] += len(run.tags)
+            counts["dataset inputs"] += len(run.datasets)
+            self.progress.advance("runs")
+        for run in plan.changed:
+            self._catch_up(run, points_table(list(prefetch.of(run))))
+            self.progress.advance("runs")
+
+    def _catch_up(self, run: SourceRun, source_points: pa.Table) -> None:
         """A run imported before and changed since: what the target lacks, then its state marker
         (see ``delta``)."""
         counts = self.report.counts
@@ -313,7 +324,6 @@ class Importer:
             counts["params"] += len(getattr(event, "params", ()))
             counts["tags"] += len(getattr(event, "tags", ())) + isinstance(event, RunTagDeleted)
             counts["dataset inputs"] += len(getattr(event, "datasets", ()))
-        source_points = points_table([chunk for _, chunk in self.source.metric_chunks([run], METRIC_CHUNK)])
         fresh = new_points(source_points, held.points)
         for start in range(0, len(fresh), METRIC_CHUNK):
             chunk = struct_points(fresh.slice(start, METRIC_CHUNK))
@@ -374,39 +384,27 @@ def _unit_key(exp: SourceExperiment) -> str:
     return experiment_events(exp, exp.experiment_id, "", "").marker
 
 
-class _Prefetch:
-    """The metric chunks of a page's runs, taken ahead by a thread (bounded): reading the source
-    (SQLite in a process of its own, HTTP releasing the GIL) overlaps appending the events."""
+@dataclass
+class _PagePlan:
+    todo: list[SourceRun]  # runs to import, in run id order
+    changed: list[SourceRun]  # runs imported before and changed in the source since, likewise
+    current: int  # runs imported before and unchanged
 
-    def __init__(self, source: Source, runs: list):
-        self._queue: queue.Queue = queue.Queue(maxsize=PREFETCH_CHUNKS)
-        self._next: tuple[str, object] | None = None
-        self._thread = threading.Thread(target=self._read, args=(source, runs), daemon=True)
-        self._thread.start()
-
-    def _read(self, source: Source, runs: list) -> None:
-        try:
-            for item in source.metric_chunks(runs, METRIC_CHUNK):
-                self._queue.put(item)
-            self._queue.put(_END)
-        except BaseException as exc:  # handed to the importing thread, which raises it
-            self._queue.put(exc)
-
-    def of(self, run) -> Iterator:
-        """The next run's chunks (runs come in the order given)."""
-        while True:
-            if self._next is None:
-                item = self._queue.get()
-                if isinstance(item, BaseException):
-                    raise item
-                self._next = item
-            if self._next is _END or self._next[0] != run.run_id:
-                return
-            yield self._next[1]
-            self._next = None
+    def want(self, prefetch: PointsPrefetch) -> None:
+        prefetch.want(self.todo)
+        prefetch.want(self.changed)
 
 
-_END = ("", None)  # after the last chunk
+def _one_ahead(items: Iterator, start: Callable) -> Iterator:
+    """The items, each ``start``-ed as soon as it is read: a step before it is yielded."""
+    previous = none = object()
+    for item in items:
+        start(item)
+        if previous is not none:
+            yield previous
+        previous = item
+    if previous is not none:
+        yield previous
 
 
 def _pages(items: Iterator, size: int) -> Iterator[list]:
