@@ -4,14 +4,14 @@ appends millions of metric points to a store it holds offline.
 Through the WAL, a point costs a loader twice: encoded into a frame, then decoded and converted
 to Arrow when its file rolls into a segment (0.7 us here, three times the Parquet encoding).
 A bulk writer takes events whose metric points may come as Arrow arrays built from a source's
-columns, stamps them, and writes them as row groups of a segment: a point is made into a Python
-object only once, for the digest (the canonical bytes of the events, what ``verify`` recomputes).
+columns, stamps them, and writes them as row groups of a segment: a point never becomes a Python
+object, also not for the digest (the canonical bytes of the events, what ``verify`` recomputes:
+``points_msgpack`` writes them from the columns).
 
 Events are durable once their segment is published: by ``publish``, by the ``add`` that makes the
 open segment hold BULK_SEGMENT_ITEMS items or finds its oldest event BULK_SEGMENT_SECONDS old,
-and by ``close``. A crash loses only
-what was never published (never reported durable); one ``add`` is never split between segments,
-so it stays all-or-nothing. While a bulk writer is open the ledger takes no other appends.
+and by ``close``. A crash loses only what was never published (never reported durable); one
+``add`` is never split between segments, so it stays all-or-nothing. While a bulk writer is open the ledger takes no other appends.
 """
 
 from __future__ import annotations
@@ -140,7 +140,8 @@ class BulkWriter:
         events, points = self._pending, self._pending_points
         table = events_to_table(events, points)
         # Event by event, not in one call: a long call holding the GIL stalls the loader's other
-        # threads (one relaying its source's points) for as long as it lasts.
+        # threads (one relaying its source's points) for as long as it lasts. The points are
+        # spliced in as their encoding, where the event's own (empty) list would be.
         canonical = (
             _ENCODER.encode(
                 msgspec.structs.replace(event, metrics=msgspec.Raw(points_msgpack(points[row])))
