@@ -64,7 +64,7 @@ class PointsPrefetch:
 
     def _read(self) -> None:
         try:
-            while (runs := self._wanted.get()) is not None:
+            while (runs := self._wanted.get()) is not None and not self._stopping.is_set():
                 if not self._read_page(runs):
                     return
         except BaseException as exc:  # handed to the importing thread, which raises it

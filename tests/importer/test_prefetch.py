@@ -77,6 +77,18 @@ def test_closing_stops_a_reader_blocked_on_a_full_queue():
     assert not any(t.name == prefetch._thread.name and t.is_alive() for t in threading.enumerate())
 
 
+def test_once_closed_no_page_still_wanted_is_read():
+    # A page wanted before the close but not begun: reading it would restart a source's reader
+    # (SQLite's process) only to stop it.
+    source = ListedSource({"b": ["b0"]})
+    prefetch = PointsPrefetch(source, chunk_points=10, chunks_ahead=2)
+    prefetch.close()
+    prefetch._wanted.put([run("b")])
+    prefetch._wanted.put(None)
+    prefetch._read()  # as the reading thread would, had it not taken the close yet
+    assert source.asked == []
+
+
 def test_an_import_in_pages_of_two_runs_gives_every_run_its_points(tmp_path, monkeypatch):
     db = tmp_path / "mlruns.db"
     generate(db, runs=7, points_per_run=23, params=1, tags=1)
