@@ -11,7 +11,8 @@ object, also not for the digest (the canonical bytes of the events, what ``verif
 Events are durable once their segment is published: by ``publish``, by the ``add`` that makes the
 open segment hold BULK_SEGMENT_ITEMS items or finds its oldest event BULK_SEGMENT_SECONDS old,
 and by ``close``. A crash loses only what was never published (never reported durable); one
-``add`` is never split between segments, so it stays all-or-nothing. While a bulk writer is open the ledger takes no other appends.
+``add`` is never split between segments, so it stays all-or-nothing. While a bulk writer is open
+the ledger takes no other appends.
 """
 
 from __future__ import annotations
