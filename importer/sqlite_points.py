@@ -22,9 +22,7 @@ from trackledger.importer import sqlite_points_reader as reader
 from trackledger.importer.records import SourceError
 from trackledger.ledger.schema import METRIC_TYPE
 
-__all__ = ["PointsProcess", "sql_in"]
-
-sql_in = reader.sql_in
+__all__ = ["PointsProcess"]
 
 
 class PointsProcess:

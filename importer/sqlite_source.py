@@ -24,7 +24,8 @@ from trackledger.importer.records import (
     SourceRegisteredModel,
     SourceRun,
 )
-from trackledger.importer.sqlite_points import PointsProcess, sql_in
+from trackledger.importer.sqlite_points import PointsProcess
+from trackledger.importer.sqlite_points_reader import sql_in
 from trackledger.ledger.events import Dataset, Metric, ModelOutput, Param, Tag
 
 # Tables and columns read here: a file without them is not an MLflow 3 store.
