@@ -5,7 +5,6 @@ REST through a running server; a rerun killed midway of its changes, run again, 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -20,7 +19,7 @@ from tests.api.conftest import ServerProcess
 from tests.importer.compare import differences, reads
 from tests.importer.conftest import HERE, mlflow_server, trackledger
 from tests.importer.synthetic import generate
-from tests.importer.test_import_sqlite import import_db, segment_events, verify
+from tests.importer.test_import_sqlite import import_db, rerun_and_count, segment_events
 
 NOTHING_APPENDED = re.compile(r"│ events appended\s+│\s+0 │")
 
@@ -133,20 +132,13 @@ def test_a_rerun_killed_midway_of_its_changes_and_run_again_adds_nothing_twice(t
     proc.communicate(timeout=300)
     partial = segment_events(store)
 
-    out = trackledger(*cmd[3:])
-    assert out.returncode == 0, out.stderr
-    ids = [row[0] for row in segment_events(store)]
-    assert len(ids) == len(set(ids)) > len(partial)
-    counts = trackledger(
-        "sql",
-        "--store",
-        str(store),
-        "--format",
-        "json",
+    counts = rerun_and_count(
+        cmd,
+        store,
+        partial,
         "SELECT (SELECT count(*) FROM metrics) AS points, "
         "(SELECT count(*) FROM runs WHERE status = 'FINISHED' AND end_time IS NOT NULL) AS finished",
     )
-    assert json.loads(counts.stdout) == [{"points": 60 * 40_000, "finished": 60}]
-    assert verify(store).returncode == 0
+    assert counts == [{"points": 60 * 40_000, "finished": 60}]
     again = trackledger(*cmd[3:])
     assert NOTHING_APPENDED.search(again.stdout)

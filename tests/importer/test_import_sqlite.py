@@ -42,6 +42,20 @@ def verify(store):
     return trackledger("verify", "--store", str(store))
 
 
+def rerun_and_count(cmd: list[str], store, partial: list[tuple], sql: str) -> list[dict]:
+    """Run a killed import's command (``python -m trackledger import ...``) again: it succeeds,
+    appends more than the killed one had and no event twice, and the store verifies. The rows
+    ``sql`` gives on the store then."""
+    out = trackledger(*cmd[3:])
+    assert out.returncode == 0, out.stderr
+    ids = [row[0] for row in segment_events(store)]
+    assert len(ids) == len(set(ids)) > len(partial)
+    assert verify(store).returncode == 0
+    counts = trackledger("sql", "--store", str(store), "--format", "json", sql)
+    assert counts.returncode == 0, counts.stderr
+    return json.loads(counts.stdout)
+
+
 def import_db(source, store, *extra):
     return trackledger(
         "import",
@@ -162,21 +176,14 @@ def test_killed_midway_and_run_again_nothing_is_twice(tmp_path, big_db, sig):
     partial = segment_events(store)
     assert len(partial) > 0
 
-    out = trackledger(*cmd[3:])
-    assert out.returncode == 0, out.stderr
-    ids = [row[0] for row in segment_events(store)]
-    assert len(ids) == len(set(ids)) > len(partial)
-    counts = trackledger(
-        "sql",
-        "--store",
-        str(store),
-        "--format",
-        "json",
+    counts = rerun_and_count(
+        cmd,
+        store,
+        partial,
         "SELECT (SELECT count(*) FROM metrics) AS points, (SELECT count(*) FROM runs) AS runs, "
         "(SELECT count(*) FROM params) AS params",
     )
-    assert json.loads(counts.stdout) == [{"points": 60 * 40_000, "runs": 60, "params": 600}]
-    assert verify(store).returncode == 0
+    assert counts == [{"points": 60 * 40_000, "runs": 60, "params": 600}]
 
 
 def test_an_experiment_id_or_name_taken_in_the_target_is_refused(mlflow_source, tmp_path):

@@ -45,28 +45,32 @@ def assert_intact(store: str, state_dir: str, acknowledged: list[str]) -> None:
     assert report.ok, report.summary()
 
 
+def killed_child(mode: str, store: str, state_dir: str, lines: int) -> list[str]:
+    """Run the ledger child in ``mode`` and kill -9 it after ``lines`` lines of acknowledged ids:
+    every id it acknowledged, also those between our last read and the kill."""
+    child = subprocess.Popen(
+        [sys.executable, CHILD, mode, store, state_dir], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    acknowledged = []
+    for _ in range(lines):
+        line = child.stdout.readline()
+        if not line:
+            break
+        acknowledged.extend(line.split())
+    os.kill(child.pid, signal.SIGKILL)
+    acknowledged.extend(child.stdout.read().split())
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    return acknowledged
+
+
 def test_kill_9_while_appending_loses_no_acknowledged_event(tmp_path):
     store, state_dir = str(tmp_path / "store"), str(tmp_path / "state")
     rng = random.Random()
     acknowledged: list[str] = []
     for _round in range(6):
-        child = subprocess.Popen(
-            [sys.executable, CHILD, "loop", store, state_dir],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        stop_after = rng.randint(1, 400)  # a random moment: after this many acknowledged appends
-        for _ in range(stop_after):
-            line = child.stdout.readline()
-            if not line:
-                break
-            acknowledged.extend(line.split())
-        os.kill(child.pid, signal.SIGKILL)
-        # Appends acknowledged between our last read and the kill count too.
-        acknowledged.extend(child.stdout.read().split())
-        child.wait()
-        assert child.returncode == -signal.SIGKILL
+        # A random moment: after this many acknowledged appends.
+        acknowledged.extend(killed_child("loop", store, state_dir, rng.randint(1, 400)))
         assert_intact(store, state_dir, acknowledged)
     assert len(acknowledged) > 0
     segments = [p for p in (tmp_path / "store").rglob("*.parquet")]
@@ -77,17 +81,7 @@ def test_kill_9_while_bulk_writing_loses_nothing_published_and_no_add_in_part(tm
     store, state_dir = str(tmp_path / "store"), str(tmp_path / "state")
     acknowledged: list[str] = []
     for _round in range(4):
-        child = subprocess.Popen(
-            [sys.executable, CHILD, "bulk-loop", store, state_dir],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(random.randint(1, 40)):
-            acknowledged.extend(child.stdout.readline().split())
-        os.kill(child.pid, signal.SIGKILL)
-        acknowledged.extend(child.stdout.read().split())
-        child.wait()
+        acknowledged.extend(killed_child("bulk-loop", store, state_dir, random.randint(1, 40)))
         assert_intact(store, state_dir, acknowledged)
         with Ledger(store, state_dir) as ledger:
             events = list(ledger.read())
